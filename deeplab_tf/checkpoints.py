@@ -1,0 +1,226 @@
+"""Loading checkpoints into a DeepLab model: the original's TF1 checkpoints and this project's.
+
+Every ``ConvBN`` knows the original variable names of its weights
+(``layers.original_variable_map``), so both kinds of checkpoint are loaded the same way:
+
+1. read the checkpoint with ``tf.train.load_checkpoint`` (no slim needed);
+2. pair each model variable with a checkpoint key — the original name itself for a TF1
+   checkpoint (model-zoo or ImageNet backbone-only), or the object-graph key of the
+   variable for a checkpoint written by ``tf.train.Checkpoint(model=...)`` (deeplab-train);
+3. check every shape, then assign.
+
+A shape mismatch is an error naming both variables and shapes, unless the variable belongs
+to the last layers and ``initialize_last_layer=False`` (a new class count): those are skipped
+and reported. Variables present on one side only are reported, not errors (an ImageNet
+checkpoint has no ASPP/decoder; a model-zoo checkpoint has optimizer slots and global_step).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import List, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from deeplab_tf.layers import original_variable_map
+
+# The original's last layers (model.get_extra_layer_scopes + logits).
+LOGITS_SCOPES = ("logits",)
+EXTRA_LAST_LAYER_SCOPES = ("image_pooling", "aspp", "concat_projection", "decoder",
+                           "meta_architecture")
+_OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+_VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used for this model (one-line message)."""
+
+
+def last_layer_scopes(last_layers_contain_logits_only: bool = False) -> Tuple[str, ...]:
+    """Scopes of the original's "last layers" (re-initialised for a new class count)."""
+    if last_layers_contain_logits_only:
+        return LOGITS_SCOPES
+    return LOGITS_SCOPES + EXTRA_LAST_LAYER_SCOPES
+
+
+def in_scopes(name: str, scopes) -> bool:
+    """True if the original variable ``name`` lies under one of ``scopes`` (prefix match)."""
+    return any(name.startswith(scope) for scope in scopes)
+
+
+@dataclasses.dataclass
+class LoadReport:
+    """What ``load_checkpoint`` did."""
+
+    path: str
+    kind: str  # "original" or "project"
+    loaded: List[str] = dataclasses.field(default_factory=list)
+    skipped_last_layers: List[Tuple[str, tuple, tuple]] = dataclasses.field(default_factory=list)
+    missing_in_checkpoint: List[str] = dataclasses.field(default_factory=list)
+    unused_in_checkpoint: List[str] = dataclasses.field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"Loaded {len(self.loaded)} variables from {self.kind} checkpoint {self.path}."]
+        if self.skipped_last_layers:
+            lines.append(f"Skipped {len(self.skipped_last_layers)} last-layer variables "
+                         "(initialize_last_layer=False): " + ", ".join(
+                             f"{n} {list(c)}->{list(m)}" for n, c, m in self.skipped_last_layers))
+        if self.missing_in_checkpoint:
+            lines.append(f"{len(self.missing_in_checkpoint)} model variables not in the "
+                         "checkpoint keep their initial values: "
+                         + _abbreviate(self.missing_in_checkpoint))
+        if self.unused_in_checkpoint:
+            lines.append(f"{len(self.unused_in_checkpoint)} checkpoint variables unused: "
+                         + _abbreviate(self.unused_in_checkpoint))
+        return "\n".join(lines)
+
+
+def _abbreviate(names, limit=8):
+    names = sorted(names)
+    text = ", ".join(names[:limit])
+    return text + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+def resolve_checkpoint_path(path: str) -> str:
+    """A checkpoint prefix from a prefix or a directory (its latest checkpoint)."""
+    if not path:
+        raise CheckpointError("No checkpoint path given")
+    if os.path.isdir(path):
+        latest = tf.train.latest_checkpoint(path)
+        if latest is None:
+            raise CheckpointError(f"No checkpoint found in directory {path}")
+        return latest
+    return path
+
+
+def latest_checkpoint(directory: str):
+    """The newest checkpoint prefix in ``directory``, or None."""
+    return tf.train.latest_checkpoint(directory) if os.path.isdir(directory) else None
+
+
+def _reader(path):
+    try:
+        return tf.train.load_checkpoint(path)
+    except (tf.errors.OpError, ValueError) as error:
+        message = getattr(error, "message", str(error))
+        raise CheckpointError(
+            f"Cannot read checkpoint {path}: {' '.join(message.split())[:300]}") from None
+
+
+def _resolve_object_path(model, key):
+    """The model variable that ``tf.train.Checkpoint(model=model)`` saved under ``key``."""
+    if not (key.startswith("model/") and key.endswith(_VALUE_SUFFIX)):
+        return None
+    obj = model
+    for part in key[len("model/"):-len(_VALUE_SUFFIX)].split("/"):
+        try:
+            obj = obj[int(part)] if part.isdigit() else getattr(obj, part)
+        except (AttributeError, IndexError, KeyError, TypeError):
+            return None
+    return obj if isinstance(obj, tf.Variable) or hasattr(obj, "assign") else None
+
+
+def _pairs(model, reader, kind):
+    """[(original name, checkpoint key or None, variable)] for every mapped model variable."""
+    names = original_variable_map(model)
+    keys = set(reader.get_variable_to_shape_map())
+    if kind == "original":
+        return [(name, name if name in keys else None, var) for name, var in names.items()], \
+            sorted(keys - set(names))
+    by_id = {}
+    for key in keys:
+        var = _resolve_object_path(model, key)
+        if var is not None:
+            by_id[id(var)] = key
+    pairs = [(name, by_id.get(id(var)), var) for name, var in names.items()]
+    used = {key for _, key, _ in pairs if key}
+    unused = sorted(k for k in keys - used
+                    if k.startswith("model/") and k != _OBJECT_GRAPH_KEY)
+    return pairs, unused
+
+
+def load_checkpoint(model, path, initialize_last_layer=True,
+                    last_layers_contain_logits_only=False) -> LoadReport:
+    """Loads an original TF1 checkpoint or this project's checkpoint into ``model``.
+
+    Args:
+        model: a model from ``build_model``.
+        path: checkpoint prefix, or a directory (its latest checkpoint).
+        initialize_last_layer: bool. If false, the last layers (see ``last_layer_scopes``)
+            are not loaded, so a checkpoint with another class count can be used.
+        last_layers_contain_logits_only: bool. Last layers = logits only.
+
+    Returns:
+        A ``LoadReport``.
+
+    Raises:
+        CheckpointError: unreadable checkpoint, nothing in common with the model, or a
+            shape mismatch (naming both variables and shapes).
+    """
+    path = resolve_checkpoint_path(path)
+    reader = _reader(path)
+    shapes = reader.get_variable_to_shape_map()
+    kind = "project" if _OBJECT_GRAPH_KEY in shapes else "original"
+    pairs, unused = _pairs(model, reader, kind)
+    skip_scopes = () if initialize_last_layer else last_layer_scopes(last_layers_contain_logits_only)
+    report = LoadReport(path=path, kind=kind, unused_in_checkpoint=unused)
+    to_assign = []
+    for name, key, var in pairs:
+        if key is None:
+            report.missing_in_checkpoint.append(name)
+            continue
+        ckpt_shape = tuple(shapes[key])
+        model_shape = tuple(var.shape)
+        if in_scopes(name, skip_scopes):
+            report.skipped_last_layers.append((name, ckpt_shape, model_shape))
+            continue
+        if ckpt_shape != model_shape:
+            hint = ""
+            if in_scopes(name, last_layer_scopes(False)):
+                hint = (" (a different number of classes? use --initialize_last_layer=false "
+                        "to skip the last layers)")
+            raise CheckpointError(
+                f"Shape mismatch: checkpoint variable {key} has shape {list(ckpt_shape)} but "
+                f"model variable {name} ({var.path}) has shape {list(model_shape)}{hint}")
+        to_assign.append((name, key, var))
+    if not to_assign:
+        raise CheckpointError(
+            f"No variable of checkpoint {path} matches the model "
+            f"(model '{model.name}'; is --model_variant right?)")
+    for name, key, var in to_assign:
+        var.assign(np.asarray(reader.get_tensor(key), dtype=var.dtype))
+        report.loaded.append(name)
+    return report
+
+
+def load_original_checkpoint(model, path, initialize_last_layer=True,
+                             last_layers_contain_logits_only=False) -> LoadReport:
+    """Loads a checkpoint of the original TF1 DeepLab into ``model`` (see ``load_checkpoint``).
+
+    Accepts full model-zoo checkpoints and ImageNet-pretrained backbone-only checkpoints;
+    variables are matched by their original names, e.g.
+    ``xception_65/entry_flow/conv1_1/BatchNorm/moving_variance`` or ``logits/semantic/biases``.
+    """
+    path = resolve_checkpoint_path(path)
+    if checkpoint_kind(path) != "original":
+        raise CheckpointError(f"{path} is not an original TF1 checkpoint")
+    return load_checkpoint(model, path, initialize_last_layer, last_layers_contain_logits_only)
+
+
+def checkpoint_kind(path: str) -> str:
+    """"original" (TF1, variables named by scope) or "project" (tf.train.Checkpoint)."""
+    shapes = _reader(resolve_checkpoint_path(path)).get_variable_to_shape_map()
+    return "project" if _OBJECT_GRAPH_KEY in shapes else "original"
+
+
+def save_model_checkpoint(model, directory: str, step: int = 0) -> str:
+    """Writes ``directory/ckpt-<step>`` in this project's format (as deeplab-train does).
+
+    The directory gets the ``checkpoint`` state file too, so ``latest_checkpoint`` and every
+    ``--checkpoint_dir`` / ``--tf_initial_checkpoint`` flag accept the directory itself.
+    """
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), directory,
+                                         max_to_keep=None, checkpoint_name="ckpt")
+    return manager.save(checkpoint_number=step)

@@ -1,0 +1,96 @@
+"""deeplab-convert-checkpoint: an original TF1 DeepLab checkpoint -> this project's format.
+
+    deeplab-convert-checkpoint --flagfile=configs/pascal_voc_seg/xception65_os16.flags \\
+        --tf1_checkpoint=deeplabv3_pascal_train_aug/model.ckpt --output=converted/
+
+Builds the model that the model flags describe, loads the checkpoint by original variable
+names (every shape checked), and writes ``OUTPUT/ckpt-0`` plus ``OUTPUT/config.json``: a
+directory that ``--tf_initial_checkpoint``, ``--checkpoint_dir`` and ``deeplab-export`` accept.
+The class count defaults to the checkpoint's logits. The output directory appears only when
+complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+
+from absl import flags, logging
+
+from deeplab_tf.cli import _model_flags
+from deeplab_tf.cli._common import UserError, run_app
+
+_TF1_CHECKPOINT = flags.DEFINE_string(
+    "tf1_checkpoint", None, "Prefix of the original checkpoint (e.g. .../model.ckpt).")
+_OUTPUT = flags.DEFINE_string("output", None, "Output directory (must not exist or be empty).")
+_INITIALIZE_LAST_LAYER = flags.DEFINE_boolean(
+    "initialize_last_layer", True,
+    "Load the last layers too; false skips them (a new class count).")
+_LAST_LAYERS_CONTAIN_LOGITS_ONLY = flags.DEFINE_boolean(
+    "last_layers_contain_logits_only", False, "Last layers = logits only.")
+
+
+def _checkpoint_num_classes(path):
+    import tensorflow as tf
+
+    from deeplab_tf.checkpoints import _reader, resolve_checkpoint_path
+
+    shapes = _reader(resolve_checkpoint_path(path)).get_variable_to_shape_map()
+    bias = shapes.get("logits/semantic/biases")
+    del tf
+    return int(bias[0]) if bias else None
+
+
+def convert(tf1_checkpoint, output, model_config, initialize_last_layer=True,
+            last_layers_contain_logits_only=False):
+    """Converts and writes ``output/``; returns the LoadReport."""
+    from deeplab_tf.checkpoints import load_original_checkpoint, save_model_checkpoint
+    from deeplab_tf.model import build_model
+
+    if os.path.exists(output) and (not os.path.isdir(output) or os.listdir(output)):
+        raise UserError(f"--output={output} already exists and is not an empty directory")
+    model = build_model(model_config)
+    report = load_original_checkpoint(model, tf1_checkpoint, initialize_last_layer,
+                                      last_layers_contain_logits_only)
+    parent = os.path.dirname(os.path.abspath(output))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=os.path.basename(os.path.abspath(output)) + ".tmp-",
+                               dir=parent)
+    try:
+        save_model_checkpoint(model, staging, step=0)
+        with open(os.path.join(staging, "config.json"), "w") as f:
+            json.dump({"model": model_config.to_dict(),
+                       "converted_from": os.path.abspath(report.path)}, f, indent=2)
+        if os.path.isdir(output):
+            os.rmdir(output)  # empty, checked above
+        os.replace(staging, output)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return report
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UserError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    if not _TF1_CHECKPOINT.value:
+        raise UserError("--tf1_checkpoint is required")
+    if not _OUTPUT.value:
+        raise UserError("--output is required")
+    num_classes = _checkpoint_num_classes(_TF1_CHECKPOINT.value)
+    config = _model_flags.model_config_from_flags(num_classes=num_classes)
+    report = convert(_TF1_CHECKPOINT.value, _OUTPUT.value, config,
+                     _INITIALIZE_LAST_LAYER.value, _LAST_LAYERS_CONTAIN_LOGITS_ONLY.value)
+    logging.info("%s", report.summary())
+    print(report.summary())
+    print(f"Wrote {os.path.join(_OUTPUT.value, 'ckpt-0')} and config.json")
+
+
+def run():
+    run_app(main)
+
+
+if __name__ == "__main__":
+    run()

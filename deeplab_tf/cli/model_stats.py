@@ -1,0 +1,67 @@
+"""deeplab-model-stats: parameters and multiply-adds of the model a flagfile describes.
+
+    deeplab-model-stats --flagfile=configs/pascal_voc_seg/xception65_os16.flags --crop_size=513,513
+
+Prints one line per figure; ``--json`` writes them to a file too.
+"""
+
+from __future__ import annotations
+
+import json
+
+from absl import flags
+
+from deeplab_tf.cli import _model_flags
+from deeplab_tf.cli._common import UserError, atomic_write_text, run_app
+
+_CROP_SIZE = flags.DEFINE_list("crop_size", "513,513", "Input size 'height,width'.")
+_STATS_DATASET = flags.DEFINE_string(
+    "dataset", "pascal_voc_seg", "Dataset name (gives the class count unless --num_classes).")
+_JSON = flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
+
+
+def _crop_size():
+    try:
+        height, width = (int(v) for v in _CROP_SIZE.value)
+    except ValueError:
+        raise UserError(f"--crop_size must be 'height,width'. Received: "
+                        f"--crop_size={','.join(_CROP_SIZE.value)}") from None
+    if height < 1 or width < 1:
+        raise UserError(f"--crop_size must be positive. Received: --crop_size={height},{width}")
+    return height, width
+
+
+def dataset_num_classes(dataset):
+    """The registry's class count for ``dataset`` (None when it is not a registry name)."""
+    from deeplab_tf.data import registry
+
+    try:
+        return registry.get_dataset_info(dataset).num_classes
+    except (ValueError, KeyError, FileNotFoundError):
+        return None
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UserError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    from deeplab_tf.model import model_stats
+
+    height, width = _crop_size()
+    config = _model_flags.model_config_from_flags(
+        num_classes=dataset_num_classes(_STATS_DATASET.value))
+    stats = model_stats(config, height, width)
+    print(f"model_variant: {config.model_variant}")
+    print(f"input: {height}x{width}, classes: {config.num_classes}")
+    print(f"params: {stats['params']:,}")
+    print(f"multiply-adds: {stats['madds'] / 1e9:.2f}B")
+    if _JSON.value:
+        atomic_write_text(_JSON.value, json.dumps(
+            {"config": config.to_dict(), "height": height, "width": width, **stats}, indent=2))
+
+
+def run():
+    run_app(main)
+
+
+if __name__ == "__main__":
+    run()
