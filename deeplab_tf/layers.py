@@ -127,8 +127,9 @@ class ConvBN(keras.layers.Layer):
         self.sync_batch_norm = sync_batch_norm
         self.batch_norm_trainable = batch_norm_trainable
 
-        self._pad = explicit_padding and strides > 1
-        padding = "valid" if self._pad else "same"
+        # A 1x1 kernel needs no padding at any stride ('VALID' then equals 'SAME').
+        self._pad = explicit_padding and strides > 1 and kernel_size > 1
+        padding = "valid" if (self._pad or kernel_size == 1) else "same"
         common = dict(strides=strides, dilation_rate=dilation_rate, padding=padding,
                       use_bias=not use_batch_norm, dtype=self.dtype_policy)
         if depthwise:
@@ -146,6 +147,40 @@ class ConvBN(keras.layers.Layer):
                 name="bn", dtype=self.dtype_policy)
             self.bn.trainable = batch_norm_trainable
         self._act = _ACTIVATIONS[activation]
+        self._folded = None
+
+    def fold_batch_norm(self):
+        """Switches this layer to inference only: batch norm folded into the convolution.
+
+        ``y = gamma * (conv(x, w) - mean) / sqrt(var + eps) + beta`` is computed as
+        ``conv(x, w * s) + (beta - mean * s)`` with ``s = gamma / sqrt(var + eps)``: one
+        convolution with bias (which oneDNN fuses with the ReLU) instead of a convolution and
+        two passes over its output. The folded weights are constants captured at this call;
+        later changes to the variables are not seen. Outputs equal the unfolded layer in
+        inference mode to float rounding.
+        """
+        kernel = tf.convert_to_tensor(self.conv.kernel, tf.float32)
+        if self.bn is None:
+            self._folded = (kernel, tf.convert_to_tensor(self.conv.bias, tf.float32))
+            return
+        scale = self.bn.gamma / tf.sqrt(self.bn.moving_variance + self.bn.epsilon)
+        scale = tf.cast(scale, tf.float32)
+        if self.depthwise:  # kernel [kh, kw, channels, 1]
+            kernel = kernel * scale[None, None, :, None]
+        else:  # kernel [kh, kw, in, out]
+            kernel = kernel * scale
+        bias = tf.cast(self.bn.beta, tf.float32) - tf.cast(self.bn.moving_mean, tf.float32) * scale
+        self._folded = (tf.constant(kernel.numpy()), tf.constant(bias.numpy()))
+
+    def _folded_call(self, x):
+        kernel, bias = (tf.cast(t, x.dtype) for t in self._folded)
+        padding = "VALID" if self._pad else "SAME"
+        if self.depthwise:
+            x = tf.nn.depthwise_conv2d(x, kernel, [1, self.strides, self.strides, 1], padding,
+                                       dilations=[self.dilation_rate, self.dilation_rate])
+        else:
+            x = tf.nn.conv2d(x, kernel, self.strides, padding, dilations=self.dilation_rate)
+        return tf.nn.bias_add(x, bias)
 
     def build(self, input_shape):
         shape = list(input_shape)
@@ -163,9 +198,12 @@ class ConvBN(keras.layers.Layer):
         if self._pad:
             begin, end = fixed_padding_amounts(self.kernel_size, self.dilation_rate)
             x = tf.pad(x, [[0, 0], [begin, end], [begin, end], [0, 0]])
-        x = self.conv(x)
-        if self.bn is not None:
-            x = self.bn(x, training=training)
+        if self._folded is not None:
+            x = self._folded_call(x)
+        else:
+            x = self.conv(x)
+            if self.bn is not None:
+                x = self.bn(x, training=training)
         if self._act is not None:
             x = self._act(x)
         return x

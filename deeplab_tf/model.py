@@ -22,7 +22,7 @@ import tensorflow as tf
 from deeplab_tf import heads
 from deeplab_tf.backbones import get_backbone
 from deeplab_tf.config import ModelConfig
-from deeplab_tf.layers import Normalization
+from deeplab_tf.layers import Normalization, iter_original_layers
 
 
 def build_model(config: ModelConfig, input_shape=(None, None, 3), name=None) -> keras.Model:
@@ -47,6 +47,18 @@ def build_model(config: ModelConfig, input_shape=(None, None, 3), name=None) -> 
         features = heads.decoder(features, endpoints, config, spec.decoder_taps)
     logits = heads.logits(features, config)
     return keras.Model(images, logits, name=name or f"deeplab_{config.model_variant}")
+
+
+def fold_batch_norm(model: keras.Model) -> keras.Model:
+    """Folds every batch norm of ``model`` into its convolution, in place; returns ``model``.
+
+    For inference, benchmarks and exports only: the folded model computes what the original
+    computes in inference mode, with one convolution + bias per layer, and no longer trains
+    (its batch norms are gone). Load the weights first, then fold.
+    """
+    for layer in iter_original_layers(model):
+        layer.fold_batch_norm()
+    return model
 
 
 def output_stride_of(config: ModelConfig) -> int:

@@ -176,3 +176,18 @@ def test_frozen_batch_norm_uses_moving_statistics():
     np.testing.assert_allclose(layer(x, training=True).numpy(),
                                layer(x, training=False).numpy(), rtol=1e-6)
     assert not layer.bn.trainable_weights
+
+
+@pytest.mark.parametrize("depthwise,stride,rate,use_bn", [
+    (False, 2, 1, True), (True, 1, 2, True), (True, 2, 1, True), (False, 1, 1, False)])
+def test_folded_batch_norm_matches_unfolded(depthwise, stride, rate, use_bn):
+    rng = np.random.default_rng(6)
+    layer = ConvBN(4, 3, strides=stride, dilation_rate=rate, depthwise=depthwise,
+                   use_batch_norm=use_bn, activation="relu6", scope="f")
+    x = rng.normal(size=(2, 12, 11, 4)).astype("float32")
+    layer(x)
+    if use_bn:
+        _randomise_bn(layer.bn, rng)
+    want = layer(x, training=False).numpy()
+    layer.fold_batch_norm()
+    np.testing.assert_allclose(layer(x, training=False).numpy(), want, rtol=1e-5, atol=1e-5)

@@ -1,0 +1,162 @@
+"""deeplab-bench: speed of a model config on this machine, against the machine's own peak.
+
+    deeplab-bench --flagfile=configs/pascal_voc_seg/xception65_os16.flags --crop_size=513,513
+
+Measures, in one run: the machine's peak fp32 FLOP/s (large matmul / conv); params and
+multiply-adds; inference latency at batch 1 (eager, tf.function, batch norm folded, XLA,
+bfloat16) and throughput at --batch_size; optionally training-step images/s (float32 and
+bfloat16, with and without XLA), the input pipeline's images/s, SavedModel and TFLite
+latency; peak memory. Prints a table (time, images/s, GFLOP/s, utilisation = 2 x
+multiply-adds / time / peak) and writes everything to --output_json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+
+from absl import flags
+
+from deeplab_tf.cli import _model_flags
+from deeplab_tf.cli._common import UserError, atomic_write_text, run_app
+
+_CROP_SIZE = flags.DEFINE_list("crop_size", "513,513", "Input size 'height,width'.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 4, "Batch size of the throughput run.")
+_MODES = flags.DEFINE_list(
+    "modes", "eager,function,function_folded,xla,bfloat16_folded",
+    "Inference modes to time (eager, function, function_folded, xla, bfloat16, "
+    "bfloat16_folded).")
+_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repetitions (median reported).")
+_THROUGHPUT = flags.DEFINE_boolean("throughput", True, "Also time --batch_size images.")
+_TRAIN = flags.DEFINE_boolean("train", False, "Also time training steps (float32, bfloat16).")
+_TRAIN_BATCH_SIZE = flags.DEFINE_integer("bench_train_batch_size", 2,
+                                         "Batch size of the training-step benchmark.")
+_TRAIN_JIT = flags.DEFINE_list("train_jit", "false,true",
+                               "Time training without and/or with XLA.")
+_BENCH_DATASET = flags.DEFINE_string("dataset", "pascal_voc_seg",
+                                     "Dataset name (gives the class count).")
+_PIPELINE_DIR = flags.DEFINE_string(
+    "pipeline_dataset_dir", None, "TFRecord directory: also time the training input pipeline.")
+_SAVED_MODEL = flags.DEFINE_string("saved_model_dir", None,
+                                   "A SavedModel version directory to time (predict_images).")
+_TFLITE = flags.DEFINE_multi_string("tflite_model", None, "TFLite model(s) to time.")
+_OUTPUT_JSON = flags.DEFINE_string("output_json", "bench_output/bench.json",
+                                   "Where to write the results.")
+
+
+def _crop():
+    try:
+        height, width = (int(v) for v in _CROP_SIZE.value)
+    except ValueError:
+        raise UserError(f"--crop_size must be 'height,width'. Received: "
+                        f"--crop_size={','.join(_CROP_SIZE.value)}") from None
+    return height, width
+
+
+def _bool_list(values, name):
+    out = []
+    for v in values:
+        if v.lower() not in ("true", "false"):
+            raise UserError(f"--{name} takes true/false values. Received: --{name}={v}")
+        out.append(v.lower() == "true")
+    return out
+
+
+def _time_saved_model(path, height, width, repeats):
+    import tensorflow as tf
+
+    from deeplab_tf.benchmark import time_call
+
+    loaded = tf.saved_model.load(path)
+    fn = loaded.signatures["predict_images"]
+    images = tf.cast(tf.random.uniform([1, height, width, 3], 0, 255), tf.uint8)
+    arg = list(fn.structured_input_signature[1])[0]
+    return time_call(lambda: fn(**{arg: images}), warmup=1, repeats=repeats)
+
+
+def _time_tflite(path, repeats):
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    from deeplab_tf.benchmark import time_call
+
+    interpreter = Interpreter(model_path=path, num_threads=os.cpu_count())
+    interpreter.allocate_tensors()
+    detail = interpreter.get_input_details()[0]
+    data = np.random.default_rng(0).uniform(0, 255, detail["shape"]).astype(detail["dtype"])
+
+    def call():
+        interpreter.set_tensor(detail["index"], data)
+        interpreter.invoke()
+
+    return time_call(call, warmup=1, repeats=repeats)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UserError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    from deeplab_tf import benchmark
+    from deeplab_tf.cli.model_stats import dataset_num_classes
+    from deeplab_tf.model import model_stats
+
+    height, width = _crop()
+    config = _model_flags.model_config_from_flags(
+        num_classes=dataset_num_classes(_BENCH_DATASET.value))
+    jit_values = _bool_list(_TRAIN_JIT.value, "train_jit")
+    print(f"deeplab-bench: {config.model_variant} OS{config.output_stride} "
+          f"decoder={list(config.decoder_output_stride)} at {height}x{width}")
+    stats = model_stats(config, height, width)
+    print(f"params: {stats['params']:,}  multiply-adds: {stats['madds'] / 1e9:.2f}B")
+    peak = benchmark.peak_flops()
+    print(f"machine peak: {peak['peak_flops'] / 1e9:.1f} GFLOP/s fp32 "
+          f"(matmul {peak['matmul_flops'] / 1e9:.1f}, conv {peak['conv_flops'] / 1e9:.1f})")
+
+    results = benchmark.inference_benchmarks(config, height, width, 1, _MODES.value,
+                                             repeats=_REPEATS.value)
+    if _THROUGHPUT.value and _BATCH_SIZE.value > 1:
+        best = min((r for r in results if r.name != "inference/eager"),
+                   key=lambda r: r.seconds, default=None)
+        mode = best.name.split("/", 1)[1] if best else "function"
+        results += benchmark.inference_benchmarks(config, height, width, _BATCH_SIZE.value,
+                                                  (mode,), repeats=max(2, _REPEATS.value // 2))
+        results[-1].name += f"@batch{_BATCH_SIZE.value}"
+    extra = {}
+    if _SAVED_MODEL.value:
+        seconds = _time_saved_model(_SAVED_MODEL.value, height, width, _REPEATS.value)
+        results.append(benchmark.Result("inference/saved_model", 1, seconds, 2.0 * stats["madds"]))
+    for path in _TFLITE.value or ():
+        seconds = _time_tflite(path, _REPEATS.value)
+        results.append(benchmark.Result(f"inference/tflite:{os.path.basename(path)}", 1, seconds,
+                                        2.0 * stats["madds"]))
+    if _TRAIN.value:
+        for jit in jit_values:
+            results += benchmark.train_benchmarks(config, height, width,
+                                                  _TRAIN_BATCH_SIZE.value, jit=jit)
+    if _PIPELINE_DIR.value:
+        from deeplab_tf.data import benchmark as data_benchmark
+
+        rate = data_benchmark.pipeline_throughput(_PIPELINE_DIR.value, crop_size=(height, width))
+        extra["input pipeline (images/s)"] = f"{rate:.1f}"
+    extra["peak memory (MiB)"] = f"{benchmark.peak_memory_mb():.0f}"
+    print(benchmark.format_table(results, peak["peak_flops"], extra))
+
+    record = {
+        "config": config.to_dict(), "height": height, "width": width, **stats,
+        "machine": {"processor": platform.processor() or platform.machine(),
+                    "cpu_count": os.cpu_count(), **peak},
+        "results": [{"name": r.name, "batch_size": r.batch_size, "seconds": r.seconds,
+                     "images_per_second": r.images_per_second,
+                     "utilisation": r.utilisation(peak["peak_flops"])} for r in results],
+        **extra,
+    }
+    atomic_write_text(_OUTPUT_JSON.value, json.dumps(record, indent=2))
+    print(f"Wrote {_OUTPUT_JSON.value}")
+
+
+def run():
+    run_app(main)
+
+
+if __name__ == "__main__":
+    run()
