@@ -2,18 +2,24 @@
 
 A faithful port of the original TF1 DeepLab (tensorflow/models, research/deeplab): the same
 networks layer for layer, original checkpoints convertible by name, the original's recipes as
-flagfiles.
+flagfiles. The public names below load lazily, so importing a submodule (e.g. a data
+converter worker) does not pay for TensorFlow and Keras until it needs them.
 """
 
-from deeplab_tf.config import ModelConfig
-from deeplab_tf.model import build_model, model_stats
+import importlib
 
-__all__ = ["ModelConfig", "build_model", "model_stats", "load_original_checkpoint"]
 __version__ = "0.1.0"
 
+_LAZY = {
+    "ModelConfig": "deeplab_tf.config",
+    "build_model": "deeplab_tf.model",
+    "model_stats": "deeplab_tf.model",
+    "load_original_checkpoint": "deeplab_tf.checkpoints",
+}
+__all__ = sorted(_LAZY)
 
-def load_original_checkpoint(model, path, initialize_last_layer=True, **kwargs):
-    """See ``deeplab_tf.checkpoints.load_original_checkpoint``."""
-    from deeplab_tf.checkpoints import load_original_checkpoint as _load
 
-    return _load(model, path, initialize_last_layer=initialize_last_layer, **kwargs)
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'deeplab_tf' has no attribute {name!r}")

@@ -1,0 +1,180 @@
+"""tf.data input pipelines for training and evaluation.
+
+``train_dataset`` reads a split's TFRecord shards (or a prepared TFDS dataset), shards the files
+per input pipeline, reads files in parallel, shuffles, repeats, decodes and augments in
+parallel exactly as the original (``data.preprocess``), batches with ``drop_remainder`` and
+prefetches. Distributed training calls it through
+``strategy.distribute_datasets_from_function(lambda ctx: train_dataset(..., input_context=ctx))``.
+
+``eval_dataset`` yields one image at a time, in file order, padded for the output stride.
+
+Determinism: every element gets its own stateless seed ``(seed, element index)`` for its
+augmentation, so with ``DataConfig.seed`` set (and element order kept, which a seed implies)
+the same seed yields the same batches however the parallel stages are scheduled.
+
+Example:
+    >>> config = DataConfig(dataset="pascal_voc_seg", dataset_dir="/data/voc_tfrecord",
+    ...                     train_split="train_aug", train_crop_size=(513, 513))
+    >>> ds = train_dataset(config, batch_size=8, mean_pixel=127.5)
+    >>> images, labels = next(iter(ds))  # [8, 513, 513, 3] float32, [8, 513, 513, 1] int32
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Optional
+
+import tensorflow as tf
+
+from deeplab_tf.config import DataConfig
+from deeplab_tf.data import preprocess
+from deeplab_tf.data import registry
+from deeplab_tf.data import schema
+
+# Serialised records held for shuffling (the original shuffled 100 decoded examples).
+SHUFFLE_BUFFER_SIZE = 1000
+_AUTOTUNE = tf.data.AUTOTUNE
+
+
+def _decode_record(ignore_label: int):
+    def decode(serialized):
+        fields = schema.parse_example(serialized)
+        image = schema.decode_image(fields[schema.IMAGE_ENCODED])
+        label = schema.decode_label(fields[schema.LABEL_ENCODED], image, ignore_label)
+        return image, label, fields[schema.IMAGE_FILENAME]
+
+    return decode
+
+
+def _records(data_config: DataConfig, split: str, *, ignore_label: int, training: bool,
+             deterministic: bool, input_context=None):
+    """(dataset of undecoded records, decode_fn) for a split, sharded per input pipeline."""
+    if data_config.dataset.startswith(registry.TFDS_PREFIX):
+        from deeplab_tf.data import tfds_source
+
+        return tfds_source.load_records(
+            data_config.dataset[len(registry.TFDS_PREFIX):], split,
+            data_dir=data_config.dataset_dir or None, shuffle_files=training,
+            seed=data_config.seed, num_readers=data_config.num_readers,
+            input_context=input_context)
+
+    if not data_config.dataset_dir:
+        raise ValueError(f"dataset_dir is empty: where are the TFRecord shards of split {split!r}?")
+    files = schema.list_shards(data_config.dataset_dir, split)
+    num_pipelines = input_context.num_input_pipelines if input_context else 1
+    pipeline_id = input_context.input_pipeline_id if input_context else 0
+    decode = _decode_record(ignore_label)
+    if not training:
+        return tf.data.TFRecordDataset(files), decode
+    if num_pipelines > 1 and len(files) < num_pipelines:
+        # Too few files to give each pipeline its own: every pipeline reads all files in a
+        # fixed order and keeps every num_pipelines-th record.
+        records = tf.data.TFRecordDataset(files).shard(num_pipelines, pipeline_id)
+        return records, decode
+    files = files[pipeline_id::num_pipelines]
+    records = tf.data.Dataset.from_tensor_slices(files).shuffle(
+        len(files), seed=data_config.seed, reshuffle_each_iteration=True)
+    records = records.interleave(
+        tf.data.TFRecordDataset, cycle_length=min(data_config.num_readers, len(files)),
+        num_parallel_calls=_AUTOTUNE, deterministic=deterministic)
+    return records, decode
+
+
+def train_dataset(data_config: DataConfig, *, batch_size: int, mean_pixel,
+                  ignore_label: Optional[int] = None, input_context=None) -> tf.data.Dataset:
+    """Endless, shuffled, augmented training batches of ``data_config.train_split``.
+
+    Args:
+        data_config: DataConfig. Dataset, split, crop size and augmentation ranges.
+        batch_size: int. Global batch size; with ``input_context`` each input pipeline
+            yields the per-replica size ``input_context.get_per_replica_batch_size(batch_size)``.
+        mean_pixel: float or 3 floats. Value the image is padded with (the model's mean pixel).
+        ignore_label: int or None. Label padding value; None: the dataset's ignore label.
+        input_context: tf.distribute.InputContext or None. Shards the files per input
+            pipeline (as ``distribute_datasets_from_function`` passes it).
+
+    Returns:
+        tf.data.Dataset of ``(images float32 [B, crop_h, crop_w, 3] in [0, 255],
+        labels int32 [B, crop_h, crop_w, 1])``.
+    """
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
+    info = registry.get_dataset_info(data_config.dataset, data_config.dataset_dir or None)
+    ignore_label = info.ignore_label if ignore_label is None else int(ignore_label)
+    per_replica_batch = batch_size
+    num_pipelines, pipeline_id = 1, 0
+    if input_context is not None:
+        per_replica_batch = input_context.get_per_replica_batch_size(batch_size)
+        num_pipelines = input_context.num_input_pipelines
+        pipeline_id = input_context.input_pipeline_id
+    deterministic = data_config.seed is not None or data_config.deterministic
+    base_seed = data_config.seed if data_config.seed is not None else random.randrange(2**31)
+
+    records, decode = _records(data_config, data_config.train_split, ignore_label=ignore_label,
+                               training=True, deterministic=deterministic,
+                               input_context=input_context)
+    records = records.shuffle(SHUFFLE_BUFFER_SIZE, seed=data_config.seed,
+                              reshuffle_each_iteration=True).repeat()
+
+    def preprocess_one(index, record):
+        image, label, _ = decode(record)
+        seed = tf.stack([tf.constant(base_seed, tf.int64),
+                         index * num_pipelines + pipeline_id])
+        return preprocess.preprocess_for_train(
+            image, label,
+            crop_size=data_config.train_crop_size,
+            mean_pixel=mean_pixel,
+            ignore_label=ignore_label,
+            min_resize_value=data_config.min_resize_value,
+            max_resize_value=data_config.max_resize_value,
+            resize_factor=data_config.resize_factor,
+            min_scale_factor=data_config.min_scale_factor,
+            max_scale_factor=data_config.max_scale_factor,
+            scale_factor_step_size=data_config.scale_factor_step_size,
+            seed=seed)
+
+    dataset = records.enumerate().map(
+        preprocess_one, num_parallel_calls=_AUTOTUNE, deterministic=deterministic)
+    dataset = dataset.batch(per_replica_batch, drop_remainder=True).prefetch(_AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    if input_context is not None:
+        # Files are already sharded per input pipeline above.
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return dataset.with_options(options)
+
+
+def eval_dataset(data_config: DataConfig, split: str, *, mean_pixel,
+                 ignore_label: Optional[int] = None,
+                 output_stride: Optional[int] = None) -> tf.data.Dataset:
+    """Every example of ``split`` once, in order, batch size 1.
+
+    The image keeps its size (after the optional resize to range of ``data_config``), padded
+    at the bottom/right to the next ``k * output_stride + 1`` when ``output_stride`` is given:
+    the image with ``mean_pixel``, the label with the ignore label.
+
+    Returns:
+        tf.data.Dataset of dicts: ``image`` float32 [1, H', W', 3] in [0, 255], ``label``
+        int32 [1, H', W', 1], ``height`` and ``width`` int32 [1] (the size before padding),
+        ``filename`` string [1].
+    """
+    info = registry.get_dataset_info(data_config.dataset, data_config.dataset_dir or None)
+    ignore_label = info.ignore_label if ignore_label is None else int(ignore_label)
+    records, decode = _records(data_config, split, ignore_label=ignore_label, training=False,
+                               deterministic=True)
+
+    def preprocess_one(record):
+        image, label, filename = decode(record)
+        image, label, height, width = preprocess.preprocess_for_eval(
+            image, label,
+            mean_pixel=mean_pixel,
+            ignore_label=ignore_label,
+            output_stride=output_stride,
+            min_resize_value=data_config.min_resize_value,
+            max_resize_value=data_config.max_resize_value,
+            resize_factor=data_config.resize_factor)
+        return {"image": image, "label": label, "height": height, "width": width,
+                "filename": filename}
+
+    dataset = records.map(preprocess_one, num_parallel_calls=_AUTOTUNE, deterministic=True)
+    return dataset.batch(1).prefetch(_AUTOTUNE)
