@@ -12,12 +12,11 @@ another deeplab binary does is ignored; any other unknown flag (a typo) is an er
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
-import tempfile
 
 from absl import app
+
+from deeplab_tf.fileio import atomic_path, atomic_write_text  # noqa: F401 (re-exported)
 
 
 class UserError(Exception):
@@ -77,31 +76,3 @@ def run_app(main):
             raise
 
     app.run(guarded, flags_parser=_parse_flags)
-
-
-@contextlib.contextmanager
-def atomic_path(path: str):
-    """Yields a temporary path beside ``path``; renamed onto ``path`` only on success.
-
-    Example::
-
-        with atomic_path("out/model.tflite") as tmp:
-            open(tmp, "wb").write(data)
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".tmp-", dir=directory)
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
-
-
-def atomic_write_text(path: str, text: str):
-    with atomic_path(path) as tmp:
-        with open(tmp, "w") as f:
-            f.write(text)

@@ -1,0 +1,128 @@
+"""deeplab-eval: mIoU of a checkpoint, or of each new checkpoint of a training run.
+
+    deeplab-eval --checkpoint_dir=train --eval_logdir=eval --dataset=pascal_voc_seg \\
+        --dataset_dir=tfrecord --eval_split=val --max_number_of_evaluations=1 \\
+        [--eval_scales=0.5 --eval_scales=0.75 --eval_scales=1.0 --eval_scales=1.25 \
+         --eval_scales=1.5 --eval_scales=1.75 --add_flipped_images] \
+        [--trimap_widths=4 --trimap_widths=8]
+
+Flags as the original eval.py. ``--max_number_of_evaluations=1`` evaluates the latest
+checkpoint once; 0 (the original's default) keeps evaluating each new checkpoint every
+``--eval_interval_secs`` until interrupted; ``--checkpoint_path`` evaluates one checkpoint.
+The model comes from the model flags, or from the run's ``config.json`` when no model flag is
+given. Images of any size are evaluated whole (``--eval_crop_size`` only pads smaller ones, as
+the original did); ``--sliding_window_size`` predicts large images window by window.
+
+Writes to ``eval_logdir`` (atomically): ``results.json`` (mIoU, per-class IoU by name, pixel
+accuracy, trimap results, confusion matrix, checkpoint, step, scales, flip),
+``confusion_matrix.csv``, ``confusion_matrix.png`` and TensorBoard scalars; prints the
+per-class table and, last, ``mIoU: 0.NNN``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import flags, logging
+
+from deeplab_tf.cli import _eval_common
+from deeplab_tf.cli._common import UserError, run_app
+
+_EVAL_LOGDIR = flags.DEFINE_string("eval_logdir", None, "Where to write the results.")
+_EVAL_SPLIT = flags.DEFINE_string("eval_split", "val", "Which split of the dataset to evaluate.")
+_MAX_NUMBER_OF_EVALUATIONS = flags.DEFINE_integer(
+    "max_number_of_evaluations", 0,
+    "Checkpoints to evaluate; 0 or less: each new one until interrupted (the original's).")
+_TRIMAP_WIDTHS = flags.DEFINE_multi_integer(
+    "trimap_widths", None,
+    "Also report mIoU within bands of these widths (pixels) around label boundaries "
+    "(DeepLabv3+ section 4.4); repeat the flag for several.")
+
+RESULTS_JSON = "results.json"
+CONFUSION_MATRIX_CSV = "confusion_matrix.csv"
+CONFUSION_MATRIX_PNG = "confusion_matrix.png"
+
+
+def _summary_tag(eval_config) -> str:
+    """The original's summary name: ``miou_<scales>[_flipped]``."""
+    tag = "miou" + "".join(f"_{s}" for s in eval_config.eval_scales)
+    return tag + ("_flipped" if eval_config.add_flipped_images else "")
+
+
+def _write_summaries(eval_logdir, results, eval_config, step):
+    """The original's TensorBoard scalars (eval/<tag>_overall, eval/<tag>_class_<i>)."""
+    import tensorflow as tf
+
+    from deeplab_tf.train.summaries import write_scalar
+
+    tag = _summary_tag(eval_config)
+    step = step or 0
+    writer = tf.summary.create_file_writer(eval_logdir)
+    with writer.as_default():
+        write_scalar(f"eval/{tag}_overall", results["miou"], step)
+        for index, name in enumerate(results["class_names"]):
+            iou = results["per_class_iou"][name]
+            if iou is not None:
+                write_scalar(f"eval/{tag}_class_{index}", iou, step)
+        for width, trimap in results["trimap"].items():
+            write_scalar(f"eval/{tag}_trimap_{width}", trimap["miou"], step)
+    writer.close()
+
+
+def main(argv):
+    _eval_common.check_no_arguments(argv)
+    if not _EVAL_LOGDIR.value:
+        raise UserError("--eval_logdir is required")
+    eval_config = _eval_common.eval_config_from_flags(
+        trimap_widths=tuple(_TRIMAP_WIDTHS.value or ()),
+        max_number_of_evaluations=_MAX_NUMBER_OF_EVALUATIONS.value)
+    directory = _eval_common.checkpoint_dir()
+    data_config = _eval_common.data_config(_EVAL_SPLIT.value)
+    info = _eval_common.dataset_info()
+
+    # TensorFlow and the model only once the flags are checked.
+    from deeplab_tf.data import pipeline
+    from deeplab_tf.evaluation import evaluator, report
+
+    model, model_config, predict, pad_value = _eval_common.build_predictor(
+        info.num_classes, directory, eval_config)
+    class_names = report.class_names_for(info.num_classes, info.class_names)
+    os.makedirs(_EVAL_LOGDIR.value, exist_ok=True)
+
+    for path in _eval_common.checkpoints(eval_config.max_number_of_evaluations,
+                                         eval_config.eval_interval_secs):
+        _eval_common.restore(model, path)
+        step = _eval_common.checkpoint_step(path)
+        print(f"Evaluating {path} (step {step}) on {info.name} {_EVAL_SPLIT.value}, "
+              f"scales {list(eval_config.eval_scales)}"
+              f"{', flipped' if eval_config.add_flipped_images else ''}", flush=True)
+        dataset = pipeline.eval_dataset(
+            data_config, _EVAL_SPLIT.value, mean_pixel=pad_value,
+            ignore_label=info.ignore_label, output_stride=model_config.output_stride)
+        result = evaluator.evaluate(
+            predict, dataset, num_classes=info.num_classes, ignore_label=info.ignore_label,
+            trimap_widths=eval_config.trimap_widths)
+        results = report.results_dict(
+            result, class_names, checkpoint=os.path.abspath(path), step=step,
+            dataset=info.name, split=_EVAL_SPLIT.value,
+            eval_scales=list(eval_config.eval_scales),
+            add_flipped_images=eval_config.add_flipped_images,
+            eval_config=eval_config.to_dict(), model=model_config.to_dict())
+        logdir = _EVAL_LOGDIR.value
+        report.write_json(os.path.join(logdir, RESULTS_JSON), results)
+        report.write_confusion_matrix_csv(
+            os.path.join(logdir, CONFUSION_MATRIX_CSV), result.confusion_matrix, class_names)
+        report.write_confusion_matrix_png(
+            os.path.join(logdir, CONFUSION_MATRIX_PNG), result.confusion_matrix, class_names)
+        _write_summaries(logdir, results, eval_config, step)
+        logging.info("Wrote %s", os.path.join(logdir, RESULTS_JSON))
+        print(report.format_table(results))
+        print(f"mIoU: {results['miou']:.3f}", flush=True)
+
+
+def run():
+    run_app(main)
+
+
+if __name__ == "__main__":
+    run()
