@@ -307,7 +307,10 @@ class SeparableConvBN(keras.layers.Layer):
         self.pointwise.build(self.depthwise.compute_output_shape(input_shape))
 
     def call(self, inputs, training=None):
-        x = tf.nn.relu(inputs) if self.pre_activation else inputs
+        # tf.maximum, not tf.nn.relu: grappler's remapper otherwise tries to fuse this ReLU
+        # with the residual Add that feeds it (and whose output the next residual also uses),
+        # fails, and then skips every fusion of the graph. Same values.
+        x = tf.maximum(inputs, tf.zeros([], inputs.dtype)) if self.pre_activation else inputs
         x = self.depthwise(x, training=training)
         return self.pointwise(x, training=training)
 

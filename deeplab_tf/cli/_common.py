@@ -76,3 +76,15 @@ def run_app(main):
             raise
 
     app.run(guarded, flags_parser=_parse_flags)
+
+
+def parse_size(values, flag_name):
+    """(height, width) from a list flag such as ``--crop_size=513,513``; UserError if bad."""
+    try:
+        height, width = (int(v) for v in values)
+    except (TypeError, ValueError):
+        raise UserError(f"--{flag_name} must be 'height,width'. Received: "
+                        f"--{flag_name}={','.join(values or [])}") from None
+    if height < 1 or width < 1:
+        raise UserError(f"--{flag_name} must be positive. Received: --{flag_name}={height},{width}")
+    return height, width

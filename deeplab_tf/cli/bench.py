@@ -19,7 +19,7 @@ import platform
 from absl import flags
 
 from deeplab_tf.cli import _model_flags
-from deeplab_tf.cli._common import UserError, atomic_write_text, run_app
+from deeplab_tf.cli._common import UserError, atomic_write_text, parse_size, run_app
 
 _CROP_SIZE = flags.DEFINE_list("crop_size", "513,513", "Input size 'height,width'.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 4, "Batch size of the throughput run.")
@@ -43,15 +43,6 @@ _SAVED_MODEL = flags.DEFINE_string("saved_model_dir", None,
 _TFLITE = flags.DEFINE_multi_string("tflite_model", None, "TFLite model(s) to time.")
 _OUTPUT_JSON = flags.DEFINE_string("output_json", "bench_output/bench.json",
                                    "Where to write the results.")
-
-
-def _crop():
-    try:
-        height, width = (int(v) for v in _CROP_SIZE.value)
-    except ValueError:
-        raise UserError(f"--crop_size must be 'height,width'. Received: "
-                        f"--crop_size={','.join(_CROP_SIZE.value)}") from None
-    return height, width
 
 
 def _bool_list(values, name):
@@ -100,7 +91,7 @@ def main(argv):
     from deeplab_tf.cli.model_stats import dataset_num_classes
     from deeplab_tf.model import model_stats
 
-    height, width = _crop()
+    height, width = parse_size(_CROP_SIZE.value, "crop_size")
     config = _model_flags.model_config_from_flags(
         num_classes=dataset_num_classes(_BENCH_DATASET.value))
     jit_values = _bool_list(_TRAIN_JIT.value, "train_jit")

@@ -12,23 +12,12 @@ import json
 from absl import flags
 
 from deeplab_tf.cli import _model_flags
-from deeplab_tf.cli._common import UserError, atomic_write_text, run_app
+from deeplab_tf.cli._common import UserError, atomic_write_text, parse_size, run_app
 
 _CROP_SIZE = flags.DEFINE_list("crop_size", "513,513", "Input size 'height,width'.")
 _STATS_DATASET = flags.DEFINE_string(
     "dataset", "pascal_voc_seg", "Dataset name (gives the class count unless --num_classes).")
 _JSON = flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
-
-
-def _crop_size():
-    try:
-        height, width = (int(v) for v in _CROP_SIZE.value)
-    except ValueError:
-        raise UserError(f"--crop_size must be 'height,width'. Received: "
-                        f"--crop_size={','.join(_CROP_SIZE.value)}") from None
-    if height < 1 or width < 1:
-        raise UserError(f"--crop_size must be positive. Received: --crop_size={height},{width}")
-    return height, width
 
 
 def dataset_num_classes(dataset):
@@ -46,7 +35,7 @@ def main(argv):
         raise UserError(f"Unexpected arguments: {' '.join(argv[1:])}")
     from deeplab_tf.model import model_stats
 
-    height, width = _crop_size()
+    height, width = parse_size(_CROP_SIZE.value, "crop_size")
     config = _model_flags.model_config_from_flags(
         num_classes=dataset_num_classes(_STATS_DATASET.value))
     stats = model_stats(config, height, width)
