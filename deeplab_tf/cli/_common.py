@@ -88,3 +88,13 @@ def parse_size(values, flag_name):
     if height < 1 or width < 1:
         raise UserError(f"--{flag_name} must be positive. Received: --{flag_name}={height},{width}")
     return height, width
+
+
+def dataset_num_classes(dataset):
+    """The registry's class count for ``dataset`` (None when it is not a registry name)."""
+    from deeplab_tf.data import registry
+
+    try:
+        return registry.get_dataset_info(dataset).num_classes
+    except (ValueError, KeyError, FileNotFoundError):
+        return None

@@ -19,7 +19,8 @@ import platform
 from absl import flags
 
 from deeplab_tf.cli import _model_flags
-from deeplab_tf.cli._common import UserError, atomic_write_text, parse_size, run_app
+from deeplab_tf.cli._common import (UserError, atomic_write_text, dataset_num_classes,
+                                    parse_size, run_app)
 
 _CROP_SIZE = flags.DEFINE_list("crop_size", "513,513", "Input size 'height,width'.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 4, "Batch size of the throughput run.")
@@ -88,7 +89,6 @@ def main(argv):
     if len(argv) > 1:
         raise UserError(f"Unexpected arguments: {' '.join(argv[1:])}")
     from deeplab_tf import benchmark
-    from deeplab_tf.cli.model_stats import dataset_num_classes
     from deeplab_tf.model import model_stats
 
     height, width = parse_size(_CROP_SIZE.value, "crop_size")

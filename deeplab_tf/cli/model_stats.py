@@ -12,22 +12,13 @@ import json
 from absl import flags
 
 from deeplab_tf.cli import _model_flags
-from deeplab_tf.cli._common import UserError, atomic_write_text, parse_size, run_app
+from deeplab_tf.cli._common import (UserError, atomic_write_text, dataset_num_classes,
+                                    parse_size, run_app)
 
 _CROP_SIZE = flags.DEFINE_list("crop_size", "513,513", "Input size 'height,width'.")
 _STATS_DATASET = flags.DEFINE_string(
     "dataset", "pascal_voc_seg", "Dataset name (gives the class count unless --num_classes).")
 _JSON = flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
-
-
-def dataset_num_classes(dataset):
-    """The registry's class count for ``dataset`` (None when it is not a registry name)."""
-    from deeplab_tf.data import registry
-
-    try:
-        return registry.get_dataset_info(dataset).num_classes
-    except (ValueError, KeyError, FileNotFoundError):
-        return None
 
 
 def main(argv):
