@@ -31,7 +31,6 @@ LOGITS_SCOPES = ("logits",)
 EXTRA_LAST_LAYER_SCOPES = ("image_pooling", "aspp", "concat_projection", "decoder",
                            "meta_architecture")
 _OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
-_VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 class CheckpointError(ValueError):
@@ -109,17 +108,45 @@ def _reader(path):
             f"Cannot read checkpoint {path}: {' '.join(message.split())[:300]}") from None
 
 
-def _resolve_object_path(model, key):
-    """The model variable that ``tf.train.Checkpoint(model=model)`` saved under ``key``."""
-    if not (key.startswith("model/") and key.endswith(_VALUE_SUFFIX)):
-        return None
-    obj = model
-    for part in key[len("model/"):-len(_VALUE_SUFFIX)].split("/"):
-        try:
-            obj = obj[int(part)] if part.isdigit() else getattr(obj, part)
-        except (AttributeError, IndexError, KeyError, TypeError):
-            return None
-    return obj if isinstance(obj, tf.Variable) or hasattr(obj, "assign") else None
+def _model_variable_keys(model, reader):
+    """({id(model variable): checkpoint key}, every variable key under the checkpoint's model).
+
+    Walks the checkpoint's object graph from its ``model`` child along the model's own
+    object structure, as ``tf.train.Checkpoint(model=model).restore`` matches objects. The
+    keys are not always ``model/...`` paths: a checkpoint names each variable by its
+    shortest path from the root, so in deeplab-train's ``Checkpoint(model, optimizer, step)``
+    the trainable variables are saved as ``optimizer/_trainable_variables/<i>/...``.
+    """
+    from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(reader.get_tensor(_OBJECT_GRAPH_KEY))
+    model_node = next((child.node_id for child in graph.nodes[0].children
+                       if child.local_name == "model"), None)
+    by_id, all_keys = {}, set()
+    stack = [(model, model_node)] if model_node is not None else []
+    seen = set()
+    while stack:
+        obj, node_id = stack.pop()
+        if node_id in seen:
+            continue
+        seen.add(node_id)
+        node = graph.nodes[node_id]
+        values = [a.checkpoint_key for a in node.attributes if a.name == "VARIABLE_VALUE"]
+        if values:
+            all_keys.add(values[0])
+            if obj is not None:
+                by_id[id(obj)] = values[0]
+            continue
+        children = {}
+        if obj is not None and hasattr(obj, "_trackable_children"):
+            try:
+                children = obj._trackable_children(save_type="checkpoint")
+            except (TypeError, ValueError):
+                children = {}
+        for ref in node.children:
+            stack.append((children.get(ref.local_name), ref.node_id))
+    return by_id, all_keys
 
 
 def _pairs(model, reader, kind):
@@ -129,16 +156,10 @@ def _pairs(model, reader, kind):
     if kind == "original":
         return [(name, name if name in keys else None, var) for name, var in names.items()], \
             sorted(keys - set(names))
-    by_id = {}
-    for key in keys:
-        var = _resolve_object_path(model, key)
-        if var is not None:
-            by_id[id(var)] = key
+    by_id, model_keys = _model_variable_keys(model, reader)
     pairs = [(name, by_id.get(id(var)), var) for name, var in names.items()]
     used = {key for _, key, _ in pairs if key}
-    unused = sorted(k for k in keys - used
-                    if k.startswith("model/") and k != _OBJECT_GRAPH_KEY)
-    return pairs, unused
+    return pairs, sorted(model_keys - used)
 
 
 def load_checkpoint(model, path, initialize_last_layer=True,

@@ -1,0 +1,406 @@
+"""``Trainer``: the one custom training loop, for every ``tf.distribute`` strategy.
+
+Keras 3's ``model.fit`` fails under ``MultiWorkerMirroredStrategy``, so every strategy runs
+this loop: a ``tf.function`` step that calls ``strategy.run`` on each replica's batch and
+applies the gradients with a Keras optimizer.
+
+One step, on each replica::
+
+    logits = model(images, training=True)
+    total, count = softmax_cross_entropy(...)        # summed over the replica's pixels
+    loss = total / all_reduce_sum(count)             # mean over the global batch's pixels
+         + L2 weight decay / num_replicas            # counted once in the global sum
+    optimizer.apply_gradients(d loss x multipliers)  # gradients all-reduced (SUM)
+
+so an update equals one device's on the global batch (the original averaged the loss per
+clone, then the clones' gradients; the two agree when clones have equally many valid pixels).
+With ``jit_compile`` the forward and backward pass is XLA-compiled (one replica per worker).
+Momentum SGD is Keras' (``v = m v - lr g``), which equals the original's TF1 momentum
+optimizer (``a = m a + g; w -= lr a``) at a constant rate and differs only by the rate's change
+over the momentum's horizon (negligible for the slowly decaying policies).
+
+Around the step, on the host: a progress line every ``log_steps`` (step, loss, learning
+rate, images/s, ETA) and TensorBoard summaries; a checkpoint every ``save_interval_steps``,
+at the end and on SIGTERM; an error naming the step when a loss is not finite (nothing is
+saved, so the last good checkpoint stays the newest) or when a label value is neither a
+class nor the ignore label.
+
+Example:
+
+>>> trainer = Trainer(model_config, train_config, train_logdir="/tmp/run",
+...                   dataset_fn=lambda context: my_dataset(context), ignore_label=255)
+>>> result = trainer.run()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import signal
+import threading
+import time
+from typing import Callable, List, Optional, Tuple
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from deeplab_tf.checkpoints import in_scopes, last_layer_scopes, load_checkpoint
+from deeplab_tf.config import ModelConfig, TrainConfig
+from deeplab_tf.evaluation.inference import predict_labels
+from deeplab_tf.layers import original_variable_map
+from deeplab_tf.model import build_model
+from deeplab_tf.train import losses
+from deeplab_tf.train.checkpointing import TrainCheckpoint
+from deeplab_tf.train.schedules import LearningRate
+from deeplab_tf.train.strategy import (create_strategy, is_chief, per_replica_batch_size,
+                                       task_name)
+from deeplab_tf.train.summaries import TrainSummaries
+
+_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+class TrainingError(ValueError):
+    """Training cannot go on (bad labels, non-finite loss, no data); one-line message."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What ``Trainer.run`` did.
+
+    Attributes:
+        step: int. Steps done in total (also those of earlier runs in the same logdir).
+        start_step: int. Step this run started from (0, or a resumed checkpoint's).
+        loss: float or None. Total loss of the last step run.
+        images_per_second: float or None. Throughput after the first (tracing) step.
+        checkpoint: str or None. Newest checkpoint written or resumed.
+        preempted: bool. True if stopped by SIGTERM.
+        history: list of (step, total loss) at every progress line.
+    """
+
+    step: int
+    start_step: int
+    loss: Optional[float] = None
+    images_per_second: Optional[float] = None
+    checkpoint: Optional[str] = None
+    preempted: bool = False
+    history: List[Tuple[int, float]] = dataclasses.field(default_factory=list)
+
+
+@contextlib.contextmanager
+def dtype_policy(mixed_precision: str):
+    """Sets Keras' global dtype policy while layers are built, then restores it."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(_POLICIES[mixed_precision])
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def gradient_multipliers(model, last_layer_gradient_multiplier: float = 1.0,
+                         last_layers_contain_logits_only: bool = False):
+    """Per trainable variable, the original's gradient multiplier.
+
+    As ``train_utils.get_model_gradient_multipliers``: ``last_layer_gradient_multiplier``
+    for the last layers (logits, plus ASPP, image pooling, concat projection and decoder
+    unless ``last_layers_contain_logits_only``), and twice as much for biases.
+
+    Returns:
+        list of float, aligned with ``model.trainable_variables``.
+    """
+    scopes = last_layer_scopes(last_layers_contain_logits_only)
+    names = {var.path: name for name, var in original_variable_map(model).items()}
+    multipliers = []
+    for var in model.trainable_variables:
+        name = names.get(var.path, "")
+        value = last_layer_gradient_multiplier if in_scopes(name, scopes) else 1.0
+        if name.endswith("/biases"):
+            value *= 2.0
+        multipliers.append(float(value))
+    return multipliers
+
+
+def set_batch_norm_decay(model, decay: float):
+    """Sets the moving-average decay (Keras ``momentum``) of every batch norm of ``model``."""
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = float(decay)
+
+
+def _format_eta(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+class Trainer:
+    """Trains a DeepLab model under a ``tf.distribute`` strategy (see the module docstring).
+
+    Args:
+        model_config: ModelConfig.
+        train_config: TrainConfig.
+        train_logdir: str. Checkpoints and summaries; an existing checkpoint is resumed.
+        dataset_fn: callable(tf.distribute.InputContext) -> tf.data.Dataset of
+            (images float32 [b, h, w, 3] in [0, 255], labels int [b, h, w, 1]) batched at
+            ``input_context.get_per_replica_batch_size(train_batch_size)``, repeated.
+        ignore_label: int or None. Label value excluded from the loss.
+        palette: uint8 [N, 3] or None. Colours of the label image summaries.
+        strategy: tf.distribute.Strategy or None (then ``train_config.strategy``).
+        model_fn: callable(ModelConfig) -> keras.Model; ``build_model`` by default.
+        data_description: str. Names the data in errors (e.g. its file pattern).
+
+    Raises:
+        ValueError: batch size not divisible by the replicas, label_weights of the wrong
+            length.
+    """
+
+    def __init__(self, model_config: ModelConfig, train_config: TrainConfig, *,
+                 train_logdir: str, dataset_fn: Callable, ignore_label: Optional[int],
+                 palette=None, strategy: Optional[tf.distribute.Strategy] = None,
+                 model_fn: Callable = build_model, data_description: str = "the training data"):
+        self.model_config = model_config
+        self.config = train_config
+        self.train_logdir = train_logdir
+        self.dataset_fn = dataset_fn
+        self.ignore_label = ignore_label
+        self.data_description = data_description
+        self.strategy = strategy or create_strategy(train_config.strategy, train_config.tpu)
+        self.num_replicas = self.strategy.num_replicas_in_sync
+        per_replica_batch_size(train_config.train_batch_size, self.strategy)
+        num_classes = model_config.num_classes
+        if train_config.label_weights and len(train_config.label_weights) != num_classes:
+            raise ValueError(
+                f"label_weights needs one weight per class ({num_classes}). Received "
+                f"{len(train_config.label_weights)}: "
+                f"label_weights={list(train_config.label_weights)}")
+        self.chief = is_chief(self.strategy)
+
+        with dtype_policy(train_config.mixed_precision), self.strategy.scope():
+            if train_config.seed is not None:
+                keras.utils.set_random_seed(train_config.seed)
+            self.model = model_fn(model_config)
+            if train_config.batch_norm_decay is not None:
+                set_batch_norm_decay(self.model, train_config.batch_norm_decay)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
+                                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+            self.learning_rate = LearningRate.from_config(train_config)
+            self.optimizer = self._make_optimizer()
+            self.optimizer.build(self.model.trainable_variables)
+        self.multipliers = gradient_multipliers(
+            self.model, train_config.last_layer_gradient_multiplier,
+            train_config.last_layers_contain_logits_only)
+        self.checkpoint = TrainCheckpoint(
+            train_logdir, model=self.model, optimizer=self.optimizer, step=self.step,
+            max_to_keep=train_config.max_to_keep, chief=self.chief,
+            task=task_name(self.strategy))
+        self.summaries = TrainSummaries(train_logdir, palette, enabled=self.chief)
+        # A nested tf.function cannot hold the replicas' synchronisation points (e.g. batch
+        # norm statistics), so only the XLA-compiled variant is one, on one replica only.
+        self._forward_backward = self._forward_backward_fn
+        if train_config.jit_compile and not isinstance(self.strategy, tf.distribute.TPUStrategy):
+            if self.num_replicas > 1:
+                raise ValueError(
+                    "jit_compile supports one replica per worker (or a TPU, which compiles "
+                    f"anyway). Received: jit_compile=True with {self.num_replicas} replicas")
+            self._forward_backward = tf.function(self._forward_backward_fn, jit_compile=True)
+        self._train_step = tf.function(self._train_step_fn)
+        self._predict_step = tf.function(self._predict_step_fn)
+        self._sigterm = threading.Event()
+
+    # ----------------------------------------------------------------- construction
+    def _make_optimizer(self):
+        rate = lambda: self.learning_rate(self.step)  # noqa: E731 (read at every update)
+        if self.config.optimizer == "adam":
+            optimizer = keras.optimizers.Adam(learning_rate=rate, epsilon=self.config.adam_epsilon)
+        else:
+            optimizer = keras.optimizers.SGD(learning_rate=rate, momentum=self.config.momentum)
+        if self.config.mixed_precision == "float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        return optimizer
+
+    # ----------------------------------------------------------------- the step
+    def _forward_backward_fn(self, images, labels, step):
+        """Loss terms and gradients on one replica (XLA-compiled with ``jit_compile``)."""
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            logits = self.model(images, training=True)
+            total, count = losses.softmax_cross_entropy(
+                logits, labels, num_classes=self.model_config.num_classes,
+                ignore_label=self.ignore_label, label_weights=self.config.label_weights,
+                upsample_logits=self.config.upsample_logits,
+                top_k_percent_pixels=self.config.top_k_percent_pixels,
+                hard_example_mining_step=self.config.hard_example_mining_step, step=step)
+            if self.num_replicas > 1:
+                # Average over the global batch's pixels; in the tape, so that gradients that
+                # cross replicas (synchronised batch norm) carry every replica's weight.
+                count = tf.stop_gradient(tf.distribute.get_replica_context().all_reduce(
+                    tf.distribute.ReduceOp.SUM, count))
+            cross_entropy = losses.mean_loss(total, count)
+            regularization = (tf.add_n([tf.cast(l, tf.float32) for l in self.model.losses])
+                              if self.model.losses else tf.constant(0.0))
+            # Each replica adds its share: the weight decay counts once in the global sum.
+            regularization = regularization / float(self.num_replicas)
+            scaled = self.optimizer.scale_loss(cross_entropy + regularization)
+        return tape.gradient(scaled, variables), cross_entropy, regularization
+
+    def _replica_step(self, images, labels, stop):
+        variables = self.model.trainable_variables
+        grads, cross_entropy, regularization = self._forward_backward(
+            images, labels, self.step.read_value())
+        updates = []
+        for grad, multiplier, var in zip(grads, self.multipliers, variables):
+            if grad is None:
+                continue
+            if multiplier != 1.0:
+                grad = grad * multiplier
+            updates.append((grad, var))
+        self.optimizer.apply_gradients(updates)
+        invalid, largest = losses.invalid_labels(labels, self.model_config.num_classes,
+                                                 self.ignore_label)
+        return {"cross_entropy": cross_entropy, "regularization": regularization,
+                "invalid_labels": tf.cast(invalid, tf.float32),
+                "largest_invalid_label": largest, "stop": tf.identity(stop)}
+
+    def _train_step_fn(self, batch, stop):
+        images, labels = batch
+        outputs = self.strategy.run(self._replica_step, args=(images, labels, stop))
+        reduced = {}
+        # Summed over every replica of every worker, so that all workers take the same
+        # decisions (stop on SIGTERM of any of them, stop on bad labels or loss).
+        for key in ("cross_entropy", "regularization", "invalid_labels", "stop"):
+            reduced[key] = self.strategy.reduce(tf.distribute.ReduceOp.SUM, outputs[key],
+                                                axis=None)
+        # ReduceOp has no MAX: the largest invalid value of this worker's replicas.
+        reduced["largest_invalid_label"] = tf.reduce_max(tf.stack(
+            self.strategy.experimental_local_results(outputs["largest_invalid_label"])))
+        self.step.assign_add(1)
+        return reduced
+
+    def _predict_step_fn(self, images):
+        return self.strategy.run(lambda x: predict_labels(self.model, x), args=(images,))
+
+    # ----------------------------------------------------------------- the loop
+    def _initialize(self) -> Optional[str]:
+        restored = self.checkpoint.restore_latest()
+        if restored:
+            logging.info("Resumed from %s (step %d).", restored, int(self.step.numpy()))
+            return restored
+        if self.config.tf_initial_checkpoint:
+            report = load_checkpoint(
+                self.model, self.config.tf_initial_checkpoint,
+                initialize_last_layer=self.config.initialize_last_layer,
+                last_layers_contain_logits_only=self.config.last_layers_contain_logits_only)
+            logging.info("%s", report.summary())
+        return None
+
+    def _on_sigterm(self, signum, frame):
+        logging.warning("SIGTERM received: saving a checkpoint after the current step.")
+        self._sigterm.set()
+
+    @contextlib.contextmanager
+    def _sigterm_handler(self):
+        try:
+            previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        except ValueError:  # not the main thread: no handler
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def _check(self, step: int, values: dict):
+        if values["invalid_labels"] > 0:
+            largest = int(values["largest_invalid_label"])
+            raise TrainingError(
+                f"Step {step}: {int(values['invalid_labels'])} label values are neither a class "
+                f"in [0, {self.model_config.num_classes}) nor the ignore label "
+                f"({self.ignore_label})" + (f"; the largest is {largest}" if largest >= 0 else "")
+                + ". Check --num_classes / --dataset against the data")
+        loss = values["cross_entropy"] + values["regularization"]
+        if not math.isfinite(loss):
+            latest = self.checkpoint.latest()
+            raise TrainingError(
+                f"Step {step}: the loss is not finite ({loss}); stopped without saving, so the "
+                f"newest checkpoint is still {latest or 'none (nothing saved yet)'}. "
+                "Try a lower --base_learning_rate or check the input data")
+
+    def _log(self, step, values, rate, images_per_second, eta):
+        loss = values["cross_entropy"] + values["regularization"]
+        logging.info(
+            "step %d/%d  loss %.4f (cross-entropy %.4f)  lr %.6g  %s images/s  ETA %s", step,
+            self.config.training_number_of_steps, loss, values["cross_entropy"], rate,
+            "-" if images_per_second is None else f"{images_per_second:.2f}",
+            "-" if eta is None else _format_eta(eta))
+        scalars = {"loss/total": loss, "loss/cross_entropy": values["cross_entropy"],
+                   "loss/regularization": values["regularization"], "learning_rate": rate}
+        if images_per_second is not None:
+            scalars["images_per_second"] = images_per_second
+        self.summaries.scalars(step, scalars)
+
+    def _image_summaries(self, step, batch):
+        predictions = self._predict_step(batch[0])
+        if not self.chief:
+            return
+        first = lambda value: self.strategy.experimental_local_results(value)[0]  # noqa: E731
+        self.summaries.images(step, first(batch[0]).numpy(), first(batch[1]).numpy(),
+                              first(predictions).numpy())
+
+    def run(self) -> TrainResult:
+        """Trains up to ``training_number_of_steps`` (resuming ``train_logdir``)."""
+        config = self.config
+        total_steps = config.training_number_of_steps
+        latest = self._initialize()
+        start = int(self.step.numpy())
+        result = TrainResult(step=start, start_step=start, checkpoint=latest)
+        if start >= total_steps:
+            logging.info("Already trained %d of %d steps; nothing to do.", start, total_steps)
+            return result
+        iterator = iter(self.strategy.distribute_datasets_from_function(self.dataset_fn))
+        logging.info("Training steps %d..%d, global batch %d over %d replica(s).", start + 1,
+                     total_steps, config.train_batch_size, self.num_replicas)
+        step = start
+        window_steps, window_seconds = 0, 0.0  # timed steps since the last progress line
+        with self._sigterm_handler():
+            while step < total_steps:
+                step_started = time.perf_counter()
+                try:
+                    batch = next(iterator)
+                except (StopIteration, tf.errors.OutOfRangeError):
+                    raise TrainingError(
+                        f"Step {step + 1}: {self.data_description} yielded no "
+                        f"{'more ' if step > start else ''}examples") from None
+                stop = tf.constant(1.0 if self._sigterm.is_set() else 0.0)
+                outputs = self._train_step(batch, stop)
+                values = {key: float(value.numpy()) for key, value in outputs.items()}
+                step += 1
+                self._check(step, values)
+                result.step, result.loss = step, values["cross_entropy"] + values["regularization"]
+                if step > start + 1:  # the first step includes tracing: not timed
+                    window_steps += 1
+                    window_seconds += time.perf_counter() - step_started
+                if step % config.log_steps == 0 or step == total_steps:
+                    images_per_second = eta = None
+                    if window_steps:
+                        steps_per_second = window_steps / window_seconds
+                        images_per_second = steps_per_second * config.train_batch_size
+                        eta = (total_steps - step) / steps_per_second
+                        result.images_per_second = images_per_second
+                        window_steps, window_seconds = 0, 0.0
+                    rate = float(self.learning_rate(step - 1))
+                    result.history.append((step, result.loss))
+                    self._log(step, values, rate, images_per_second, eta)
+                    if config.save_summaries_images:
+                        self._image_summaries(step, batch)
+                preempted = values["stop"] > 0
+                if step % config.save_interval_steps == 0 or step == total_steps or preempted:
+                    result.checkpoint = self.checkpoint.save(step)
+                    logging.info("Saved checkpoint %s", result.checkpoint)
+                if preempted:
+                    logging.warning("Stopped at step %d on SIGTERM (checkpoint saved).", step)
+                    result.preempted = True
+                    break
+        self.summaries.flush()
+        return result

@@ -1,0 +1,94 @@
+"""Choosing the ``tf.distribute`` strategy that the one training loop runs under.
+
+* ``one_device``: the first GPU, else the CPU.
+* ``mirrored``: every local GPU (or the local logical CPU devices when there is no GPU).
+* ``multi_worker``: ``MultiWorkerMirroredStrategy`` over the cluster in ``TF_CONFIG``.
+* ``tpu``: ``TPUStrategy`` over the TPU named by ``tpu`` (cluster resolver).
+* ``auto``: multi_worker if ``TF_CONFIG`` names more than one task, tpu if a TPU name is
+  given, mirrored if there are several GPUs, else one_device.
+
+Keras 3's ``model.fit`` fails under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585),
+so training always runs its own loop (``train.loop``) under the strategy chosen here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional
+
+import tensorflow as tf
+
+from deeplab_tf.config import STRATEGIES
+
+
+def _cluster_task_count() -> int:
+    try:
+        config = json.loads(os.environ.get("TF_CONFIG", "") or "{}")
+    except json.JSONDecodeError as error:
+        raise ValueError(f"TF_CONFIG is not valid JSON: {error}") from None
+    cluster = config.get("cluster", {})
+    return sum(len(cluster.get(kind, [])) for kind in ("chief", "worker"))
+
+
+def resolve_strategy_name(name: str = "auto", tpu: Optional[str] = None) -> str:
+    """The concrete strategy ``auto`` stands for on this machine (others unchanged)."""
+    if name not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}. "
+                         f"Received: strategy={name!r}")
+    if name != "auto":
+        return name
+    if _cluster_task_count() > 1:
+        return "multi_worker"
+    if tpu:
+        return "tpu"
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        return "mirrored"
+    return "one_device"
+
+
+def create_strategy(name: str = "auto", tpu: Optional[str] = None) -> tf.distribute.Strategy:
+    """A ``tf.distribute.Strategy`` for ``name`` (see the module docstring)."""
+    name = resolve_strategy_name(name, tpu)
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored":
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """True on the worker that writes checkpoints, summaries and the run's files."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    if task_type in (None, "chief"):
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return task_type == "worker" and task_id == 0 and not has_chief
+
+
+def task_name(strategy: tf.distribute.Strategy) -> str:
+    """``"<type>-<id>"`` of this worker (``"chief-0"`` outside multi-worker training)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or resolver.task_type is None:
+        return "chief-0"
+    return f"{resolver.task_type}-{resolver.task_id}"
+
+
+def per_replica_batch_size(global_batch_size: int, strategy: tf.distribute.Strategy) -> int:
+    """The batch of each replica; raises ValueError unless the replicas split it evenly."""
+    replicas = strategy.num_replicas_in_sync
+    if global_batch_size % replicas:
+        raise ValueError(
+            f"train_batch_size must be divisible by the number of replicas ({replicas}). "
+            f"Received: train_batch_size={global_batch_size}")
+    return global_batch_size // replicas
