@@ -1,0 +1,155 @@
+"""SavedModel export in TF Serving's layout: ``export_dir/model_name/<version>/``.
+
+The SavedModel holds the signatures of ``serving_signatures.ServingModule`` (decoding,
+padding, multi-scale + flip inference and the argmax all in the graph) and, under
+``assets.extra/deeplab_export.json``, the model and export configs.
+
+Versions: a new export gets ``1 + the largest existing integer version`` (or
+``ExportConfig.export_version``); it is written to a hidden temporary folder beside the
+version folders (TF Serving ignores names that are not integers) and renamed into place only
+when complete, so TF Serving never sees a partial model, and an existing version folder is
+never overwritten.
+
+Example:
+
+>>> path = export_saved_model(model, model_config, ExportConfig(inference_scales=(0.5, 1.0)),
+...                           "exports")
+>>> path
+'exports/deeplab/1'
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from deeplab_tf.config import ExportConfig, ModelConfig
+from deeplab_tf.export.serving_signatures import ServingModule
+from deeplab_tf.model import build_model, fold_batch_norm, mean_pixel
+
+METADATA_FILE = "deeplab_export.json"
+
+
+class ExportError(ValueError):
+    """The export cannot be written where it was asked to (one-line message)."""
+
+
+def check_writable(directory: str) -> None:
+    """Creates ``directory`` if needed and checks that a file can be written there.
+
+    Called before anything is built, so an unwritable destination fails at once.
+
+    Raises:
+        ExportError: naming the directory and the reason.
+    """
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as error:
+        raise ExportError(
+            f"Export directory {directory} is not writable: {error.strerror or error}") from None
+
+
+def directory_size(path: str) -> int:
+    """Bytes of the files under ``path``."""
+    return sum(os.path.getsize(os.path.join(root, name))
+               for root, _, names in os.walk(path) for name in names)
+
+
+def existing_versions(model_dir: str) -> list:
+    """The integer version folders of ``model_dir``, sorted (empty if it does not exist)."""
+    if not os.path.isdir(model_dir):
+        return []
+    return sorted(int(name) for name in os.listdir(model_dir)
+                  if name.isdigit() and os.path.isdir(os.path.join(model_dir, name)))
+
+
+def next_version(model_dir: str) -> int:
+    """1 + the largest integer version folder in ``model_dir`` (1 if there is none)."""
+    versions = existing_versions(model_dir)
+    return versions[-1] + 1 if versions else 1
+
+
+def _publish(staging: str, model_dir: str, version) -> str:
+    """Renames ``staging`` to ``model_dir/<version>``; never replaces an existing folder.
+
+    ``version=None`` takes the next free version, moving on if another export takes it first.
+    """
+    number = next_version(model_dir) if version is None else version
+    while True:
+        target = os.path.join(model_dir, str(number))
+        if not os.path.exists(target):
+            try:
+                os.rename(staging, target)  # Fails on a non-empty existing folder.
+                return target
+            except OSError as error:
+                if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+        if version is not None:
+            raise ExportError(f"Version {number} already exists: {target} (versions are "
+                              "never overwritten; choose another --export_version)")
+        number = max(number + 1, next_version(model_dir))
+
+
+def _folded_copy(model, model_config: ModelConfig):
+    """A copy of ``model`` with batch norm folded into constants (``model`` is unchanged)."""
+    folded = build_model(model_config)
+    for source, target in zip(model.weights, folded.weights):
+        target.assign(source)
+    return fold_batch_norm(folded)
+
+
+def export_saved_model(model, model_config: ModelConfig, export_config: ExportConfig,
+                       export_dir: str, metadata: dict = None) -> str:
+    """Writes ``model`` as a new version of ``export_dir/<model_name>``.
+
+    Args:
+        model: a DeepLab Keras model with its weights loaded (float32).
+        model_config: ModelConfig of ``model`` (its output stride and mean pixel set the
+            padding, as in deeplab-eval).
+        export_config: ExportConfig. Model name, version, scales, flip, probabilities.
+        export_dir: str. The model base path's parent (TF Serving's ``--model_base_path`` is
+            ``export_dir/model_name``).
+        metadata: dict or None. Extra facts recorded in ``assets.extra/deeplab_export.json``
+            (e.g. the checkpoint).
+
+    Returns:
+        The path of the new version folder.
+
+    Raises:
+        ExportError: the destination is not writable or the version exists.
+    """
+    model_dir = os.path.join(export_dir, export_config.model_name)
+    check_writable(model_dir)
+    if export_config.export_version is not None:
+        target = os.path.join(model_dir, str(export_config.export_version))
+        if os.path.exists(target):
+            raise ExportError(f"Version {export_config.export_version} already exists: "
+                              f"{target} (versions are never overwritten)")
+    if export_config.fold_batch_norm:
+        model = _folded_copy(model, model_config)
+    module = ServingModule(model, output_stride=model_config.output_stride,
+                           pad_value=mean_pixel(model_config.model_variant),
+                           scales=export_config.inference_scales,
+                           add_flipped_images=export_config.add_flipped_images,
+                           export_probabilities=export_config.export_probabilities,
+                           min_size=export_config.eval_crop_size,
+                           track_variables=not export_config.fold_batch_norm)
+    staging = tempfile.mkdtemp(prefix=".tmp-export-", dir=model_dir)
+    os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide the model from a serving user.
+    try:
+        tf.saved_model.save(module, staging, signatures=module.signatures())
+        extra = os.path.join(staging, "assets.extra")
+        os.makedirs(extra, exist_ok=True)
+        with open(os.path.join(extra, METADATA_FILE), "w") as f:
+            json.dump({"model": model_config.to_dict(), "export": export_config.to_dict(),
+                       **(metadata or {})}, f, indent=2, sort_keys=True)
+        return _publish(staging, model_dir, export_config.export_version)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

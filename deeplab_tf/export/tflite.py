@@ -1,0 +1,339 @@
+"""TFLite export: a fixed-size model, four quantisation modes, run with the LiteRT interpreter.
+
+The TFLite graph is ``model -> align-corners upsample to the input size -> [ArgMax]``, with
+the input size fixed (``ExportConfig.crop_size``, batch 1). Pre-processing stays outside the
+graph (quantisation needs a plain input): the caller fits the image into the input size
+(``fit_to_input``: downscale if larger, pad bottom/right with the mean pixel) and crops the
+prediction back. The normalisation to the backbone's range is the model's first layer, so the
+input is plain RGB pixels in every mode.
+
+Modes (``ExportConfig.tflite_mode``):
+
+* ``float32``: as trained.
+* ``float16``: float16 weights (half the size), float32 compute on CPU.
+* ``dynamic_range``: int8 weights, float activations (about a quarter of the size).
+* ``int8``: full integer. The input is **uint8** pixels (quantisation scale 1, zero point 0:
+  raw pixels, checked after conversion), activations int8 calibrated on representative images
+  (``representative_images_from_tfrecords``); the argmax output is int32 labels, the logits
+  output float32.
+
+Conversion note: ``TFLiteConverter`` keeps Keras 3 variables as resource variables
+(``VAR_HANDLE``/``READ_VARIABLE``, batch norm left unfolded) even from a SavedModel, so the
+concrete function is frozen first (variables -> constants); the converter then folds batch
+norm into the convolutions.
+
+Example:
+
+>>> content = convert_tflite(model, ExportConfig(format="tflite", crop_size=(513, 513)))
+>>> runner = LiteRTModel(content)
+>>> labels = runner.predict_image(image)  # uint8 [H, W, 3] of any size -> int32 [H, W]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from typing import Iterable, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from deeplab_tf.config import ExportConfig, ModelConfig
+from deeplab_tf.evaluation import inference
+from deeplab_tf.fileio import atomic_path
+from deeplab_tf.model import mean_pixel
+
+INPUT_NAME = "images"
+PREDICTIONS = "semantic_predictions"
+LOGITS = "logits"
+TFLITE_SUFFIX = ".tflite"
+METADATA_SUFFIX = ".json"
+
+
+class TFLiteExportError(ValueError):
+    """A TFLite conversion that cannot be done as asked (one-line message)."""
+
+
+def tflite_path(export_dir: str, export_config: ExportConfig) -> str:
+    """``export_dir/<model_name>_<tflite_mode>.tflite``."""
+    name = f"{export_config.model_name}_{export_config.tflite_mode}{TFLITE_SUFFIX}"
+    return os.path.join(export_dir, name)
+
+
+def tflite_function(model, crop_size: Tuple[int, int], output: str = "argmax"):
+    """The frozen concrete function float32 images [1, h, w, 3] -> {output name: tensor}."""
+    height, width = crop_size
+    spec = tf.TensorSpec([1, height, width, 3], tf.float32, name=INPUT_NAME)
+
+    @tf.function(input_signature=[spec])
+    def serve(images):
+        logits = inference.upsample_logits(model(images, training=False), (height, width))
+        if output == "argmax":
+            return {PREDICTIONS: tf.argmax(logits, axis=3, output_type=tf.int32)}
+        return {LOGITS: logits}
+
+    # No public API freezes a concrete function's variables (see the module docstring).
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2)
+
+    return convert_variables_to_constants_v2(serve.get_concrete_function())
+
+
+def _with_full_pixel_range(sample: np.ndarray) -> np.ndarray:
+    """A copy whose first pixel holds a 0 and a 255, so the calibrated input range is exactly
+    [0, 255]: the uint8 input is then raw pixels (scale 1, zero point 0)."""
+    sample = np.array(sample, np.float32, copy=True)
+    sample[0, 0, 0, 0] = 0.0
+    sample[0, 0, 0, 1] = 255.0
+    return sample
+
+
+def _calibration_samples(images: Iterable[np.ndarray], shape):
+    """The converter's representative dataset: streams ``images`` (one pass), checked to have
+    ``shape``, the first with the full pixel range. The first image is checked at once."""
+    iterator = iter(images)
+    first = next(iterator, None)
+    if first is None:
+        raise TFLiteExportError("The calibration data yielded no image")
+
+    def check(sample):
+        if tuple(np.shape(sample)) != tuple(shape):
+            raise TFLiteExportError(f"Representative images must have shape {list(shape)}. "
+                                    f"Received: {list(np.shape(sample))}")
+        return np.asarray(sample, np.float32)
+
+    check(first)
+
+    def samples():
+        yield [_with_full_pixel_range(check(first))]
+        for sample in iterator:
+            yield [check(sample)]
+
+    return samples
+
+
+def convert_tflite(model, export_config: ExportConfig,
+                   representative_images: Optional[Iterable[np.ndarray]] = None) -> bytes:
+    """Converts ``model`` to a TFLite flatbuffer as ``export_config`` says.
+
+    Args:
+        model: a DeepLab Keras model (weights loaded).
+        export_config: ExportConfig. ``crop_size``, ``tflite_mode``, ``tflite_output``.
+        representative_images: int8 only: an iterable of float32 [1, h, w, 3] pixel arrays of
+            the input size (e.g. ``representative_images_from_tfrecords``).
+
+    Returns:
+        The flatbuffer bytes.
+
+    Raises:
+        TFLiteExportError: int8 without representative images, or a calibration that did not
+            give a raw-pixel uint8 input.
+    """
+    mode = export_config.tflite_mode
+    function = tflite_function(model, export_config.crop_size, export_config.tflite_output)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
+    if mode in ("float16", "dynamic_range", "int8"):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if mode == "int8":
+        if representative_images is None:
+            raise TFLiteExportError("tflite_mode='int8' needs representative images "
+                                    "(--calibration_dataset_dir)")
+        converter.representative_dataset = _calibration_samples(
+            representative_images, (1,) + tuple(export_config.crop_size) + (3,))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8
+    with warnings.catch_warnings():
+        # The calibrated input range replaces these statistics (checked below).
+        warnings.filterwarnings("ignore", "Statistics for quantized inputs were expected")
+        content = converter.convert()
+    if mode == "int8":
+        scale, zero_point = LiteRTModel(content).input_details["quantization"]
+        if not (abs(scale - 1.0) < 1e-6 and zero_point == 0):
+            raise TFLiteExportError(f"The int8 model's uint8 input is not raw pixels (scale "
+                                    f"{scale}, zero point {zero_point})")
+    return content
+
+
+def fit_to_input(image: np.ndarray, crop_size: Tuple[int, int],
+                 pad_value) -> Tuple[np.ndarray, Tuple[int, int]]:
+    """Fits an image into the fixed input size, as the TFLite model expects it.
+
+    An image larger than ``crop_size`` in either side is first downscaled (align-corners
+    bilinear, aspect ratio kept) to fit; then it is padded at the bottom/right with
+    ``pad_value`` (the mean pixel), as deeplab-eval pads.
+
+    Args:
+        image: [H, W, 3] pixels (uint8 or float).
+        crop_size: (h, w). The model's input size.
+        pad_value: 3 floats.
+
+    Returns:
+        (float32 [h, w, 3], (content height, content width)): crop the prediction to the
+        content size (and resize it back to H x W, nearest, if the image was downscaled).
+    """
+    crop_h, crop_w = crop_size
+    height, width = image.shape[:2]
+    image = np.asarray(image, np.float32)
+    if height > crop_h or width > crop_w:
+        scale = min(crop_h / height, crop_w / width)
+        height = min(crop_h, max(1, int(round(height * scale))))
+        width = min(crop_w, max(1, int(round(width * scale))))
+        image = inference.resize_bilinear(image[np.newaxis], (height, width)).numpy()[0]
+    out = np.empty((crop_h, crop_w, 3), np.float32)
+    out[...] = np.asarray(pad_value, np.float32)
+    out[:height, :width] = image
+    return out, (height, width)
+
+
+def representative_images_from_tfrecords(dataset_dir: str, split: str, crop_size, pad_value,
+                                         steps: int):
+    """Yields ``steps`` float32 [1, h, w, 3] calibration inputs from a split's TFRecord shards.
+
+    Images (in file order, repeated if the split is smaller than ``steps``) are fitted into
+    the input size with ``fit_to_input``, as at inference.
+
+    Raises:
+        ValueError: no shards for the split (``data.schema.list_shards``' message) or no images.
+    """
+    from deeplab_tf.data import schema
+
+    files = schema.list_shards(dataset_dir, split)
+    records = tf.data.TFRecordDataset(files).map(
+        lambda record: schema.decode_image(schema.parse_example(record)[schema.IMAGE_ENCODED]))
+    count = 0
+    for image in records.repeat().take(steps):
+        prepared, _ = fit_to_input(image.numpy(), crop_size, pad_value)
+        count += 1
+        yield prepared[np.newaxis]
+    if count == 0:
+        raise ValueError(f"Split {split!r} in {dataset_dir} has no images")
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the model from other users
+
+
+def export_tflite(model, model_config: ModelConfig, export_config: ExportConfig,
+                  export_dir: str, *, representative_images=None, overwrite: bool = False,
+                  metadata: Optional[dict] = None) -> dict:
+    """Converts and writes ``export_dir/<model_name>_<mode>.tflite`` plus a ``.json`` beside it.
+
+    The JSON describes the input (name, shape, dtype, padding value) and output, so a
+    runtime needs no other knowledge of the model.
+
+    Args:
+        model, export_config, representative_images: see ``convert_tflite``. For int8 without
+            ``representative_images``, they are read from
+            ``export_config.calibration_dataset_dir``.
+        model_config: ModelConfig of ``model``.
+        export_dir: str. Output folder.
+        overwrite: bool. Replace an existing file of the same name.
+        metadata: dict or None. Extra facts for the JSON (e.g. the checkpoint).
+
+    Returns:
+        dict: ``path``, ``metadata_path``, ``size_bytes`` and the JSON's contents.
+    """
+    os.makedirs(export_dir, exist_ok=True)
+    path = tflite_path(export_dir, export_config)
+    if os.path.exists(path) and not overwrite:
+        raise TFLiteExportError(f"{path} already exists (pass overwrite / --overwrite to "
+                                "replace it)")
+    pad_value = mean_pixel(model_config.model_variant)
+    if (export_config.tflite_mode == "int8" and representative_images is None
+            and export_config.calibration_dataset_dir):
+        representative_images = representative_images_from_tfrecords(
+            export_config.calibration_dataset_dir, export_config.calibration_split,
+            export_config.crop_size, pad_value, export_config.calibration_steps)
+    content = convert_tflite(model, export_config, representative_images)
+    height, width = export_config.crop_size
+    argmax = export_config.tflite_output == "argmax"
+    info = {
+        "tflite_mode": export_config.tflite_mode,
+        "input": {"name": INPUT_NAME, "shape": [1, height, width, 3],
+                  "dtype": "uint8" if export_config.tflite_mode == "int8" else "float32",
+                  "pixels": "RGB 0..255 (normalisation is inside the model)",
+                  "pad_value": list(pad_value)},
+        "output": {"name": PREDICTIONS if argmax else LOGITS,
+                   "shape": [1, height, width] + ([] if argmax else [model_config.num_classes]),
+                   "dtype": "int32" if argmax else "float32"},
+        "num_classes": model_config.num_classes,
+        "model": model_config.to_dict(),
+        "export": export_config.to_dict(),
+        "size_bytes": len(content),
+        **(metadata or {}),
+    }
+    metadata_path = path[:-len(TFLITE_SUFFIX)] + METADATA_SUFFIX
+    _write_atomically(metadata_path, json.dumps(info, indent=2, sort_keys=True).encode())
+    _write_atomically(path, content)
+    return {"path": path, "metadata_path": metadata_path, **info}
+
+
+class LiteRTModel:
+    """Runs an exported TFLite model with the LiteRT interpreter (``ai-edge-litert``).
+
+    Args:
+        model: bytes (flatbuffer) or a path to a ``.tflite`` file.
+        num_threads: int or None. Interpreter threads.
+    """
+
+    def __init__(self, model, num_threads: Optional[int] = None):
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise ImportError("Running TFLite models needs the LiteRT interpreter: "
+                              "pip install ai-edge-litert") from None
+        if isinstance(model, (bytes, bytearray)):
+            self.interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
+        else:
+            self.interpreter = Interpreter(model_path=os.fspath(model), num_threads=num_threads)
+        self.interpreter.allocate_tensors()
+        self.input_details = self.interpreter.get_input_details()[0]
+        self.output_details = self.interpreter.get_output_details()[0]
+
+    @property
+    def input_size(self) -> Tuple[int, int]:
+        shape = self.input_details["shape"]
+        return int(shape[1]), int(shape[2])
+
+    @property
+    def input_dtype(self):
+        return self.input_details["dtype"]
+
+    def op_names(self) -> set:
+        """The TFLite operators of the model (e.g. to check for unsupported ones)."""
+        return {op["op_name"] for op in self.interpreter._get_ops_details()}
+
+    def run(self, images: np.ndarray) -> np.ndarray:
+        """Raw call: images [1, h, w, 3] of the input size -> the model's output array."""
+        images = np.asarray(images)
+        if self.input_dtype == np.uint8:
+            images = np.clip(np.round(images), 0, 255).astype(np.uint8)
+        else:
+            images = images.astype(self.input_dtype)
+        self.interpreter.set_tensor(self.input_details["index"], images)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output_details["index"])
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """int32 labels [1, h, w] of input-size images (argmax of logits if needed)."""
+        output = self.run(images)
+        if output.ndim == 4:
+            output = output.argmax(axis=-1)
+        return output.astype(np.int32)
+
+    def predict_image(self, image: np.ndarray, pad_value=(127.5, 127.5, 127.5)) -> np.ndarray:
+        """int32 labels [H, W] of one image [H, W, 3] of any size (``fit_to_input`` around
+        ``predict``). ``pad_value``: the model's mean pixel (the export's JSON has it)."""
+        height, width = image.shape[:2]
+        prepared, (content_h, content_w) = fit_to_input(image, self.input_size, pad_value)
+        labels = self.predict(prepared[np.newaxis])[0, :content_h, :content_w]
+        if (content_h, content_w) != (height, width):
+            labels = tf.image.resize(labels[..., np.newaxis], (height, width),
+                                     method="nearest").numpy()[..., 0]
+        return labels
