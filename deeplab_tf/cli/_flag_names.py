@@ -26,6 +26,7 @@ DEEPLAB_FLAG_NAMES = frozenset({
     'add_flipped_images',
     'add_image_level_feature',
     'ade20k_root',
+    'agreement',
     'also_save_raw_predictions',
     'aspp_convs_filters',
     'aspp_with_separable_conv',

@@ -42,6 +42,9 @@ _PIPELINE_DIR = flags.DEFINE_string(
 _SAVED_MODEL = flags.DEFINE_string("saved_model_dir", None,
                                    "A SavedModel version directory to time (predict_images).")
 _TFLITE = flags.DEFINE_multi_string("tflite_model", None, "TFLite model(s) to time.")
+_AGREEMENT = flags.DEFINE_boolean(
+    "agreement", True, "Also compare folded and bfloat16 outputs with float32 (random weights "
+    "with realistic batch-norm statistics): max relative logit difference, argmax agreement.")
 _OUTPUT_JSON = flags.DEFINE_string("output_json", "bench_output/bench.json",
                                    "Where to write the results.")
 
@@ -129,6 +132,9 @@ def main(argv):
 
         rate = data_benchmark.pipeline_throughput(_PIPELINE_DIR.value, crop_size=(height, width))
         extra["input pipeline (images/s)"] = f"{rate:.1f}"
+    if _AGREEMENT.value:
+        for key, value in benchmark.agreement(config, height, width).items():
+            extra[key] = f"{value:.6g}"
     extra["peak memory (MiB)"] = f"{benchmark.peak_memory_mb():.0f}"
     print(benchmark.format_table(results, peak["peak_flops"], extra))
 
