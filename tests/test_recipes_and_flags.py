@@ -87,3 +87,19 @@ def test_typo_in_a_recipe_is_an_error(tmp_path):
                              f"--flagfile={recipe}", "--crop_size=33,33"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 1 and "Unknown command line flag 'atrous_rate'" in result.stderr
+
+
+def test_bench_runs_on_a_recipe_and_writes_its_table(tmp_path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "deeplab_tf.cli.bench",
+         f"--flagfile={os.path.join(ROOT, 'configs', 'demo', 'mobilenetv2_dm05_demo.flags')}",
+         "--crop_size=65,65", "--modes=function,function_folded", "--repeats=1",
+         "--nothroughput", "--noagreement", f"--output_json={out}"],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "inference/function_folded" in result.stdout and "util." in result.stdout
+    record = json.loads(out.read_text())
+    assert record["madds"] > 0 and {r["name"] for r in record["results"]} == {
+        "inference/function", "inference/function_folded"}
+    assert record["machine"]["peak_flops"] > 0
