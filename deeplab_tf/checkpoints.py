@@ -230,10 +230,14 @@ def load_original_checkpoint(model, path, initialize_last_layer=True,
     return load_checkpoint(model, path, initialize_last_layer, last_layers_contain_logits_only)
 
 
+def variable_shapes(path: str) -> dict:
+    """{checkpoint key: shape} of a checkpoint prefix or directory (CheckpointError if unreadable)."""
+    return _reader(resolve_checkpoint_path(path)).get_variable_to_shape_map()
+
+
 def checkpoint_kind(path: str) -> str:
     """"original" (TF1, variables named by scope) or "project" (tf.train.Checkpoint)."""
-    shapes = _reader(resolve_checkpoint_path(path)).get_variable_to_shape_map()
-    return "project" if _OBJECT_GRAPH_KEY in shapes else "original"
+    return "project" if _OBJECT_GRAPH_KEY in variable_shapes(path) else "original"
 
 
 def save_model_checkpoint(model, directory: str, step: int = 0) -> str:

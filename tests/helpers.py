@@ -53,34 +53,27 @@ def np_pad_same(x, kernel_size, stride, rate):
     return np.pad(x, [(0, 0), pads[0], pads[1], (0, 0)])
 
 
-def np_conv2d(x, w, stride=1, rate=1):
-    """VALID convolution, x [B,H,W,Ci], w [kh,kw,Ci,Co]."""
-    kh, kw, _, co = w.shape
-    b, h, wd, _ = x.shape
+def _np_windows(x, kh, kw, stride, rate):
+    """Yields (i, j, patch): the input under kernel tap (i, j) for every VALID output."""
+    _, h, w, _ = x.shape
     oh = (h - ((kh - 1) * rate + 1)) // stride + 1
-    ow = (wd - ((kw - 1) * rate + 1)) // stride + 1
-    out = np.zeros((b, oh, ow, co), np.float64)
+    ow = (w - ((kw - 1) * rate + 1)) // stride + 1
     for i in range(kh):
         for j in range(kw):
-            patch = x[:, i * rate: i * rate + (oh - 1) * stride + 1: stride,
-                      j * rate: j * rate + (ow - 1) * stride + 1: stride, :]
-            out += patch @ w[i, j]
-    return out
+            yield i, j, x[:, i * rate: i * rate + (oh - 1) * stride + 1: stride,
+                          j * rate: j * rate + (ow - 1) * stride + 1: stride, :]
+
+
+def np_conv2d(x, w, stride=1, rate=1):
+    """VALID convolution, x [B,H,W,Ci], w [kh,kw,Ci,Co]."""
+    return sum(patch.astype(np.float64) @ w[i, j]
+               for i, j, patch in _np_windows(x, w.shape[0], w.shape[1], stride, rate))
 
 
 def np_depthwise_conv2d(x, w, stride=1, rate=1):
     """VALID depthwise convolution, x [B,H,W,C], w [kh,kw,C,1]."""
-    kh, kw, c, _ = w.shape
-    b, h, wd, _ = x.shape
-    oh = (h - ((kh - 1) * rate + 1)) // stride + 1
-    ow = (wd - ((kw - 1) * rate + 1)) // stride + 1
-    out = np.zeros((b, oh, ow, c), np.float64)
-    for i in range(kh):
-        for j in range(kw):
-            patch = x[:, i * rate: i * rate + (oh - 1) * stride + 1: stride,
-                      j * rate: j * rate + (ow - 1) * stride + 1: stride, :]
-            out += patch * w[i, j, :, 0]
-    return out
+    return sum(patch.astype(np.float64) * w[i, j, :, 0]
+               for i, j, patch in _np_windows(x, w.shape[0], w.shape[1], stride, rate))
 
 
 def np_batch_norm(x, gamma, beta, mean, var, eps):

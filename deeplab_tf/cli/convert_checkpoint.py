@@ -33,13 +33,9 @@ _LAST_LAYERS_CONTAIN_LOGITS_ONLY = flags.DEFINE_boolean(
 
 
 def _checkpoint_num_classes(path):
-    import tensorflow as tf
+    from deeplab_tf.checkpoints import variable_shapes
 
-    from deeplab_tf.checkpoints import _reader, resolve_checkpoint_path
-
-    shapes = _reader(resolve_checkpoint_path(path)).get_variable_to_shape_map()
-    bias = shapes.get("logits/semantic/biases")
-    del tf
+    bias = variable_shapes(path).get("logits/semantic/biases")
     return int(bias[0]) if bias else None
 
 

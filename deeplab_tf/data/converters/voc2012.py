@@ -45,28 +45,28 @@ def read_sbd_mat(path: str) -> np.ndarray:
     return np.asarray(segmentation)
 
 
+def _find_folder(root, subfolders, marker, what):
+    """The first of ``root`` / each of ``subfolders`` under it that holds ``marker``."""
+    for candidate in (root, *(os.path.join(root, *sub) for sub in subfolders)):
+        if os.path.isdir(os.path.join(candidate, marker)):
+            return candidate
+    places = ["/".join(sub) + "/" for sub in subfolders]
+    raise common.ConversionError(
+        f"{root}: no {what} folder (looked for {marker}/ in it, in "
+        f"{', in '.join(places[:-1])} and in {places[-1]})")
+
+
 def find_voc2012(voc_root: str) -> str:
     """The ``VOC2012`` folder: ``voc_root`` itself, ``voc_root/VOC2012`` or
     ``voc_root/VOCdevkit/VOC2012``."""
-    for candidate in (voc_root, os.path.join(voc_root, "VOC2012"),
-                      os.path.join(voc_root, "VOCdevkit", "VOC2012")):
-        if os.path.isdir(os.path.join(candidate, "JPEGImages")):
-            return candidate
-    raise common.ConversionError(
-        f"{voc_root}: no VOC2012 folder (looked for JPEGImages/ in it, in VOC2012/ and in "
-        "VOCdevkit/VOC2012/)")
+    return _find_folder(voc_root, [("VOC2012",), ("VOCdevkit", "VOC2012")], "JPEGImages", "VOC2012")
 
 
 def find_sbd(sbd_root: str) -> str:
     """The SBD ``dataset`` folder: ``sbd_root`` itself, ``sbd_root/dataset`` or
     ``sbd_root/benchmark_RELEASE/dataset``."""
-    for candidate in (sbd_root, os.path.join(sbd_root, "dataset"),
-                      os.path.join(sbd_root, "benchmark_RELEASE", "dataset")):
-        if os.path.isdir(os.path.join(candidate, "cls")):
-            return candidate
-    raise common.ConversionError(
-        f"{sbd_root}: no SBD dataset folder (looked for cls/ in it, in dataset/ and in "
-        "benchmark_RELEASE/dataset/)")
+    return _find_folder(sbd_root, [("dataset",), ("benchmark_RELEASE", "dataset")], "cls",
+                        "SBD dataset")
 
 
 def read_list(path: str) -> List[str]:
