@@ -194,6 +194,8 @@ class DataConfig:
             the same batches (element order is then kept, as with ``deterministic``).
         deterministic: bool. Keep element order in the parallel reading and decoding stages
             even without a seed (slightly slower).
+        skip_corrupt_records: bool. Skip (and count) corrupt or truncated TFRecord records
+            instead of stopping with an error naming the shard and record.
     """
 
     dataset: str = "pascal_voc_seg"
@@ -210,6 +212,7 @@ class DataConfig:
     num_readers: int = 4
     seed: Optional[int] = None
     deterministic: bool = False
+    skip_corrupt_records: bool = False
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
@@ -274,7 +277,7 @@ class DataConfig:
 LEARNING_POLICIES = ("poly", "step", "cosine")
 OPTIMIZERS = ("momentum", "adam")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
-MIXED_PRECISION = ("float32", "bfloat16", "float16")
+MIXED_PRECISION = ("float32", "bfloat16", "float16", "auto")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -314,6 +317,9 @@ class TrainConfig:
             this project's); ignored when ``train_logdir`` already holds a checkpoint.
         initialize_last_layer: bool. Load the last layers from ``tf_initial_checkpoint``.
         save_interval_steps: int. Save a checkpoint every this many steps.
+        save_interval_secs: int. Also save when this many seconds passed since the last
+            save (the original's flag, default 1200); 0: by steps only. The final step is
+            always saved.
         max_to_keep: int. Checkpoints kept in ``train_logdir``.
         log_steps: int. Log a progress line and summaries every this many steps.
         save_summaries_images: bool. Write input / ground truth / prediction image summaries.
@@ -352,6 +358,7 @@ class TrainConfig:
     tf_initial_checkpoint: Optional[str] = None
     initialize_last_layer: bool = True
     save_interval_steps: int = 1000
+    save_interval_secs: int = 1200
     max_to_keep: int = 5
     log_steps: int = 10
     save_summaries_images: bool = False
@@ -468,6 +475,12 @@ class EvalConfig:
             checkpoints; 0 or less: evaluate every new checkpoint until interrupted (the
             original's default).
         eval_interval_secs: int. Seconds between polls for a new checkpoint.
+        min_resize_value: int or None. Resize to range before inference (as the data
+            pipeline's flag): desired size of the smaller side.
+        max_resize_value: int or None. Resize to range: largest allowed larger side.
+        resize_factor: int or None. Resize to range: sides become a multiple of it plus one.
+        fold_batch_norm: bool. Run inference with batch norm folded into the convolutions.
+        inference_backend: str. ``"tf"`` or ``"openvino"``: the runtime that evaluates.
     """
 
     eval_scales: Tuple[float, ...] = (1.0,)
@@ -478,6 +491,11 @@ class EvalConfig:
     sliding_window_overlap: float = 1.0 / 3.0
     max_number_of_evaluations: int = 0
     eval_interval_secs: int = 300
+    min_resize_value: Optional[int] = None
+    max_resize_value: Optional[int] = None
+    resize_factor: Optional[int] = None
+    fold_batch_norm: bool = False
+    inference_backend: str = "tf"
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
@@ -514,7 +532,8 @@ class EvalConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
-EXPORT_FORMATS = ("saved_model", "tflite")
+EXPORT_FORMATS = ("saved_model", "tflite", "frozen_graph", "openvino", "onnx")
+INFERENCE_BACKENDS = ("tf", "openvino")
 TFLITE_OUTPUTS = ("argmax", "logits")
 
 
@@ -550,6 +569,15 @@ class ExportConfig:
         calibration_dataset_dir: str. int8: folder of TFRecord shards for calibration.
         calibration_split: str. int8: the split whose images calibrate.
         calibration_steps: int. int8: number of calibration images.
+        export_path: str. ``frozen_graph``: the GraphDef file to write (the original's
+            ``frozen_inference_graph.pb``).
+        save_inference_graph: bool. ``frozen_graph``: also write the unfrozen graph
+            (``inference_graph.pbtxt``) beside it, as the original's flag.
+        min_resize_value: int or None. Resize to range inside the exported graph.
+        max_resize_value: int or None. Resize to range: largest allowed larger side.
+        resize_factor: int or None. Resize to range: sides become a multiple of it plus one.
+        max_image_pixels: int. Serving signatures reject images with more pixels than this
+            (InvalidArgument), before decoding them fully.
     """
 
     format: str = "saved_model"
@@ -566,6 +594,12 @@ class ExportConfig:
     calibration_dataset_dir: str = ""
     calibration_split: str = "train"
     calibration_steps: int = 100
+    export_path: str = ""
+    save_inference_graph: bool = False
+    min_resize_value: Optional[int] = None
+    max_resize_value: Optional[int] = None
+    resize_factor: Optional[int] = None
+    max_image_pixels: int = 64_000_000
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
