@@ -14,7 +14,7 @@ from PIL import Image
 
 from deeplab_tf.config import DataConfig
 from deeplab_tf.data import pipeline, schema
-from deeplab_tf.data.converters import ade20k, cityscapes, common, folder, voc2012
+from deeplab_tf.data.converters import ade20k, cityscapes, common, folder, shards, voc2012
 from tests import miniature
 
 
@@ -195,8 +195,8 @@ def test_interrupted_conversion_leaves_nothing_final_and_resumes(custom, tmp_pat
 
     bad.write_bytes(good_bytes)  # Fixed: the re-run writes only the missing shard.
     written = []
-    original_write_shard = common.write_shard
-    monkeypatch.setattr(common, "write_shard",
+    original_write_shard = shards.write_shard
+    monkeypatch.setattr(shards, "write_shard",
                         lambda job, **kw: written.append(job.name) or original_write_shard(job, **kw))
     manifest = folder.convert(str(raw / "images"), str(raw / "masks"), output_dir, **options)
     assert written == ["train-00002-of-00003.tfrecord"]
