@@ -113,6 +113,15 @@ def _load(image: Image.Image, path: str, what: str) -> None:
         raise ImageError(f"{path}: undecodable {what} ({_one_line(e)})") from None
 
 
+def _check_complete(data: bytes, image_format: str, path: str) -> None:
+    """Refuses JPEG / PNG files cut short (PIL decodes some of them without complaint)."""
+    tail = data[-4096:]
+    if image_format == "JPEG" and b"\xff\xd9" not in tail:
+        raise ImageError(f"{path}: truncated JPEG image (no end-of-image marker)")
+    if image_format == "PNG" and b"IEND" not in tail:
+        raise ImageError(f"{path}: truncated PNG image (no IEND chunk)")
+
+
 def _orientation(image: Image.Image) -> int:
     try:
         value = image.getexif().get(_EXIF_ORIENTATION, 1)
@@ -147,6 +156,7 @@ def read_image(path: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Encoded
                 f"{path}: {depth or 16}-bit image (mode {image.mode}) is not supported; "
                 "convert it to 8 bits per channel")
         _load(image, path, "image")
+        _check_complete(data, image.format, path)
         width, height = image.size
         orientation = _orientation(image)
         if image.format == "JPEG" and image.mode in ("L", "RGB", "CMYK"):

@@ -100,7 +100,7 @@ def publish(output_dir: str, staging_dir: str, jobs: List[ShardJob], manifest: d
         fileio.atomic_write_text(staged_manifest, text)
     except OSError as e:
         raise ConversionError(
-            f"{manifest_lib.manifest_path(output_dir)}: write failed ({e.strerror or e}); "
+            f"{staged_manifest}: write failed ({e.strerror or e}); "
             "earlier outputs are left as they were") from None
     final_manifest = manifest_lib.manifest_path(output_dir)
     if os.path.exists(final_manifest):
