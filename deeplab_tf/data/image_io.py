@@ -37,6 +37,7 @@ ALPHA_DROPPED = "alpha channel dropped"
 _EXIF_ORIENTATION = 0x0112
 _ROTATED_ORIENTATIONS = (5, 6, 7, 8)  # Orientations that swap height and width.
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # The IEND chunk, with its CRC.
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
@@ -118,7 +119,7 @@ def _check_complete(data: bytes, image_format: str, path: str) -> None:
     tail = data[-4096:]
     if image_format == "JPEG" and b"\xff\xd9" not in tail:
         raise ImageError(f"{path}: truncated JPEG image (no end-of-image marker)")
-    if image_format == "PNG" and b"IEND" not in tail:
+    if image_format == "PNG" and _PNG_END not in tail:
         raise ImageError(f"{path}: truncated PNG image (no IEND chunk)")
 
 
@@ -187,7 +188,8 @@ def check_orientation(image: EncodedImage, image_path: str, label_shape, label_p
 
 
 def _open_label(path: str, max_pixels: int) -> Image.Image:
-    image = _open(_read_bytes(path, "label image"), path, "label image", max_pixels)
+    data = _read_bytes(path, "label image")
+    image = _open(data, path, "label image", max_pixels)
     if image.mode in _SIXTEEN_BIT_MODES:
         image.close()
         raise ImageError(f"{path}: label mask has 16-bit or floating-point values (mode "
@@ -197,6 +199,11 @@ def _open_label(path: str, max_pixels: int) -> Image.Image:
         raise ImageError(f"{path}: label mask has an alpha channel (mode {image.mode}); "
                          "save it without alpha (index, greyscale or RGB)")
     _load(image, path, "label image")
+    try:
+        _check_complete(data, image.format, path)
+    except ImageError:
+        image.close()
+        raise
     return image
 
 
