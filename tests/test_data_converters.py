@@ -344,3 +344,20 @@ def test_progress_lines_when_not_a_terminal():
     lines = stream.getvalue().splitlines()
     assert len(lines) == 11 and sum(counted) == 20  # The first image, then every 10%.
     assert lines[-1].startswith("demo [########################] 20/20 100%")
+
+
+def test_progress_bar_on_a_terminal():
+    import io as io_lib
+
+    class Terminal(io_lib.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    progress = common.Progress(5, "demo", stream=stream)
+    for _ in range(5):
+        progress.update()
+    progress.close()
+    out = stream.getvalue()
+    assert "\r" in out and "demo" in out and "5/5" in out  # Redrawn in place (tqdm).
+    assert out.count("\n") <= 1

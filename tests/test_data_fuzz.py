@@ -10,13 +10,11 @@ back. Never another exception, a hang or a partial output. The counts are printe
 
 import io
 import os
-import shutil
 import signal
 import struct
 import zlib
 
 import numpy as np
-import pytest
 import tensorflow as tf
 from PIL import Image
 

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from deeplab_tf.data import cityscapes_labels
+from deeplab_tf.data import image_io
 from deeplab_tf.data import palettes
 from deeplab_tf.data.dataset_info import TFDS_PREFIX, DatasetInfo
 
@@ -161,9 +162,8 @@ def load_records(name: str, split: str, data_dir: Optional[str] = None, *,
     table = tf.constant(np.asarray(adapter.label_table, np.uint8))
 
     def decode_fn(record):
-        image = tf.io.decode_image(record[adapter.image_key], channels=3, expand_animations=False)
-        image.set_shape([None, None, 3])
-        label = tf.io.decode_image(record[adapter.label_key], channels=1, expand_animations=False)
+        image = image_io.decode_image_tensor(record[adapter.image_key])
+        label = image_io.decode_label_tensor(record[adapter.label_key])
         label = tf.gather(table, tf.cast(label, tf.int32))
         label.set_shape([None, None, 1])
         filename = record.get(adapter.filename_key, tf.constant(""))
