@@ -98,8 +98,11 @@ def default_file_mode() -> int:
 # ----------------------------------------------------------------------------- locking
 
 
-class LockError(RuntimeError):
-    """The directory is locked by a live process; the message names it (pid, host, command)."""
+class LockError(ValueError):
+    """The directory is locked by a live process; the message names it (pid, host, command).
+
+    A ValueError, so the command-line tools report it as one ``error:`` line (exit 1).
+    """
 
 
 def _pid_alive(pid: int) -> bool:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import threading
 import warnings
 from typing import Optional, Tuple
 
@@ -33,6 +34,7 @@ import numpy as np
 from PIL import Image
 
 DEFAULT_MAX_IMAGE_PIXELS = 64_000_000
+_PIL_LIMIT_LOCK = threading.Lock()  # PIL's own bomb limit is lifted while we open a header.
 ALPHA_DROPPED = "alpha channel dropped"
 _EXIF_ORIENTATION = 0x0112
 _ROTATED_ORIENTATIONS = (5, 6, 7, 8)  # Orientations that swap height and width.
@@ -89,12 +91,13 @@ def _png_bit_depth(data: bytes) -> Optional[int]:
 def _open(data: bytes, path: str, what: str, max_pixels: int) -> Image.Image:
     """Opens from the content (header only) and enforces the pixel limit before decoding."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # Checked below.
-            image = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError as e:
-        raise ImageError(f"{path}: {what} too large to open ({_one_line(e)}); limit "
-                         f"max_image_pixels={max_pixels}") from None
+        with _PIL_LIMIT_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # Checked below.
+            try:
+                image = Image.open(io.BytesIO(data))
+            finally:
+                Image.MAX_IMAGE_PIXELS = previous
     except Exception as e:  # noqa: BLE001 -- PIL raises many types for bad files.
         raise ImageError(f"{path}: undecodable {what} ({_one_line(e)})") from None
     width, height = image.size
