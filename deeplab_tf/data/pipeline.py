@@ -116,7 +116,7 @@ def train_dataset(data_config: DataConfig, *, batch_size: int, mean_pixel,
         "filename": string [B]}``. A corrupt or truncated shard stops the input with
         ``<shard>: record N is corrupt (truncated?)`` (``records.error_message`` extracts the
         line from the error), or is skipped and counted with
-        ``data_config.skip_corrupt_records`` (``records.skipped_records()``).
+        ``data_config.skip_corrupt_records`` (one stderr line per shard with the count skipped).
     """
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")

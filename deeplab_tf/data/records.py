@@ -5,27 +5,27 @@ do with a corrupt or truncated shard.
 read to its end (a truncated copy, a flipped bit caught by the record CRC) either stops the
 input with ``<shard path>: record N is corrupt (truncated?)`` (an InvalidArgumentError whose
 message holds that line; ``error_message`` extracts it) or, with ``skip_corrupt=True``, drops
-the unreadable rest of that shard, logs one line and counts it (``skipped_records``). It never
-ends in a bare DataLossError.
+the unreadable rest of that shard and logs one line on stderr with the count,
+``<shard>: record N is corrupt (truncated?): skipped the rest of this shard (K record(s))``.
+It never ends in a bare DataLossError.
 
-How: each shard is read with errors ignored (TensorFlow's reader then ends that shard), its
-records numbered; at the end of the shard the number read is compared with the number of
-complete records its headers announce (a cheap walk over the length headers, no data read).
+How: when the input is built, the complete records of every shard are counted from their
+length headers (a walk over 12-byte headers, no data read); each shard is then read with
+errors ignored (TensorFlow's reader ends that shard at a bad record), its records numbered,
+and at its end the number read is compared with that count -- all in the graph, no Python
+callback in the input pipeline.
 """
 
 from __future__ import annotations
 
 import re
 import struct
-import threading
-from typing import Dict, Optional, Tuple
+import sys
+from typing import Optional, Tuple
 
 import tensorflow as tf
-from absl import logging
 
 _MESSAGE = "is corrupt (truncated?)"
-_lock = threading.Lock()
-_skipped: Dict[str, int] = {}
 
 
 def count_complete_records(path: str) -> Tuple[int, bool]:
@@ -50,28 +50,20 @@ def count_complete_records(path: str) -> Tuple[int, bool]:
     return complete, clean
 
 
-def _inspect(path, records_read, skip_corrupt):
-    """py_function: is the shard fully read? Counts and logs what skip_corrupt drops."""
-    path = path.numpy().decode()
-    records_read = int(records_read.numpy())
-    try:
-        complete, clean = count_complete_records(path)
-    except (OSError, struct.error, tf.errors.OpError):
-        complete, clean = records_read, False
-    ok = clean and records_read >= complete
-    if not ok and bool(skip_corrupt.numpy()):
-        lost = max(complete - records_read, 0) + (0 if clean else 1)
-        with _lock:
-            _skipped[path] = _skipped.get(path, 0) + lost
-        logging.warning("%s: record %d %s: skipped the rest of this shard (%d record(s))",
-                        path, records_read, _MESSAGE, lost)
-    return ok
+def read_shard(path, skip_corrupt=False, expected=None) -> tf.data.Dataset:
+    """``(serialized, path, index)`` of one shard's records (see the module docstring).
 
-
-def read_shard(path, skip_corrupt=False) -> tf.data.Dataset:
-    """``(serialized, path, index)`` of one shard's records (see the module docstring)."""
+    Args:
+        path: str or scalar string tensor. The shard.
+        skip_corrupt: bool. Skip the unreadable rest of a corrupt shard (logged with its
+            count) instead of stopping.
+        expected: (complete records, ends cleanly) of the shard as ``count_complete_records``
+            gives them, as tensors or values; None: computed now (``path`` must be a str).
+    """
+    if expected is None:
+        expected = count_complete_records(path)
+    complete, clean = (tf.cast(expected[0], tf.int64), tf.cast(expected[1], tf.bool))
     path = tf.convert_to_tensor(path, tf.string)
-    skip_corrupt = tf.constant(bool(skip_corrupt))
     records = tf.data.TFRecordDataset(path).enumerate().ignore_errors()
     end = tf.data.Dataset.from_tensors((tf.constant(-1, tf.int64), tf.constant(b"")))
 
@@ -81,11 +73,17 @@ def read_shard(path, skip_corrupt=False) -> tf.data.Dataset:
 
     def check(index, record, count):
         def at_end():
-            ok = tf.py_function(_inspect, [path, count, skip_corrupt], tf.bool)
-            message = tf.strings.join([path, ": record ", tf.strings.as_string(count),
-                                       " " + _MESSAGE])
-            with tf.control_dependencies([tf.debugging.Assert(
-                    tf.logical_or(ok, skip_corrupt), [message], summarize=1)]):
+            ok = tf.logical_and(clean, count >= complete)
+            lost = tf.maximum(complete - count, 0) + tf.cast(tf.logical_not(clean), tf.int64)
+            where = tf.strings.join([path, ": record ", tf.strings.as_string(count), " " + _MESSAGE])
+            if skip_corrupt:
+                report = tf.cond(ok, tf.no_op, lambda: tf.print(
+                    tf.strings.join([where, ": skipped the rest of this shard (",
+                                     tf.strings.as_string(lost), " record(s))"]),
+                    output_stream=sys.stderr))
+            else:
+                report = tf.debugging.Assert(ok, [where], summarize=1)
+            with tf.control_dependencies([report]):
                 return tf.identity(index)
 
         return tf.cond(index < 0, at_end, lambda: index), record
@@ -108,19 +106,17 @@ def read_shards(files, skip_corrupt: bool = False, cycle_length: int = 1,
         deterministic: bool. Keep the interleave order fixed.
         shuffle_seed, shuffle: shuffle the file order (each iteration) first.
     """
-    names = tf.data.Dataset.from_tensor_slices(list(files))
+    files = list(files)
+    counts = [count_complete_records(f) for f in files]  # Headers only: cheap.
+    names = tf.data.Dataset.from_tensor_slices(
+        (files, [c for c, _ in counts], [clean for _, clean in counts]))
     if shuffle:
         names = names.shuffle(len(files), seed=shuffle_seed, reshuffle_each_iteration=True)
+    read = lambda f, c, ok: read_shard(f, skip_corrupt, (c, ok))  # noqa: E731
     if cycle_length <= 1:
-        return names.flat_map(lambda f: read_shard(f, skip_corrupt))
-    return names.interleave(lambda f: read_shard(f, skip_corrupt), cycle_length=cycle_length,
+        return names.flat_map(read)
+    return names.interleave(read, cycle_length=cycle_length,
                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-
-
-def skipped_records() -> Dict[str, int]:
-    """``{shard path: records skipped}`` so far in this process (with ``skip_corrupt``)."""
-    with _lock:
-        return dict(_skipped)
 
 
 def error_message(error: BaseException) -> Optional[str]:
