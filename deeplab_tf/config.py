@@ -40,16 +40,37 @@ def _as_int_tuple(value, name):
         raise ValueError(f"{name} must be a list of integers. Received: {name}={value!r}")
 
 
-def _to_jsonable(obj):
-    out = {}
-    for field in dataclasses.fields(obj):
-        value = getattr(obj, field.name)
-        out[field.name] = list(value) if isinstance(value, tuple) else value
-    return out
+class ConfigMixin:
+    """Dict / JSON round trips shared by every config dataclass.
+
+    ``to_dict`` gives plain JSON types (tuples become lists); ``from_dict`` rejects unknown
+    keys and lets ``__post_init__`` turn lists back into tuples, so
+    ``cls.from_dict(config.to_dict()) == config`` for every config.
+    """
+
+    def to_dict(self) -> dict:
+        return {field.name: (list(value) if isinstance(value, tuple) else value)
+                for field in dataclasses.fields(self)
+                for value in (getattr(self, field.name),)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"Unknown {cls.__name__} fields: {unknown}")
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, text: str):
+        return cls.from_dict(json.loads(text))
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(ConfigMixin):
     """Architecture of a DeepLabv3 / DeepLabv3+ model.
 
     Args:
@@ -80,7 +101,7 @@ class ModelConfig:
             statistics) and its parameters are frozen, as the original's flag.
     """
 
-    model_variant: str = "xception_65"
+    model_variant: str = "mobilenet_v2"
     num_classes: int = 21
     output_stride: int = 16
     atrous_rates: Tuple[int, ...] = ()
@@ -154,23 +175,9 @@ class ModelConfig:
     def uses_decoder(self) -> bool:
         return bool(self.decoder_output_stride)
 
-    def to_dict(self) -> dict:
-        return _to_jsonable(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "ModelConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"Unknown ModelConfig fields: {unknown}")
-        return cls(**values)
-
 
 @dataclasses.dataclass(frozen=True)
-class DataConfig:
+class DataConfig(ConfigMixin):
     """Which dataset to read and how to augment it, named like the original's flags.
 
     Args:
@@ -259,20 +266,6 @@ class DataConfig:
         if self.seed is not None and not isinstance(self.seed, int):
             raise ValueError(f"seed must be an integer or None. Received: seed={self.seed!r}")
 
-    def to_dict(self) -> dict:
-        return _to_jsonable(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "DataConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"Unknown DataConfig fields: {unknown}")
-        return cls(**values)
-
 
 LEARNING_POLICIES = ("poly", "step", "cosine")
 OPTIMIZERS = ("momentum", "adam")
@@ -281,7 +274,7 @@ MIXED_PRECISION = ("float32", "bfloat16", "float16", "auto")
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(ConfigMixin):
     """How ``deeplab-train`` optimises a model; defaults are the original train.py's.
 
     Model options that training toggles (``weight_decay``, ``fine_tune_batch_norm``,
@@ -425,20 +418,6 @@ class TrainConfig:
         """The optimiser's base learning rate (``adam_learning_rate`` for Adam)."""
         return self.adam_learning_rate if self.optimizer == "adam" else self.base_learning_rate
 
-    def to_dict(self) -> dict:
-        return _to_jsonable(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"Unknown TrainConfig fields: {unknown}")
-        return cls(**values)
-
 
 def _as_size(value, name):
     """None, or an (h, w) pair of positive ints (one int means a square)."""
@@ -455,14 +434,15 @@ def _as_size(value, name):
 
 
 @dataclasses.dataclass(frozen=True)
-class EvalConfig:
+class EvalConfig(ConfigMixin):
     """How deeplab-eval / deeplab-vis run inference and what eval measures.
 
     Args:
         eval_scales: tuple of float. Input scales averaged at test time (the original's
             flag; e.g. ``(0.5, 0.75, 1.0, 1.25, 1.5, 1.75)`` for multi-scale).
         add_flipped_images: bool. Also average left-right flipped inputs.
-        eval_crop_size: (h, w) or None. As in the original, images smaller than this are
+        eval_crop_size: (h, w) or None. Default 513x513, the original's. As in the original,
+            images smaller than this are
             padded (bottom/right, mean pixel) to it before inference, which reproduces the
             original's numbers exactly; larger images are NOT cropped or rejected — they are
             evaluated whole. None: pad only to the next ``k * output_stride + 1``.
@@ -485,7 +465,7 @@ class EvalConfig:
 
     eval_scales: Tuple[float, ...] = (1.0,)
     add_flipped_images: bool = False
-    eval_crop_size: Optional[Tuple[int, int]] = None
+    eval_crop_size: Optional[Tuple[int, int]] = (513, 513)
     trimap_widths: Tuple[int, ...] = ()
     sliding_window_size: Optional[Tuple[int, int]] = None
     sliding_window_overlap: float = 1.0 / 3.0
@@ -525,12 +505,6 @@ class EvalConfig:
     def multi_scale(self) -> bool:
         return self.eval_scales != (1.0,) or self.add_flipped_images
 
-    def to_dict(self) -> dict:
-        return _to_jsonable(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
 
 EXPORT_FORMATS = ("saved_model", "tflite", "frozen_graph", "openvino", "onnx")
 INFERENCE_BACKENDS = ("tf", "openvino")
@@ -538,7 +512,7 @@ TFLITE_OUTPUTS = ("argmax", "logits")
 
 
 @dataclasses.dataclass(frozen=True)
-class ExportConfig:
+class ExportConfig(ConfigMixin):
     """What deeplab-export writes: a SavedModel for TF Serving or a TFLite model.
 
     Args:
@@ -647,9 +621,3 @@ class ExportConfig:
     @property
     def multi_scale(self) -> bool:
         return self.inference_scales != (1.0,) or self.add_flipped_images
-
-    def to_dict(self) -> dict:
-        return _to_jsonable(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
