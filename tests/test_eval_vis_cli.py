@@ -104,11 +104,12 @@ def _run(module, *args):
 
 
 def _predict(model, image, **kwargs):
-    """The label map eval should produce: padded to k*16+1 with the mean pixel, cropped back."""
+    """The label map eval should produce by default: padded (mean pixel) to the original's
+    eval_crop_size 513x513 (or k*16+1 when larger), cropped back."""
     height, width = image.shape[:2]
     padded = inference.pad_images(image[None].astype(np.float32),
-                                  inference.valid_size(height, 16),
-                                  inference.valid_size(width, 16), (MEAN_PIXEL,) * 3)
+                                  max(513, inference.valid_size(height, 16)),
+                                  max(513, inference.valid_size(width, 16)), (MEAN_PIXEL,) * 3)
     return inference.predict_labels(model, padded, **kwargs).numpy()[0, :height, :width]
 
 
@@ -231,7 +232,7 @@ def test_vis_image_dir_cityscapes_label_ids(workspace, tmp_path):
         images[name] = np.asarray(Image.open(image_dir / name).convert("RGB"))
     vis = tmp_path / "vis"
     result = _run("vis", f"--checkpoint_dir={run_dir}", f"--vis_logdir={vis}",
-                  f"--image_dir={image_dir}", "--dataset=cityscapes",
+                  f"--vis_image_dir={image_dir}", "--dataset=cityscapes",
                   "--max_number_of_iterations=1", "--also_save_raw_predictions")
     assert result.returncode == 0, result.stderr[-3000:]
     label_ids = np.array([7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33])
