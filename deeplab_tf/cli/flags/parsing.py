@@ -20,22 +20,22 @@ FLAGS = flags.FLAGS
 _EXPLICIT: Set[str] = set()
 _PACKAGE = "deeplab_tf.cli.flags."
 
-_INFERENCE = ("model", "data", "inference", "legacy")
-# Which groups (module names of this package) or single flags each binary reads.
+_INFERENCE = ("model", "data", "inference")
+# Which groups (module names of this package) or single flags ("--name") each binary reads.
 USES = {
-    "deeplab-train": ("model", "data", "train", "legacy"),
+    "deeplab-train": ("model", "data", "train"),
     "deeplab-eval": _INFERENCE + ("eval",),
-    "deeplab-vis": _INFERENCE + ("vis", "image_dir"),  # --image_dir: the old --vis_image_dir
+    "deeplab-vis": _INFERENCE + ("vis", "--image_dir"),  # --image_dir: the old --vis_image_dir
     "deeplab-export": _INFERENCE + ("export",),
-    "deeplab-bench": ("model", "data", "bench", "legacy", "crop_size", "fold_batch_norm",
-                      "checkpoint_path"),
-    "deeplab-model-stats": ("model", "data", "legacy", "crop_size", "json"),
-    "deeplab-convert-checkpoint": ("model", "convert", "legacy", "initialize_last_layer",
-                                   "last_layers_contain_logits_only"),
-    "deeplab-build-voc2012": ("converters", "max_image_pixels"),
-    "deeplab-build-cityscapes": ("converters", "max_image_pixels"),
-    "deeplab-build-ade20k": ("converters", "max_image_pixels"),
-    "deeplab-build-folder": ("converters", "max_image_pixels", "num_classes"),
+    "deeplab-bench": ("model", "data", "bench", "--crop_size", "--fold_batch_norm",
+                      "--checkpoint_path"),
+    "deeplab-model-stats": ("model", "data", "--crop_size", "--json"),
+    "deeplab-convert-checkpoint": ("model", "convert", "--initialize_last_layer",
+                                   "--last_layers_contain_logits_only"),
+    "deeplab-build-voc2012": ("converters", "--max_image_pixels"),
+    "deeplab-build-cityscapes": ("converters", "--max_image_pixels"),
+    "deeplab-build-ade20k": ("converters", "--max_image_pixels"),
+    "deeplab-build-folder": ("converters", "--max_image_pixels", "--num_classes"),
 }
 
 
@@ -49,8 +49,13 @@ def group_of(name: str):
 
 def uses(binary: str, name: str) -> bool:
     """Whether ``binary`` reads flag ``name``."""
+    group = group_of(name)
+    if group == "legacy":  # the original's flags: read by the binaries that replace its scripts
+        from deeplab_tf.cli.flags import legacy
+
+        return binary in legacy.BY_NAME[name].binaries
     used = USES[binary]
-    return name in used or group_of(name) in used
+    return f"--{name}" in used or group in used
 
 
 def users(name: str) -> List[str]:
