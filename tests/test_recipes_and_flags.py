@@ -268,3 +268,45 @@ def test_bench_runs_on_a_recipe_and_writes_its_table(tmp_path):
 def test_a_legacy_flag_of_another_binary_gets_the_other_binary_notice(parse):
     _, err = parse("deeplab-eval", "--num_clones=2")
     assert err == ["--num_clones is a deeplab-train flag; deeplab-eval ignores it"]
+
+
+_MODEL = ["--model_variant=xception_65", "--atrous_rates=6", "--atrous_rates=12",
+          "--atrous_rates=18", "--output_stride=16", "--decoder_output_stride=4"]
+# The original's research/deeplab/local_test.sh commands (their flags, paths shortened).
+LOCAL_TEST = {
+    "deeplab-train": ["--logtostderr", "--train_split=trainval", *_MODEL,
+                      "--train_crop_size=513,513", "--train_batch_size=4",
+                      "--training_number_of_steps=10", "--fine_tune_batch_norm=true",
+                      "--tf_initial_checkpoint=init/deeplabv3_pascal_train_aug/model.ckpt",
+                      "--train_logdir=train", "--dataset_dir=tfrecord"],
+    "deeplab-eval": ["--logtostderr", "--eval_split=val", *_MODEL, "--eval_crop_size=513,513",
+                     "--checkpoint_dir=train", "--eval_logdir=eval", "--dataset_dir=tfrecord",
+                     "--max_number_of_evaluations=1"],
+    "deeplab-vis": ["--logtostderr", "--vis_split=val", *_MODEL, "--vis_crop_size=513,513",
+                    "--checkpoint_dir=train", "--vis_logdir=vis", "--dataset_dir=tfrecord",
+                    "--max_number_of_iterations=1"],
+    "deeplab-export": ["--logtostderr", "--checkpoint_path=train/model.ckpt-10",
+                       "--export_path=export/frozen_inference_graph.pb", *_MODEL,
+                       "--num_classes=21", "--crop_size=513", "--crop_size=513",
+                       "--inference_scales=1.0"],
+}
+
+
+@pytest.mark.parametrize("binary", sorted(LOCAL_TEST))
+def test_local_test_sh_flags_parse_quietly_into_the_original_configs(parse, binary):
+    from deeplab_tf.cli import export as export_binary
+
+    rest, err = parse(binary, *LOCAL_TEST[binary])
+    assert rest == ["prog"] and err == []
+    config = model.model_config(num_classes=21)
+    assert (config.model_variant, config.atrous_rates, config.decoder_output_stride) == (
+        "xception_65", (6, 12, 18), (4,))
+    if binary == "deeplab-train":
+        assert train.train_crop_size() == (513, 513) and train.train_config().train_batch_size == 4
+    if binary == "deeplab-vis":
+        assert vis.crop_size() == (513, 513)
+    if binary == "deeplab-export":
+        export_config = export_binary.export_config_from_flags()
+        assert export_config.format == "frozen_graph" and export_config.crop_size == (513, 513)
+        assert export_config.export_path == "export/frozen_inference_graph.pb"
+        assert export_config.inference_scales == (1.0,)
