@@ -2,6 +2,7 @@
 
 import glob
 import os
+import time
 import types
 
 import numpy as np
@@ -71,9 +72,11 @@ def test_trains_saves_and_resumes(tmp_path):
     losses = [loss for _, loss in result.history]
     assert len(losses) == 4 and losses[-1] < losses[0], losses
     assert result.images_per_second > 0
-    # The contract: ckpt-<step> files managed by a CheckpointManager in train_logdir.
-    assert tf.train.latest_checkpoint(logdir) == os.path.join(logdir, "ckpt-8")
-    assert os.path.exists(os.path.join(logdir, "ckpt-4.index"))
+    # The contract: the original's model.ckpt-<step> files and the `checkpoint` state file.
+    assert tf.train.latest_checkpoint(logdir) == os.path.join(logdir, "model.ckpt-8")
+    assert os.path.exists(os.path.join(logdir, "model.ckpt-4.index"))
+    with open(os.path.join(logdir, "checkpoint")) as f:
+        assert 'model_checkpoint_path: "model.ckpt-8"' in f.read()
     assert {"loss/total", "loss/cross_entropy", "loss/regularization", "learning_rate",
             "images_per_second", "samples/image", "samples/label",
             "samples/prediction"} <= _event_tags(logdir)
@@ -89,7 +92,59 @@ def test_trains_saves_and_resumes(tmp_path):
     result = resumed.run()
     assert (result.start_step, result.step) == (8, 10)
     assert int(resumed.optimizer.iterations.numpy()) == 10
-    assert tf.train.latest_checkpoint(logdir).endswith("ckpt-10")
+    assert tf.train.latest_checkpoint(logdir).endswith("/model.ckpt-10")
+    # eval / export read the training checkpoint with the one loader.
+    from deeplab_tf.checkpoints import load_checkpoint
+    model = build_model(tiny_config())
+    load_checkpoint(model, os.path.join(logdir, "model.ckpt-10"))
+    for mine, theirs in zip(model.weights, resumed.model.weights):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+
+
+def test_runs_saved_as_ckpt_n_still_resume(tmp_path):
+    logdir = str(tmp_path / "run")
+    old = _trainer(logdir, _config(training_number_of_steps=2))
+    old.checkpoint.manager = tf.train.CheckpointManager(  # the earlier name
+        old.checkpoint.checkpoint, logdir, max_to_keep=5, checkpoint_name="ckpt")
+    old.run()
+    assert tf.train.latest_checkpoint(logdir).endswith("/ckpt-2")
+    resumed = _trainer(logdir, _config(training_number_of_steps=3))
+    result = resumed.run()
+    assert (result.start_step, result.step) == (2, 3)
+    assert tf.train.latest_checkpoint(logdir).endswith("/model.ckpt-3")
+
+
+def test_save_interval_secs_saves_by_time(tmp_path, monkeypatch):
+    import deeplab_tf.train.loop as loop
+
+    clock = iter(range(1000))  # each reading of the clock is 1 s later
+    monkeypatch.setattr(loop, "time", types.SimpleNamespace(
+        monotonic=lambda: float(next(clock)), perf_counter=time.perf_counter))
+    logdir = str(tmp_path / "run")
+    _trainer(logdir, _config(training_number_of_steps=5, save_interval_steps=1000,
+                             save_interval_secs=2)).run()
+    state = tf.train.get_checkpoint_state(logdir)
+    # read before step 1 (t=1), step 2 (t=3: 2 s since the start), after the save (t=4), ...
+    assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == [
+        "model.ckpt-2", "model.ckpt-4", "model.ckpt-5"]
+
+
+def test_fine_tune_batch_norm_false_keeps_statistics_trains_gamma_beta(tmp_path):
+    trainer = _trainer(tmp_path / "run", _config(training_number_of_steps=2),
+                       model_config=tiny_config(fine_tune_batch_norm=False))
+    names = {v.path: v for v in trainer.model.weights}
+    before = {path: v.numpy().copy() for path, v in names.items()}
+    trainable = {v.path for v in trainer.model.trainable_variables}
+    trainer.run()
+    gammas = [p for p in names if p.endswith("/gamma")]
+    assert gammas and all(p in trainable for p in gammas)
+    for path, variable in names.items():
+        changed = not np.array_equal(variable.numpy(), before[path])
+        if path.endswith(("/moving_mean", "/moving_variance")):
+            assert not changed, path
+    changed = [p for p in names if p.endswith(("/gamma", "/beta"))
+               and not np.array_equal(names[p].numpy(), before[p])]
+    assert len(changed) > len(gammas), changed  # most gammas and betas moved
 
 
 def test_non_finite_loss_stops_without_overwriting_the_checkpoint(tmp_path):
@@ -104,10 +159,11 @@ def test_non_finite_loss_stops_without_overwriting_the_checkpoint(tmp_path):
 
     logdir = str(tmp_path / "run")
     trainer = _trainer(logdir, _config(save_interval_steps=2), dataset_fn=dataset_fn)
-    with pytest.raises(TrainingError, match=r"Step 3: the loss is not finite.*ckpt-2"):
+    with pytest.raises(TrainingError,
+                       match=r"Step 3: the loss is not finite .*on 1 of 1 replica.*model.ckpt-2"):
         trainer.run()
-    assert tf.train.latest_checkpoint(logdir).endswith("ckpt-2")
-    assert not glob.glob(os.path.join(logdir, "ckpt-3*"))
+    assert tf.train.latest_checkpoint(logdir).endswith("/model.ckpt-2")
+    assert not glob.glob(os.path.join(logdir, "model.ckpt-3*"))
 
 
 def test_labels_out_of_range_are_an_error_naming_the_step(tmp_path):
