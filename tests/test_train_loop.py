@@ -124,7 +124,7 @@ def test_save_interval_secs_saves_by_time(tmp_path, monkeypatch):
     _trainer(logdir, _config(training_number_of_steps=5, save_interval_steps=1000,
                              save_interval_secs=2)).run()
     state = tf.train.get_checkpoint_state(logdir)
-    # read before step 1 (t=1), step 2 (t=3: 2 s since the start), after the save (t=4), ...
+    # clock: 0 at the start, 1 before step 1, 2 before step 2 (save), 3 after it, ...
     assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == [
         "model.ckpt-2", "model.ckpt-4", "model.ckpt-5"]
 
