@@ -122,6 +122,14 @@ def test_resize_like_and_scale_dimension():
     ref = np.zeros((2, 9, 5, 7), "float32")
     out = ResizeLike()([x, ref]).numpy()
     assert out.shape == (2, 9, 5, 1)
+    np.testing.assert_allclose(out, helpers.np_resize_bilinear_align_corners(
+        x.astype(np.float64), 9, 5), rtol=1e-5, atol=1e-5)
+    # By hand: the middle row of a 3-row input is row 4 of 9 (align corners: 0 -> 0, 2 -> 8).
+    np.testing.assert_allclose(out[:, 4, 2, 0], x[:, 1, 1, 0], rtol=1e-6)
+    # A symbolic reference (dynamic shapes, as inside the model) gives the same numbers.
+    fn = tf.function(lambda a, b: ResizeLike()([a, b]), input_signature=[
+        tf.TensorSpec([None, None, None, 1]), tf.TensorSpec([None, None, None, 7])])
+    np.testing.assert_allclose(fn(x, ref).numpy(), out, rtol=1e-6)
     assert scale_dimension(513, 1 / 4) == 129 and scale_dimension(513, 1 / 16) == 33
     assert int(scale_dimension(tf.constant(65), 0.25)) == 17
     for n in range(1, 40):  # int((n-1)/s + 1) == (n-1)//s + 1 == ceil(n/s)
