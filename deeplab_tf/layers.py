@@ -27,6 +27,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from deeplab_tf.batch_norm import BatchNorm
+
 _ACTIVATIONS = {None: None, "relu": tf.nn.relu, "relu6": tf.nn.relu6}
 
 
@@ -100,7 +102,9 @@ class ConvBN(keras.layers.Layer):
         scope: str. The original's variable scope of this convolution, e.g.
             ``"xception_65/entry_flow/conv1_1"``; also gives the layer name.
         sync_batch_norm: bool. Synchronise batch statistics across replicas.
-        batch_norm_trainable: bool. If false, batch norm is frozen in inference mode.
+        batch_norm_trainable: bool. If false, batch norm always runs in inference mode
+            (moving statistics, never updated) while gamma and beta stay trainable: the
+            original's ``fine_tune_batch_norm=False``.
     """
 
     def __init__(self, filters, kernel_size=1, strides=1, dilation_rate=1, depthwise=False,
@@ -142,10 +146,9 @@ class ConvBN(keras.layers.Layer):
                 kernel_regularizer=_l2(weight_decay), name="conv", **common)
         self.bn = None
         if use_batch_norm:
-            self.bn = keras.layers.BatchNormalization(
+            self.bn = BatchNorm(
                 momentum=bn_momentum, epsilon=bn_epsilon, synchronized=sync_batch_norm,
-                name="bn", dtype=self.dtype_policy)
-            self.bn.trainable = batch_norm_trainable
+                always_inference=not batch_norm_trainable, name="bn", dtype=self.dtype_policy)
         self._act = _ACTIVATIONS[activation]
         self._folded = None
 
@@ -307,10 +310,14 @@ class SeparableConvBN(keras.layers.Layer):
         self.pointwise.build(self.depthwise.compute_output_shape(input_shape))
 
     def call(self, inputs, training=None):
-        # tf.maximum, not tf.nn.relu: grappler's remapper otherwise tries to fuse this ReLU
-        # with the residual Add that feeds it (and whose output the next residual also uses),
-        # fails, and then skips every fusion of the graph. Same values.
-        x = tf.maximum(inputs, tf.zeros([], inputs.dtype)) if self.pre_activation else inputs
+        x = inputs
+        if self.pre_activation and training:
+            x = tf.nn.relu(x)  # one ReluGrad in the backward pass (tf.maximum's costs more)
+        elif self.pre_activation:
+            # tf.maximum, not tf.nn.relu: grappler's remapper otherwise tries to fuse this
+            # ReLU with the residual Add that feeds it (and whose output the next residual
+            # also uses), fails, and then skips every fusion of the graph. Same values.
+            x = tf.maximum(x, tf.zeros([], x.dtype))
         x = self.depthwise(x, training=training)
         return self.pointwise(x, training=training)
 

@@ -122,6 +122,14 @@ def test_resize_like_and_scale_dimension():
     ref = np.zeros((2, 9, 5, 7), "float32")
     out = ResizeLike()([x, ref]).numpy()
     assert out.shape == (2, 9, 5, 1)
+    np.testing.assert_allclose(out, helpers.np_resize_bilinear_align_corners(
+        x.astype(np.float64), 9, 5), rtol=1e-5, atol=1e-5)
+    # By hand: the middle row of a 3-row input is row 4 of 9 (align corners: 0 -> 0, 2 -> 8).
+    np.testing.assert_allclose(out[:, 4, 2, 0], x[:, 1, 1, 0], rtol=1e-6)
+    # A symbolic reference (dynamic shapes, as inside the model) gives the same numbers.
+    fn = tf.function(lambda a, b: ResizeLike()([a, b]), input_signature=[
+        tf.TensorSpec([None, None, None, 1]), tf.TensorSpec([None, None, None, 7])])
+    np.testing.assert_allclose(fn(x, ref).numpy(), out, rtol=1e-6)
     assert scale_dimension(513, 1 / 4) == 129 and scale_dimension(513, 1 / 16) == 33
     assert int(scale_dimension(tf.constant(65), 0.25)) == 17
     for n in range(1, 40):  # int((n-1)/s + 1) == (n-1)//s + 1 == ceil(n/s)
@@ -167,15 +175,29 @@ def test_weight_decay_is_slim_l2():
     np.testing.assert_allclose(float(sum(layer.losses)), 0.1 * np.sum(w ** 2) / 2, rtol=1e-5)
 
 
-def test_frozen_batch_norm_uses_moving_statistics():
+def test_frozen_batch_norm_uses_moving_statistics_and_trains_gamma_beta():
+    # The original's fine_tune_batch_norm=False: batch norm in inference mode (moving
+    # statistics, never updated), gamma and beta still trained.
     rng = np.random.default_rng(5)
     layer = ConvBN(3, 1, activation=None, scope="c", batch_norm_trainable=False)
     x = rng.normal(3.0, 2.0, size=(4, 5, 5, 2)).astype("float32")
     layer(x)
     _randomise_bn(layer.bn, rng)
-    np.testing.assert_allclose(layer(x, training=True).numpy(),
-                               layer(x, training=False).numpy(), rtol=1e-6)
-    assert not layer.bn.trainable_weights
+    moving = [layer.bn.moving_mean.numpy(), layer.bn.moving_variance.numpy()]
+    with tf.GradientTape() as tape:
+        y = layer(x, training=True)
+        loss = tf.reduce_sum(y * y)
+    want = _np_bn(helpers.np_conv2d(x, layer.conv.kernel.numpy(), 1), layer.bn)
+    np.testing.assert_allclose(y.numpy(), want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(layer.bn.moving_mean.numpy(), moving[0])
+    np.testing.assert_array_equal(layer.bn.moving_variance.numpy(), moving[1])
+    trainable = {v.path.rsplit("/", 1)[-1] for v in layer.trainable_weights}
+    assert trainable == {"kernel", "gamma", "beta"}
+    # d loss / d beta = sum over pixels of 2 y (NumPy from the outputs above).
+    grads = dict(zip(("gamma", "beta"), tape.gradient(loss, [layer.bn.gamma, layer.bn.beta])))
+    np.testing.assert_allclose(grads["beta"].numpy(), 2 * want.sum(axis=(0, 1, 2)),
+                               rtol=1e-4, atol=1e-3)
+    assert np.abs(grads["gamma"].numpy()).min() > 0
 
 
 @pytest.mark.parametrize("depthwise,stride,rate,use_bn", [
@@ -191,3 +213,81 @@ def test_folded_batch_norm_matches_unfolded(depthwise, stride, rate, use_bn):
     want = layer(x, training=False).numpy()
     layer.fold_batch_norm()
     np.testing.assert_allclose(layer(x, training=False).numpy(), want, rtol=1e-5, atol=1e-5)
+
+
+def _np_train_bn(x, gamma, beta, eps):
+    """NumPy batch norm in training mode: output, batch mean, biased and unbiased variance."""
+    x = x.astype(np.float64)
+    mean = x.mean(axis=(0, 1, 2))
+    var = x.var(axis=(0, 1, 2))
+    n = x.size // x.shape[-1]
+    return (x - mean) / np.sqrt(var + eps) * gamma + beta, mean, var, var * n / (n - 1)
+
+
+def _np_train_bn_backward(x, dy, gamma, eps):
+    """NumPy gradients of training-mode batch norm: (dx, dgamma, dbeta)."""
+    x, dy = x.astype(np.float64), dy.astype(np.float64)
+    mean, var = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))
+    xhat = (x - mean) / np.sqrt(var + eps)
+    dgamma = (dy * xhat).sum(axis=(0, 1, 2))
+    dbeta = dy.sum(axis=(0, 1, 2))
+    dx = gamma / np.sqrt(var + eps) * (dy - dy.mean(axis=(0, 1, 2))
+                                       - xhat * (dy * xhat).mean(axis=(0, 1, 2)))
+    return dx, dgamma, dbeta
+
+
+def test_fused_batch_norm_training_matches_numpy():
+    # Forward, the original's moving-average update (decay; Bessel-corrected batch variance,
+    # as slim's fused batch norm) and the backward pass, against NumPy.
+    from deeplab_tf.batch_norm import BatchNorm
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(2.0, 3.0, size=(2, 6, 5, 4)).astype("float32")
+    dy = rng.normal(size=x.shape).astype("float32")
+    layer = BatchNorm(momentum=0.9, epsilon=1e-3)
+    layer.build(x.shape)
+    gamma, beta = rng.uniform(0.5, 1.5, 4), rng.normal(size=4)
+    moving_mean, moving_var = rng.normal(size=4), rng.uniform(0.5, 2.0, 4)
+    for var, value in zip(layer.weights, (gamma, beta, moving_mean, moving_var)):
+        var.assign(value.astype("float32"))
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        y = layer(xt, training=True)
+    dx, dgamma, dbeta = tape.gradient(y, [xt, layer.gamma, layer.beta], output_gradients=dy)
+    want, mean, _, unbiased = _np_train_bn(x, gamma, beta, 1e-3)
+    np.testing.assert_allclose(y.numpy(), want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(layer.moving_mean.numpy(), 0.9 * moving_mean + 0.1 * mean,
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer.moving_variance.numpy(),
+                               0.9 * moving_var + 0.1 * unbiased, rtol=1e-5)
+    want_dx, want_dgamma, want_dbeta = _np_train_bn_backward(x, dy, gamma, 1e-3)
+    np.testing.assert_allclose(dx.numpy(), want_dx, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(dgamma.numpy(), want_dgamma, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dbeta.numpy(), want_dbeta, rtol=1e-4, atol=1e-4)
+    # The fused kernel runs in the training graph (FusedBatchNormV3 forward, its Grad back).
+    graph = tf.function(lambda t: tf.gradients(layer(t, training=True), t)).get_concrete_function(
+        tf.TensorSpec(x.shape)).graph
+    ops = {op.type for op in graph.get_operations()}
+    assert {"FusedBatchNormV3", "FusedBatchNormGradV3"} <= ops and "Rsqrt" not in ops
+
+
+def test_fused_batch_norm_mixed_precision_and_inference_mode():
+    from deeplab_tf.batch_norm import BatchNorm
+
+    rng = np.random.default_rng(8)
+    x = rng.normal(1.0, 2.0, size=(2, 5, 5, 3)).astype("float32")
+    layer = BatchNorm(momentum=0.5, epsilon=1e-3, dtype="mixed_bfloat16")
+    layer.build(x.shape)
+    y = layer(tf.constant(x, tf.bfloat16), training=True)
+    assert y.dtype == tf.bfloat16 and layer.moving_mean.dtype == "float32"
+    want, mean, _, _ = _np_train_bn(x.astype(tf.bfloat16.as_numpy_dtype).astype(np.float32),
+                                    1.0, 0.0, 1e-3)
+    np.testing.assert_allclose(y.numpy().astype(np.float32), want, rtol=2e-2, atol=2e-2)
+    np.testing.assert_allclose(layer.moving_mean.numpy(), 0.5 * mean, rtol=1e-2, atol=1e-2)
+    # training=False: the moving statistics (Keras' inference formula), nothing updated.
+    before = layer.moving_mean.numpy()
+    got = layer(tf.constant(x), training=False).numpy().astype(np.float32)
+    want = (x - before) / np.sqrt(layer.moving_variance.numpy() + 1e-3)
+    np.testing.assert_allclose(got, want, rtol=2e-2, atol=2e-2)
+    np.testing.assert_array_equal(layer.moving_mean.numpy(), before)

@@ -58,7 +58,8 @@ def test_run_files_flagfile_repeat_and_resume(data):
     assert re.search(r"step 3/3 +loss [\d.]+ .* lr [\d.e-]+ +[\d.]+ images/s +ETA \d+:\d\d:\d\d",
                      result.stderr), result.stderr[-2000:]
     files = os.listdir(logdir)
-    assert {"flags.txt", "config.json", "checkpoint", "ckpt-2.index", "ckpt-3.index"} <= set(files)
+    assert {"flags.txt", "config.json", "checkpoint", "model.ckpt-2.index",
+            "model.ckpt-3.index"} <= set(files)
     assert any(f.startswith("events.out.tfevents") for f in files)
     with open(os.path.join(logdir, "config.json")) as f:
         config = json.load(f)
@@ -73,7 +74,7 @@ def test_run_files_flagfile_repeat_and_resume(data):
     result = _train(f"--flagfile={os.path.join(logdir, 'flags.txt')}",
                     "--training_number_of_steps=4")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"Resumed from {os.path.join(logdir, 'ckpt-3')} (step 3)" in result.stderr
+    assert f"Resumed from {os.path.join(logdir, 'model.ckpt-3')} (step 3)" in result.stderr
     assert "Training steps 4..4" in result.stderr
     assert _latest_step(logdir) == 4
 

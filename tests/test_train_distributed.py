@@ -58,7 +58,7 @@ def test_two_workers_end_with_identical_weights(tmp_path):
     for a, b in zip(_weights(first, "w_"), _weights(second, "w_")):
         np.testing.assert_array_equal(a, b)
     # Only the chief wrote the checkpoints; the other worker's scratch copy is gone.
-    assert sorted(f for f in os.listdir(logdir) if f.startswith("ckpt-3"))
+    assert sorted(f for f in os.listdir(logdir) if f.startswith("model.ckpt-3"))
     assert not os.path.exists(os.path.join(logdir, ".workers"))
 
 

@@ -1,13 +1,20 @@
 """``TrainCheckpoint``: the training state in ``train_logdir``, saved and resumed.
 
-Format (**contract**, read by deeplab-eval / deeplab-vis / deeplab-export)::
+Format (**contract**, read by deeplab-eval / deeplab-vis / deeplab-export and by the
+original's scripts, e.g. ``--checkpoint_path=${TRAIN_LOGDIR}/model.ckpt-${NUM_ITERATIONS}``)::
 
     tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
-    tf.train.CheckpointManager(train_logdir, max_to_keep, checkpoint_name="ckpt")
-    -> train_logdir/ckpt-<step>.index, ckpt-<step>.data-*, train_logdir/checkpoint
+    tf.train.CheckpointManager(train_logdir, max_to_keep, checkpoint_name="model.ckpt")
+    -> train_logdir/model.ckpt-<step>.index, model.ckpt-<step>.data-*, train_logdir/checkpoint
 
-Loaders that need the model only use
+Runs written before under the name ``ckpt-<step>`` resume unchanged (the ``checkpoint`` state
+file names the newest prefix, whatever its name). Loaders that need the model only use
 ``tf.train.Checkpoint(model=model).restore(path).expect_partial()``.
+
+A write that fails (full disk, I/O error, read-only directory) raises ``CheckpointWriteError``
+naming the path; the ``checkpoint`` state file is only rewritten (atomically) after the data
+and index are complete, so it keeps pointing at the previous complete checkpoint, and the
+failed write's partial files are removed.
 
 Under ``MultiWorkerMirroredStrategy`` every worker takes part in a save; only the chief
 writes to ``train_logdir``, the others write to a scratch folder that is removed at once.
@@ -16,17 +23,31 @@ writes to ``train_logdir``, the others write to a scratch folder that is removed
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 from typing import Optional
 
 import tensorflow as tf
 
-CHECKPOINT_NAME = "ckpt"
+CHECKPOINT_NAME = "model.ckpt"
 
 
 class ResumeError(ValueError):
     """``train_logdir`` holds a checkpoint that this model / optimiser cannot resume from."""
+
+
+class CheckpointWriteError(OSError):
+    """Writing a checkpoint failed; the previous checkpoint is still the newest."""
+
+
+def _remove_partial(prefix: str):
+    for path in glob.glob(glob.escape(prefix) + ".*") + glob.glob(glob.escape(prefix) + "_temp*"):
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.remove(path)
 
 
 class TrainCheckpoint:
@@ -72,8 +93,25 @@ class TrainCheckpoint:
         return path
 
     def save(self, step: int) -> str:
-        """Writes ``ckpt-<step>`` (every worker must call this at the same step)."""
-        path = self.manager.save(checkpoint_number=int(step))
+        """Writes ``model.ckpt-<step>`` (every worker must call this at the same step).
+
+        Raises:
+            CheckpointWriteError: the write failed; its partial files are removed and the
+                ``checkpoint`` state file still names the previous complete checkpoint.
+        """
+        prefix = os.path.join(self._write_dir, f"{CHECKPOINT_NAME}-{int(step)}")
+        previous = self.manager.latest_checkpoint
+        try:
+            path = self.manager.save(checkpoint_number=int(step))
+        except (OSError, tf.errors.OpError) as error:
+            if tf.train.latest_checkpoint(self._write_dir) != prefix:
+                _remove_partial(prefix)
+            reason = " ".join(str(getattr(error, "message", None) or error).split())[:300]
+            failure = CheckpointWriteError(
+                f"Writing checkpoint {prefix} failed ({reason}); the newest complete "
+                f"checkpoint is still {previous or 'none'}")
+            failure.errno = getattr(error, "errno", None)
+            raise failure from None
         if not self.chief:
             shutil.rmtree(self._write_dir, ignore_errors=True)
             with contextlib.suppress(OSError):  # the last worker out removes the parent

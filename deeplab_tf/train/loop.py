@@ -20,10 +20,13 @@ optimizer (``a = m a + g; w -= lr a``) at a constant rate and differs only by th
 over the momentum's horizon (negligible for the slowly decaying policies).
 
 Around the step, on the host: a progress line every ``log_steps`` (step, loss, learning
-rate, images/s, ETA) and TensorBoard summaries; a checkpoint every ``save_interval_steps``,
-at the end and on SIGTERM; an error naming the step when a loss is not finite (nothing is
-saved, so the last good checkpoint stays the newest) or when a label value is neither a
-class nor the ignore label.
+rate, images/s, ETA) and TensorBoard summaries; a checkpoint (``model.ckpt-<step>``) every
+``save_interval_steps`` steps and whenever ``save_interval_secs`` passed since the last one,
+at the end and on SIGTERM (the save and stop requests are summed in the step, so every
+worker saves and stops at the same step); an error naming the step when the loss of any
+replica is not finite (all replicas stop there, nothing is saved, so the last good
+checkpoint stays the newest; the batch's source is named when the data provides it) or
+when a label value is neither a class nor the ignore label.
 
 Example:
 
@@ -36,6 +39,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import inspect
 import math
 import signal
 import threading
@@ -144,7 +149,11 @@ class Trainer:
         train_logdir: str. Checkpoints and summaries; an existing checkpoint is resumed.
         dataset_fn: callable(tf.distribute.InputContext) -> tf.data.Dataset of
             (images float32 [b, h, w, 3] in [0, 255], labels int [b, h, w, 1]) batched at
-            ``input_context.get_per_replica_batch_size(train_batch_size)``, repeated.
+            ``input_context.get_per_replica_batch_size(train_batch_size)``, repeated. An
+            optional third element (a string tensor [b], or a dict of them, e.g. shard and
+            record) names each example's source in errors. If it takes a ``start_step``
+            keyword, it gets the step a resumed run starts from (so that it can continue the
+            data where that run stopped; otherwise the data restarts, as the original's).
         ignore_label: int or None. Label value excluded from the loss.
         palette: uint8 [N, 3] or None. Colours of the label image summaries.
         strategy: tf.distribute.Strategy or None (then ``train_config.strategy``).
@@ -245,7 +254,7 @@ class Trainer:
             scaled = self.optimizer.scale_loss(cross_entropy + regularization)
         return tape.gradient(scaled, variables), cross_entropy, regularization
 
-    def _replica_step(self, images, labels, stop):
+    def _replica_step(self, images, labels, requests):
         variables = self.model.trainable_variables
         grads, cross_entropy, regularization = self._forward_backward(
             images, labels, self.step.read_value())
@@ -259,22 +268,30 @@ class Trainer:
         self.optimizer.apply_gradients(updates)
         invalid, largest = losses.invalid_labels(labels, self.model_config.num_classes,
                                                  self.ignore_label)
+        finite = tf.math.is_finite(cross_entropy + regularization)
         return {"cross_entropy": cross_entropy, "regularization": regularization,
                 "invalid_labels": tf.cast(invalid, tf.float32),
-                "largest_invalid_label": largest, "stop": tf.identity(stop)}
+                "largest_invalid_label": largest,
+                "non_finite": 1.0 - tf.cast(finite, tf.float32),
+                "stop": requests[0], "save": requests[1]}
 
-    def _train_step_fn(self, batch, stop):
-        images, labels = batch
-        outputs = self.strategy.run(self._replica_step, args=(images, labels, stop))
+    def _train_step_fn(self, batch, requests):
+        images, labels = batch[0], batch[1]
+        outputs = self.strategy.run(self._replica_step, args=(images, labels, requests))
         reduced = {}
         # Summed over every replica of every worker, so that all workers take the same
-        # decisions (stop on SIGTERM of any of them, stop on bad labels or loss).
-        for key in ("cross_entropy", "regularization", "invalid_labels", "stop"):
+        # decisions (stop on SIGTERM of any of them, save when any one's timer is due, stop
+        # on bad labels or a non-finite loss of any replica).
+        for key in ("cross_entropy", "regularization", "invalid_labels", "non_finite", "stop",
+                    "save"):
             reduced[key] = self.strategy.reduce(tf.distribute.ReduceOp.SUM, outputs[key],
                                                 axis=None)
         # ReduceOp has no MAX: the largest invalid value of this worker's replicas.
+        local = self.strategy.experimental_local_results
         reduced["largest_invalid_label"] = tf.reduce_max(tf.stack(
-            self.strategy.experimental_local_results(outputs["largest_invalid_label"])))
+            local(outputs["largest_invalid_label"])))
+        # Which of this worker's replicas had a non-finite loss (to name its batch).
+        reduced["local_non_finite"] = tf.stack(local(outputs["non_finite"]))
         self.step.assign_add(1)
         return reduced
 
@@ -311,7 +328,24 @@ class Trainer:
         finally:
             signal.signal(signal.SIGTERM, previous)
 
-    def _check(self, step: int, values: dict):
+    def _batch_sources(self, batch, local_non_finite) -> str:
+        """Names the batches of this worker's replicas whose loss was not finite."""
+        bad = [i for i, flag in enumerate(local_non_finite) if flag > 0]
+        if not bad:
+            return "on another worker"
+        replicas = "replica " + ", ".join(str(i) for i in bad) + " of this worker"
+        if len(batch) < 3:
+            return f"{replicas} ({self.data_description})"
+        sources = self.strategy.experimental_local_results(batch[2])
+        names = []
+        for i in bad:
+            for value in tf.nest.flatten(sources[i]):
+                value = value.numpy().reshape(-1)[:4]
+                names.extend(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+                             for v in value)
+        return f"{replicas}, batch of {', '.join(names)}"
+
+    def _check(self, step: int, values: dict, batch=None):
         if values["invalid_labels"] > 0:
             largest = int(values["largest_invalid_label"])
             raise TrainingError(
@@ -320,11 +354,15 @@ class Trainer:
                 f"({self.ignore_label})" + (f"; the largest is {largest}" if largest >= 0 else "")
                 + ". Check --num_classes / --dataset against the data")
         loss = values["cross_entropy"] + values["regularization"]
-        if not math.isfinite(loss):
+        if values["non_finite"] > 0 or not math.isfinite(loss):
             latest = self.checkpoint.latest()
+            where = ("" if batch is None else
+                     "; " + self._batch_sources(batch, values["local_non_finite"]))
             raise TrainingError(
-                f"Step {step}: the loss is not finite ({loss}); stopped without saving, so the "
-                f"newest checkpoint is still {latest or 'none (nothing saved yet)'}. "
+                f"Step {step}: the loss is not finite ({loss}) on "
+                f"{int(values['non_finite'])} of {self.num_replicas} replica(s){where}; all "
+                f"replicas stopped without saving, so the newest checkpoint is still "
+                f"{latest or 'none (nothing saved yet)'}. "
                 "Try a lower --base_learning_rate or check the input data")
 
     def _log(self, step, values, rate, images_per_second, eta):
@@ -358,7 +396,11 @@ class Trainer:
         if start >= total_steps:
             logging.info("Already trained %d of %d steps; nothing to do.", start, total_steps)
             return result
-        iterator = iter(self.strategy.distribute_datasets_from_function(self.dataset_fn))
+        dataset_fn = self.dataset_fn
+        if "start_step" in inspect.signature(dataset_fn).parameters:
+            dataset_fn = functools.partial(dataset_fn, start_step=start)
+        iterator = iter(self.strategy.distribute_datasets_from_function(dataset_fn))
+        last_save = time.monotonic()
         logging.info("Training steps %d..%d, global batch %d over %d replica(s).", start + 1,
                      total_steps, config.train_batch_size, self.num_replicas)
         step = start
@@ -372,11 +414,16 @@ class Trainer:
                     raise TrainingError(
                         f"Step {step + 1}: {self.data_description} yielded no "
                         f"{'more ' if step > start else ''}examples") from None
-                stop = tf.constant(1.0 if self._sigterm.is_set() else 0.0)
-                outputs = self._train_step(batch, stop)
-                values = {key: float(value.numpy()) for key, value in outputs.items()}
+                save_due = (config.save_interval_secs > 0 and
+                            time.monotonic() - last_save >= config.save_interval_secs)
+                requests = tf.constant([1.0 if self._sigterm.is_set() else 0.0,
+                                        1.0 if save_due else 0.0])
+                outputs = self._train_step(batch, requests)
+                values = {key: value.numpy() for key, value in outputs.items()}
+                values = {key: value if value.ndim else float(value)
+                          for key, value in values.items()}
                 step += 1
-                self._check(step, values)
+                self._check(step, values, batch)
                 result.step, result.loss = step, values["cross_entropy"] + values["regularization"]
                 if step > start + 1:  # the first step includes tracing: not timed
                     window_steps += 1
@@ -395,8 +442,10 @@ class Trainer:
                     if config.save_summaries_images:
                         self._image_summaries(step, batch)
                 preempted = values["stop"] > 0
-                if step % config.save_interval_steps == 0 or step == total_steps or preempted:
+                if (step % config.save_interval_steps == 0 or step == total_steps or preempted
+                        or values["save"] > 0):
                     result.checkpoint = self.checkpoint.save(step)
+                    last_save = time.monotonic()
                     logging.info("Saved checkpoint %s", result.checkpoint)
                 if preempted:
                     logging.warning("Stopped at step %d on SIGTERM (checkpoint saved).", step)

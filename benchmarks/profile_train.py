@@ -1,0 +1,81 @@
+"""Op-level profile of the real ``Trainer`` step: total self time per TF op type.
+
+Runs ``Trainer`` on synthetic data for ``--warmup`` steps, then traces ``--steps`` steps
+with ``tf.profiler`` and prints the op types that took the most host time (not a test).
+
+Usage:
+  .venv/bin/python benchmarks/profile_train.py [--model_variant=xception_65] [--crop_size=513]
+      [--batch_size=2] [--top=40]
+"""
+
+import argparse
+import collections
+import glob
+import json
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+from tensorflow.python.profiler.internal import _pywrap_profiler_plugin  # noqa: E402
+
+from bench_train import RECIPES, _dataset_fn  # noqa: E402
+from deeplab_tf.config import ModelConfig, TrainConfig  # noqa: E402
+from deeplab_tf.train.loop import Trainer  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model_variant", default="xception_65")
+    parser.add_argument("--crop_size", type=int, default=513)
+    parser.add_argument("--batch_size", type=int, default=2)
+    parser.add_argument("--num_classes", type=int, default=21)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=1)
+    parser.add_argument("--top", type=int, default=40)
+    args = parser.parse_args()
+    model_config = ModelConfig(model_variant=args.model_variant, num_classes=args.num_classes,
+                               output_stride=16, **RECIPES.get(args.model_variant, {}))
+    logdir = tempfile.mkdtemp()
+    total = args.warmup + args.steps
+    train_config = TrainConfig(train_batch_size=args.batch_size, training_number_of_steps=total,
+                               base_learning_rate=1e-4, log_steps=1000, save_interval_steps=10**6,
+                               save_interval_secs=10**6, strategy="one_device")
+    make = lambda steps: Trainer(  # noqa: E731
+        model_config, dataclass_replace(train_config, steps), train_logdir=logdir,
+        dataset_fn=_dataset_fn(args.batch_size, args.crop_size, args.num_classes),
+        ignore_label=255)
+    trainer = make(args.warmup)
+    trainer.run()
+    trainer.config = dataclass_replace(train_config, total)
+    trace_dir = tempfile.mkdtemp()
+    tf.profiler.experimental.start(trace_dir)
+    trainer.run()
+    tf.profiler.experimental.stop()
+    paths = glob.glob(os.path.join(trace_dir, "**", "*.xplane.pb"), recursive=True)
+    data, _ = _pywrap_profiler_plugin.xspace_to_tools_data(paths, "framework_op_stats", {})
+    table = json.loads(data)[0]
+    columns = [column["id"] for column in table["cols"]]
+    per_type, count = collections.Counter(), collections.Counter()
+    for row in table["rows"]:
+        values = dict(zip(columns, [cell["v"] for cell in row["c"]]))
+        if values["type"] == "IDLE":
+            continue
+        per_type[values["type"]] += values["total_self_time"] / 1e6 / args.steps
+        count[values["type"]] += values["occurrences"] / args.steps
+    print(f"trace: {trace_dir}; seconds of op self time per step, summed over threads")
+    print(f"{sum(per_type.values()):9.3f} s  total")
+    for name, seconds in per_type.most_common(args.top):
+        print(f"{seconds:9.3f} s  {count[name]:7.0f}  {name}")
+
+
+def dataclass_replace(config, steps):
+    import dataclasses
+    return dataclasses.replace(config, training_number_of_steps=steps)
+
+
+if __name__ == "__main__":
+    main()
