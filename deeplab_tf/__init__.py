@@ -12,6 +12,8 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "ModelConfig": "deeplab_tf.config",
+    "DeepLab": "deeplab_tf.model",
+    "DeepLabSegmenter": "deeplab_tf.segmenter",
     "build_model": "deeplab_tf.model",
     "model_stats": "deeplab_tf.model",
     "load_original_checkpoint": "deeplab_tf.checkpoints",

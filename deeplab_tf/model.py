@@ -17,6 +17,7 @@ TensorShape([1, 5, 5, 3])
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from deeplab_tf import heads
@@ -25,8 +26,206 @@ from deeplab_tf.config import ModelConfig
 from deeplab_tf.layers import Normalization, iter_original_layers
 
 
-def build_model(config: ModelConfig, input_shape=(None, None, 3), name=None) -> keras.Model:
-    """Builds the DeepLab model described by ``config``.
+@keras.saving.register_keras_serializable(package="deeplab_tf")
+class DeepLab(keras.Model):
+    """DeepLabv3 / DeepLabv3+ (Chen et al., 2017 and 2018) as a Keras functional model.
+
+    Built from a ``ModelConfig``: normalisation of plain pixels, the backbone, ASPP, the
+    optional decoder and the logits, with the original's layer and variable names (so
+    original checkpoints load by name). ``get_config`` returns the ModelConfig's fields, so
+    ``model.save("m.keras")`` / ``keras.saving.load_model("m.keras")`` round-trip the
+    architecture and weights without a side file.
+
+    Training with ``compile`` / ``fit``: ``compile`` takes the usual arguments plus the
+    original's gradient multipliers (see ``compile``); use ``deeplab_tf.losses.
+    SegmentationLoss``, ``deeplab_tf.metrics.MeanIoU`` and ``deeplab_tf.schedules.
+    PolyLearningRate``. Weight decay is ``ModelConfig.weight_decay`` (slim's L2, added to
+    the loss by Keras as ``model.losses``).
+
+    Args:
+        config: ModelConfig (or a dict of its fields).
+        input_shape: (height, width, 3). Height and width may be None (dynamic).
+        name: str. Model name; defaults to ``deeplab_<model_variant>``.
+
+    Example:
+
+    >>> model = DeepLab(ModelConfig(model_variant="mobilenet_v2", depth_multiplier=0.25,
+    ...                             num_classes=3, decoder_output_stride=(4,)))
+    >>> model.predict_labels(np.zeros((1, 65, 65, 3), "float32")).shape
+    (1, 65, 65)
+    """
+
+    def __init__(self, config, input_shape=(None, None, 3), name=None, **kwargs):
+        if isinstance(config, dict):
+            config = ModelConfig.from_dict(config)
+        if not isinstance(config, ModelConfig):
+            raise TypeError(
+                f"config must be a ModelConfig. Received: {type(config).__name__}")
+        # === Layers and the functional graph ===
+        spec = get_backbone(config.model_variant)
+        images = keras.Input(shape=tuple(input_shape), name="images", dtype="float32")
+        x = Normalization(spec.normalization, name="normalization")(images)
+        features, endpoints = spec.builder(x, config, config.model_variant)
+        features = heads.aspp(features, config)
+        if config.uses_decoder:
+            features = heads.decoder(features, endpoints, config, spec.decoder_taps)
+        logits = heads.logits(features, config)
+        super().__init__(inputs=images, outputs=logits,
+                         name=name or f"deeplab_{config.model_variant}", **kwargs)
+        # === Config ===
+        self._model_config = config
+        self._input_shape_arg = tuple(input_shape)
+        self._compile_options = {}
+        self._multiplier_by_path = None
+
+    @property
+    def config(self) -> ModelConfig:
+        """The ModelConfig the model was built from."""
+        return self._model_config
+
+    def get_config(self):
+        return {"config": self._model_config.to_dict(),
+                "input_shape": list(self._input_shape_arg), "name": self.name,
+                "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(ModelConfig.from_dict(config.pop("config")), **config)
+
+    # ----------------------------------------------------------------- presets
+    @classmethod
+    def from_preset(cls, name: str, checkpoint=None, **overrides) -> "DeepLab":
+        """A model of the original's model zoo; see ``deeplab_tf.presets.from_preset``."""
+        from deeplab_tf import presets
+
+        return presets.from_preset(name, checkpoint=checkpoint, **overrides)
+
+    # ----------------------------------------------------------------- inference
+    def predict_labels(self, images, scales=(1.0,), add_flipped_images=False,
+                       batch_size: int = 8) -> np.ndarray:
+        """int32 [B, H, W] labels at the input size, through the one inference path.
+
+        Images are padded to ``k * output_stride + 1`` with the backbone's mean pixel,
+        predicted (multi-scale and left-right flip averaged if asked) and cropped back,
+        exactly as deeplab-eval and the exports compute them.
+
+        Args:
+            images: float32 or uint8 RGB [B, H, W, 3] (or one image [H, W, 3]), plain pixels.
+            scales: sequence of float. Input scales (the original's ``--eval_scales``).
+            add_flipped_images: bool. Also average left-right flipped inputs.
+            batch_size: int. Images per forward pass.
+        """
+        from deeplab_tf.evaluation import inference
+
+        images = np.asarray(images)
+        single = images.ndim == 3
+        if single:
+            images = images[np.newaxis]
+        if images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(
+                "images must be RGB [B, H, W, 3] or [H, W, 3]. Received: shape="
+                f"{tuple(images.shape)}")
+        outputs = []
+        for start in range(0, len(images), int(batch_size)):
+            batch = tf.convert_to_tensor(images[start:start + int(batch_size)], tf.float32)
+            outputs.append(inference.predict_labels_padded(
+                self, batch, output_stride=self._model_config.output_stride,
+                pad_value=mean_pixel(self._model_config.model_variant),
+                scales=tuple(scales), add_flipped_images=add_flipped_images).numpy())
+        labels = np.concatenate(outputs) if outputs else np.zeros((0,) + images.shape[1:3],
+                                                                    np.int32)
+        return labels[0] if single else labels
+
+    def segmenter(self, output_type: str = "labels"):
+        """A ``DeepLabSegmenter`` around this model (shared weights): ``predict`` gives
+        input-size ``"labels"``, ``"probabilities"`` or ``"logits"``."""
+        from deeplab_tf.segmenter import DeepLabSegmenter
+
+        return DeepLabSegmenter(self, output_type=output_type)
+
+    # ----------------------------------------------------------------- training
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, *,
+                last_layer_gradient_multiplier: float = 1.0,
+                last_layers_contain_logits_only: bool = False,
+                gradient_multipliers: bool = True, **kwargs):
+        """``keras.Model.compile`` plus the original's gradient multipliers.
+
+        Args:
+            optimizer, loss, metrics, **kwargs: as ``keras.Model.compile``.
+            last_layer_gradient_multiplier: float. Gradient multiplier of the last layers
+                (logits, plus ASPP and decoder unless ``last_layers_contain_logits_only``),
+                as the original's flag.
+            last_layers_contain_logits_only: bool. Only the logits are "last layers".
+            gradient_multipliers: bool. Apply the original's multipliers (which also double
+                every bias gradient, as the original's trainer does). False: plain Keras.
+        """
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+        self._compile_options = {
+            "last_layer_gradient_multiplier": float(last_layer_gradient_multiplier),
+            "last_layers_contain_logits_only": bool(last_layers_contain_logits_only),
+            "gradient_multipliers": bool(gradient_multipliers)}
+        self._multiplier_by_path = None
+        from deeplab_tf.losses import SegmentationLoss
+
+        for item in tf.nest.flatten(loss):
+            if isinstance(item, SegmentationLoss):
+                item.bind_step(self.optimizer.iterations)
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config is not None:
+            config = dict(config, **self._compile_options)
+        return config
+
+    def compile_from_config(self, config):
+        """Recompiles a loaded model (optimizer, loss, metrics and the options above)."""
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def _multipliers(self):
+        if self._multiplier_by_path is None:
+            from deeplab_tf.train.loop import gradient_multipliers
+
+            options = self._compile_options or {"gradient_multipliers": False}
+            values = [1.0] * len(self.trainable_variables)
+            if options["gradient_multipliers"]:
+                values = gradient_multipliers(
+                    self, options["last_layer_gradient_multiplier"],
+                    options["last_layers_contain_logits_only"])
+            self._multiplier_by_path = {
+                v.path: m for v, m in zip(self.trainable_variables, values)}
+        return [self._multiplier_by_path.get(v.path, 1.0) for v in self.trainable_variables]
+
+    def train_step(self, data):
+        """Keras' TensorFlow train step, with the gradient multipliers applied."""
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                     training=True)
+            self._loss_tracker.update_state(
+                _unscale_for_distribution(loss), sample_weight=tf.shape(x)[0])
+            loss = self.optimizer.scale_loss(loss)
+        variables = self.trainable_variables
+        gradients = tape.gradient(loss, variables)
+        updates = []
+        for grad, multiplier, var in zip(gradients, self._multipliers(), variables):
+            if grad is not None:
+                updates.append((grad * multiplier if multiplier != 1.0 else grad, var))
+        self.optimizer.apply_gradients(updates)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+
+def _unscale_for_distribution(loss):
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss * float(replicas) if replicas > 1 else loss
+
+
+def build_model(config: ModelConfig, input_shape=(None, None, 3), name=None) -> DeepLab:
+    """Builds the DeepLab model described by ``config`` (a ``DeepLab``, a keras.Model).
 
     Args:
         config: ModelConfig.
@@ -34,19 +233,11 @@ def build_model(config: ModelConfig, input_shape=(None, None, 3), name=None) -> 
         name: str. Model name; defaults to ``deeplab_<model_variant>``.
 
     Returns:
-        A functional ``keras.Model`` mapping images [B, H, W, 3] to logits.
+        A ``DeepLab`` mapping images [B, H, W, 3] to logits.
     """
     if not isinstance(config, ModelConfig):
         raise TypeError(f"config must be a ModelConfig. Received: {type(config).__name__}")
-    spec = get_backbone(config.model_variant)
-    images = keras.Input(shape=input_shape, name="images", dtype="float32")
-    x = Normalization(spec.normalization, name="normalization")(images)
-    features, endpoints = spec.builder(x, config, config.model_variant)
-    features = heads.aspp(features, config)
-    if config.uses_decoder:
-        features = heads.decoder(features, endpoints, config, spec.decoder_taps)
-    logits = heads.logits(features, config)
-    return keras.Model(images, logits, name=name or f"deeplab_{config.model_variant}")
+    return DeepLab(config, input_shape=input_shape, name=name)
 
 
 def fold_batch_norm(model: keras.Model) -> keras.Model:

@@ -11,7 +11,7 @@ from deeplab_tf import ModelConfig, build_model
 from deeplab_tf.backbones import BACKBONES
 from deeplab_tf.config import MODEL_VARIANTS
 from deeplab_tf.layers import original_variable_map
-from deeplab_tf.model import output_stride_of
+from deeplab_tf.model import DeepLab, output_stride_of
 
 SIZE = 65
 
@@ -101,7 +101,8 @@ def test_model_accepts_any_size_and_save_load_round_trip(tmp_path):
     loaded = keras.models.load_model(path)
     np.testing.assert_allclose(loaded(x, training=False).numpy(), y, rtol=1e-5, atol=1e-5)
     assert sorted(original_variable_map(loaded)) == sorted(original_variable_map(model))
-    clone = keras.Model.from_config(model.get_config())
+    clone = DeepLab.from_config(model.get_config())
+    assert isinstance(loaded, DeepLab) and loaded.config == config
     assert [w.shape for w in clone.weights] == [w.shape for w in model.weights]
 
 

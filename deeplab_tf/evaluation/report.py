@@ -17,7 +17,7 @@ import math
 from typing import Optional, Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from deeplab_tf.fileio import atomic_path
 from deeplab_tf.evaluation import metrics
@@ -120,45 +120,51 @@ def read_confusion_matrix_csv(path: str):
     return cm, names
 
 
-def _heat_color(value: np.ndarray) -> np.ndarray:
-    """White (0) -> dark blue (1), uint8 RGB."""
-    low = np.array([255.0, 255.0, 255.0])
-    high = np.array([8.0, 48.0, 107.0])
-    return (low + (high - low) * value[..., None]).round().astype(np.uint8)
-
-
 def write_confusion_matrix_png(path: str, cm, class_names: Sequence[str]) -> None:
-    """Heat map of the row-normalised confusion matrix (each ground-truth row sums to 1).
+    """Picture of the confusion matrix (matplotlib, Agg backend), written atomically as PNG.
 
-    Rows are ground truth, columns predictions, both in class order; a cell's darkness is the
-    fraction of that class's pixels predicted as the column's class (the diagonal is the
-    per-class recall). Class names label the axes when the cells are large enough to read.
+    Rows are ground truth, columns predictions, both labelled with the class names; a cell's
+    colour is the fraction of that ground-truth class's pixels predicted as the column's class
+    (each row sums to 1, so the diagonal is the per-class recall), with a colour scale. Up to
+    30 classes every cell also shows its percentage; above that the names are thinned to stay
+    readable and the cells carry colour only.
     """
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
     cm = np.asarray(cm, dtype=np.float64)
     num = cm.shape[0]
     totals = cm.sum(axis=1, keepdims=True)
     normalized = np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
-    cell = int(np.clip(720 // max(num, 1), 3, 32))
-    font = ImageFont.load_default()
-    labelled = cell >= 10
-    names = [str(n)[:20] for n in class_names] if labelled else []
-    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    text_w = max([int(probe.textlength(n, font=font)) for n in names] + [0]) + 6
-    margin = text_w if labelled else 4
-    grid = np.kron(_heat_color(normalized), np.ones((cell, cell, 1), dtype=np.uint8))
-    size = num * cell
-    image = Image.new("RGB", (margin + size + 4, margin + size + 4), "white")
-    image.paste(Image.fromarray(grid), (margin, margin))
-    draw = ImageDraw.Draw(image)
-    draw.rectangle([margin - 1, margin - 1, margin + size, margin + size], outline="black")
-    if labelled:
-        for i, name in enumerate(names):  # rows: ground truth
-            draw.text((margin - 4 - probe.textlength(name, font=font),
-                       margin + i * cell + (cell - 10) // 2), name, fill="black", font=font)
-        top = Image.new("RGB", (margin, size), "white")  # column names, rotated upright
-        top_draw = ImageDraw.Draw(top)
-        for i, name in enumerate(names):
-            top_draw.text((4, i * cell + (cell - 10) // 2), name, fill="black", font=font)
-        image.paste(top.rotate(90, expand=True), (margin, 0))
+    names = [str(n)[:20] for n in class_names]
+    side = float(np.clip(0.45 * num + 2.5, 4.0, 24.0))
+    figure = Figure(figsize=(side + 1.5, side), dpi=100)
+    axes = figure.add_subplot()
+    shown = axes.imshow(normalized, cmap="Blues", vmin=0.0, vmax=1.0)
+    colorbar = figure.colorbar(shown, ax=axes, fraction=0.046, pad=0.04)
+    colorbar.set_label("fraction of the ground-truth class's pixels")
+    step = max(1, int(math.ceil(num / 60)))
+    ticks = list(range(0, num, step))
+    axes.set_xticks(ticks, [names[i] for i in ticks], rotation=90, fontsize=8)
+    axes.set_yticks(ticks, [names[i] for i in ticks], fontsize=8)
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("ground-truth class")
+    axes.set_title(f"Confusion matrix ({int(cm.sum())} pixels)")
+    if num <= 30:
+        for i in range(num):
+            for j in range(num):
+                value = normalized[i, j]
+                axes.text(j, i, f"{100 * value:.0f}%", ha="center", va="center", fontsize=7,
+                          color="white" if value > 0.5 else "black")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    buffer.seek(0)
+    with Image.open(buffer) as image:
+        rgb = image.convert("RGB")
     with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
+        rgb.save(tmp, format="PNG")

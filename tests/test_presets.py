@@ -1,0 +1,79 @@
+"""Presets of the original model zoo: table, errors, and from_preset on an original-format
+zoo tarball built here (TF1 checkpoint with the original variable names)."""
+
+import glob
+import os
+import tarfile
+
+import numpy as np
+import pytest
+
+import helpers
+from deeplab_tf import presets
+from deeplab_tf.layers import original_variable_map
+from deeplab_tf.model import DeepLab, build_model
+
+NAME = "mobilenetv2_coco_voc_trainaug"
+
+
+def make_zoo_tarball(directory, name=NAME, seed=0):
+    """Writes the preset's zoo tarball (model.ckpt + frozen graph placeholder) in the
+    original layout; returns (tarball path, {original variable name: value})."""
+    preset = presets.get(name)
+    folder_name = preset.tarball[: -len(".tar.gz")]
+    staging = os.path.join(directory, "staging", folder_name)
+    os.makedirs(staging)
+    values = helpers.random_original_values(build_model(preset.model_config), seed=seed)
+    values["global_step"] = np.int64(30000)
+    helpers.write_tf1_checkpoint(os.path.join(staging, "model.ckpt"), values)
+    with open(os.path.join(staging, "frozen_inference_graph.pb"), "wb") as f:
+        f.write(b"placeholder")
+    path = os.path.join(directory, preset.tarball)
+    with tarfile.open(path, "w:gz") as archive:
+        archive.add(staging, arcname=folder_name)
+    return path, values
+
+
+def test_table_lists_presets_and_unsupported(capsys):
+    presets.list()
+    printed = capsys.readouterr().out
+    for name in ("xception65_coco_voc_trainaug", "mobilenetv2_coco_voc_trainaug",
+                 "xception65_ade20k_train", "xception65_cityscapes_trainfine"):
+        assert name in printed
+    assert "xception71_dpc_cityscapes_trainfine" in printed and "Dense Prediction Cell" in printed
+    preset = presets.get("xception65_coco_voc_trainaug")
+    assert preset.published_miou == 82.20 and preset.model_config.atrous_rates == (6, 12, 18)
+    assert preset.url == ("http://download.tensorflow.org/models/"
+                          "deeplabv3_pascal_train_aug_2018_01_04.tar.gz")
+    assert len(preset.class_names) == 21 and preset.palette.shape[1] == 3
+    assert presets.get("xception65_coco_voc_trainval").eval_scales == (
+        0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
+
+
+def test_unknown_unsupported_and_missing_checkpoint_messages(tmp_path):
+    with pytest.raises(ValueError, match="Dense Prediction Cell"):
+        presets.get("xception71_dpc_cityscapes_trainval")
+    with pytest.raises(ValueError, match="Unknown preset 'nope'"):
+        presets.get("nope")
+    missing = str(tmp_path / "missing.tar.gz")
+    with pytest.raises(FileNotFoundError,
+                       match="deeplabv3_mnv2_pascal_train_aug_2018_01_29.tar.gz"):
+        DeepLab.from_preset(NAME, checkpoint=missing)
+
+
+def test_from_preset_loads_a_zoo_tarball_and_its_folder(tmp_path):
+    path, values = make_zoo_tarball(str(tmp_path))
+    model = DeepLab.from_preset(NAME, checkpoint=path)
+    assert model.config == presets.get(NAME).model_config
+    loaded = original_variable_map(model)
+    assert len(loaded) == len(values) - 1  # all but global_step
+    for name, var in loaded.items():
+        np.testing.assert_array_equal(var.numpy(), values[name], err_msg=name)
+    # The extracted folder works too, and predictions are labels at the input size.
+    folder = path[: -len(".tar.gz")]
+    assert glob.glob(os.path.join(folder, "*", "model.ckpt.index"))
+    again = DeepLab.from_preset(NAME, checkpoint=folder)
+    images = np.random.default_rng(0).uniform(0, 255, (1, 37, 45, 3)).astype("float32")
+    labels = model.predict_labels(images)
+    assert labels.shape == (1, 37, 45)
+    np.testing.assert_array_equal(again.predict_labels(images), labels)
