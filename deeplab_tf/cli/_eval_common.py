@@ -149,8 +149,12 @@ def checkpoints(max_count: int, interval_secs: float) -> Iterator[str]:
 
     if _CHECKPOINT_PATH.value:
         path = _CHECKPOINT_PATH.value
-        if not os.path.exists(path + ".index") and not os.path.isdir(path):
-            raise UserError(f"--checkpoint_path={path}: no checkpoint there ({path}.index missing)")
+        from deeplab_tf.checkpoints import CheckpointError, resolve_checkpoint_path
+
+        try:
+            path = resolve_checkpoint_path(path)
+        except CheckpointError as error:
+            raise UserError(f"--checkpoint_path={path}: {error}") from None
         yield path
         return
     directory = checkpoint_dir()
@@ -183,14 +187,12 @@ def checkpoint_step(path: str) -> Optional[int]:
 
 def restore(model, path: str) -> None:
     """Loads every model variable from ``path`` (an error if any is missing)."""
-    from deeplab_tf.checkpoints import load_checkpoint
+    from deeplab_tf.checkpoints import CheckpointError, load_for_inference
 
-    report = load_checkpoint(model, path)
-    if report.missing_in_checkpoint:
-        raise UserError(
-            f"Checkpoint {report.path} lacks {len(report.missing_in_checkpoint)} of the model's "
-            f"variables (e.g. {sorted(report.missing_in_checkpoint)[0]}): do the model flags "
-            "match the training run?")
+    try:
+        report = load_for_inference(model, path)
+    except CheckpointError as error:
+        raise UserError(str(error)) from None
     logging.info("%s", report.summary())
 
 
@@ -245,6 +247,5 @@ def build_predictor(num_classes: int, directory: Optional[str], eval_config: Eva
     print(source, flush=True)
     model = build_model(config)
     pad_value = mean_pixel(config.model_variant)
-    predict = evaluator.make_predict_fn(model, eval_config, output_stride=config.output_stride,
-                                        pad_value=pad_value)
+    predict = evaluator.make_predict_fn(model, eval_config, config)
     return model, config, predict, pad_value
