@@ -132,9 +132,9 @@ def _from_directory(directory: str) -> str:
 
     if os.path.isfile(os.path.join(directory, "checkpoint")):
         latest = tf.train.latest_checkpoint(directory)
-        if latest is None:
-            raise CheckpointError(f"{directory}/checkpoint names no existing checkpoint")
-        return _prefix(latest) or latest
+        if latest is not None and os.path.exists(latest + ".index"):
+            return _prefix(latest)
+        # A state file naming a checkpoint elsewhere (a copied folder): look at the files.
     found = _prefixes_in(directory)
     if not found:
         for child in sorted(os.listdir(directory)):

@@ -313,26 +313,39 @@ def load_for_inference(model, path: str, model_config=None) -> LoadReport:
     Raises:
         CheckpointError: naming the variables (and shapes) that do not match, and the flag.
     """
-    report = load_checkpoint(model, path)
-    family = ({name.split("/")[0] for name in original_variable_map(model)}
-              | set(last_layer_scopes()) | {"aspp0", "aspp1", "aspp2", "aspp3", "aspp4"})
+    path = resolve_checkpoint_path(path)
+    shapes = variable_shapes(path)
+    kind = "project" if _OBJECT_GRAPH_KEY in shapes else "original"
+    names = original_variable_map(model)
+    family = {name.split("/")[0] for name in names} | set(last_layer_scopes())
 
     def of_model(name):  # a model variable of the family (not e.g. another network's)
-        return not _is_non_model(name) and (report.kind == "project"
-                                            or name.split("/")[0] in family)
+        root = name.split("/")[0]
+        return not _is_non_model(name) and (
+            kind == "project" or root in family or root.startswith("aspp"))
 
+    if kind == "original":  # Names first: a missing branch explains the shapes that follow.
+        missing = sorted(set(names) - set(shapes))
+        unused = sorted(name for name in set(shapes) - set(names) if of_model(name))
+        if missing or unused:
+            _mismatch(path, model, model_config, missing, unused, shapes, kind)
+    report = load_checkpoint(model, path)
     unused = [name for name in report.unused_in_checkpoint if of_model(name)]
     report.ignored = [name for name in report.unused_in_checkpoint if not of_model(name)]
     report.unused_in_checkpoint = unused
-    if not report.missing_in_checkpoint and not unused:
-        return report
-    shapes = _reader(report.path).get_variable_to_shape_map()
+    if report.missing_in_checkpoint or unused:
+        _mismatch(report.path, model, model_config, report.missing_in_checkpoint, unused,
+                  shapes, kind)
+    return report
+
+
+def _mismatch(path, model, model_config, missing, unused, shapes, kind):
     model_shapes = {name: tuple(var.shape) for name, var in original_variable_map(model).items()}
-    parts = (_hints(unused, _FLAG_HINTS) if report.kind == "original" else []) + \
-        _hints(report.missing_in_checkpoint, _MISSING_HINTS)
-    if report.missing_in_checkpoint:
-        parts.append(f"{len(report.missing_in_checkpoint)} model variables are not in the "
-                     f"checkpoint: {_describe(report.missing_in_checkpoint, model_shapes)}")
+    parts = (_hints(unused, _FLAG_HINTS) if kind == "original" else []) + \
+        _hints(missing, _MISSING_HINTS)
+    if missing:
+        parts.append(f"{len(missing)} model variables are not in the "
+                     f"checkpoint: {_describe(missing, model_shapes)}")
     if unused:
         parts.append(f"{len(unused)} checkpoint variables are not in the model: "
                      f"{_describe(unused, shapes)}")
@@ -343,5 +356,5 @@ def load_for_inference(model, path: str, model_config=None) -> LoadReport:
                       f"output_stride={model_config.output_stride}, "
                       f"decoder_output_stride={list(model_config.decoder_output_stride)}, "
                       f"atrous_rates={list(model_config.atrous_rates)})")
-    raise CheckpointError(f"Checkpoint {report.path} does not match the model{model_text}: "
+    raise CheckpointError(f"Checkpoint {path} does not match the model{model_text}: "
                           + "; ".join(parts) + ". Check the model flags (or config.json).")
