@@ -143,14 +143,44 @@ def test_output_stride_and_taps(variant, output_stride):
         assert shapes[tap][1:3] == (size, size), tap
 
 
-def test_forward_pass_shapes_match_symbolic_shapes():
+def test_forward_pass_dilated_units_match_numpy():
+    """The whole backbones run with random weights; the units past the output stride (stride
+    1, atrous) and the last strided unit give the NumPy reference's numbers from the model's
+    own input to that unit, with the stride and rate the original would use."""
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, (1, SIZE, SIZE, 3)).astype("float32")
-    for model, _, _ in (_resnet(16), _backbone("mobilenet_v2", output_stride=8)):
-        outputs = model(images, training=False)
-        for symbolic, value in zip(model.outputs, outputs):
-            assert tuple(value.shape) == (1,) + tuple(symbolic.shape)[1:]
-            assert np.all(np.isfinite(value.numpy()))
+    # ResNet-50 beta at output stride 8, multi_grid (1, 2, 4): block3 rate 2, block4 4/8/16.
+    model, _, names = _resnet(8)
+    values = _randomise(model, rng, deep=True)
+    out = dict(zip(["features"] + names, (t.numpy() for t in model(images, training=False))))
+    for source, unit, stride, rate in [
+            ("block1", "block2/unit_1", 1, 1), ("block2/unit_4/bottleneck_v1", "block3/unit_1", 1, 2),
+            ("block3", "block4/unit_1", 1, 4), ("block4/unit_2/bottleneck_v1", "block4/unit_3", 1, 16)]:
+        _, want = _np_bottleneck(out[source], values, f"resnet_v1_50/{unit}/bottleneck_v1",
+                                 stride, rate, identity=unit.endswith(("_2", "_3")))
+        got = out[f"{unit}/bottleneck_v1"]
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    np.testing.assert_array_equal(out["features"], out["block4"])
+    assert np.isfinite(out["features"]).all() and 1e-3 < np.abs(out["features"]).max() < 1e4
+    # block1's last unit strides by 2 (output stride 4 -> 8): a subsampled identity shortcut.
+    _, want = _np_bottleneck(out["block1/unit_2/bottleneck_v1"], values,
+                             "resnet_v1_50/block1/unit_3/bottleneck_v1", 2, 1, identity=True)
+    np.testing.assert_allclose(out["block1/unit_3/bottleneck_v1"], want, rtol=1e-4,
+                               atol=1e-4 * np.abs(want).max())
+
+    # MobileNetV2 x0.25 at output stride 8: layer_8 (stride 2 skipped) rate 1, then rate 2,
+    # layer_15's stride skipped: rate 2, layer_16.. rate 4.
+    model, _, names = _backbone("mobilenet_v2", output_stride=8, depth_multiplier=0.25)
+    values = _randomise(model, rng, deep=True)
+    out = dict(zip(["features"] + names, (t.numpy() for t in model(images, training=False))))
+    for layer, stride, rate in [(5, 2, 1), (8, 1, 1), (9, 1, 2), (15, 1, 2), (16, 1, 4), (18, 1, 4)]:
+        scope = f"MobilenetV2/expanded_conv_{layer - 2}"
+        depthwise, want = _np_expanded_conv(out[f"layer_{layer - 1}"], values, scope, stride, rate)
+        tolerance = dict(rtol=1e-4, atol=1e-4 * max(np.abs(want).max(), 1.0))
+        np.testing.assert_allclose(out[f"layer_{layer}/depthwise_output"], depthwise, **tolerance)
+        np.testing.assert_allclose(out[f"layer_{layer}"], want, **tolerance)
+    np.testing.assert_array_equal(out["features"], out["layer_18"])
+    assert np.isfinite(out["features"]).all() and 1e-3 < np.abs(out["features"]).max() < 1e4
 
 
 @pytest.mark.parametrize("output_stride, block3_rate, block4_rates", [
@@ -263,12 +293,21 @@ def test_serialisation_round_trip():
 # ---------------------------------------------------------------------------------------------
 # Numbers against NumPy.
 
-def _randomise(model, rng):
-    """Random kernels and batch norm statistics; returns {original name: numpy value}."""
+def _randomise(model, rng, deep=False):
+    """Random kernels and batch norm statistics; returns {original name: numpy value}.
+
+    ``deep``: kernels scaled by 1/sqrt(fan in) and small betas, so that activations stay of
+    order one through a whole backbone.
+    """
     values = {}
     for name, variable in original_variable_map(model).items():
         shape = tuple(variable.shape)
-        if name.endswith(("gamma", "moving_variance")):
+        if deep and name.endswith("weights"):
+            fan_in = np.prod(shape[:-1]) if "depthwise" not in name else np.prod(shape[:2])
+            value = rng.normal(0.0, 1.0 / np.sqrt(fan_in), shape)
+        elif deep and name.endswith(("beta", "moving_mean")):
+            value = rng.normal(0.0, 0.2, shape)
+        elif name.endswith(("gamma", "moving_variance")):
             value = rng.uniform(0.5, 1.5, shape)
         elif name.endswith("beta"):
             value = rng.normal(0.0, 2.0, shape)  # some activations beyond ReLU6's 6
@@ -302,6 +341,34 @@ def _np_conv_bn(x, values, scope, epsilon, activation, stride=1, rate=1, padding
     return y
 
 
+def _np_bottleneck(x, values, prefix, stride, rate, identity):
+    """NumPy bottleneck_v1: (conv3 output, unit output)."""
+    conv_bn = functools.partial(_np_conv_bn, values=values, epsilon=1e-5)
+    if identity:
+        shortcut = x[:, ::stride, ::stride, :].astype("float64")
+    else:
+        shortcut = conv_bn(x, scope=f"{prefix}/shortcut", activation=None, stride=stride)
+    residual = conv_bn(x, scope=f"{prefix}/conv1", activation="relu")
+    residual = conv_bn(residual, scope=f"{prefix}/conv2", activation="relu", stride=stride,
+                       rate=rate, padding="fixed" if stride > 1 else "same")
+    residual = conv_bn(residual, scope=f"{prefix}/conv3", activation=None)
+    return residual, np.maximum(shortcut + residual, 0.0)
+
+
+def _np_expanded_conv(x, values, scope, stride, rate):
+    """NumPy expanded_conv: (depthwise output, block output)."""
+    conv_bn = functools.partial(_np_conv_bn, values=values, epsilon=1e-3)
+    net = x.astype("float64")
+    if f"{scope}/expand/weights" in values:
+        net = conv_bn(net, scope=f"{scope}/expand", activation="relu6")
+    depthwise = conv_bn(net, scope=f"{scope}/depthwise", activation="relu6", stride=stride,
+                        rate=rate, padding="same", depthwise=True)
+    net = conv_bn(depthwise, scope=f"{scope}/project", activation=None)
+    if stride == 1 and net.shape[-1] == x.shape[-1]:
+        net = net + x
+    return depthwise, net
+
+
 @pytest.mark.parametrize("size, in_depth, depth, stride, rate", [
     (10, 4, 8, 2, 1),  # projection shortcut; even size: fixed padding differs from 'SAME'
     (9, 8, 8, 2, 1),  # identity shortcut subsampled by a 1x1 max pool
@@ -319,18 +386,10 @@ def test_bottleneck_matches_numpy(size, in_depth, depth, stride, rate):
     x = rng.normal(0.0, 2.0, (2, size, size, in_depth)).astype("float32")
     got, got_conv3 = (t.numpy() for t in model(x, training=False))
 
-    conv_bn = functools.partial(_np_conv_bn, values=values, epsilon=1e-5)
-    prefix = f"net/{scope}"
-    if in_depth == depth:
-        shortcut = x[:, ::stride, ::stride, :].astype("float64")
-    else:
-        shortcut = conv_bn(x, scope=f"{prefix}/shortcut", activation=None, stride=stride)
-    residual = conv_bn(x, scope=f"{prefix}/conv1", activation="relu")
-    residual = conv_bn(residual, scope=f"{prefix}/conv2", activation="relu", stride=stride,
-                       rate=rate, padding="fixed" if stride > 1 else "same")
-    residual = conv_bn(residual, scope=f"{prefix}/conv3", activation=None)
+    residual, want = _np_bottleneck(x, values, f"net/{scope}", stride, rate,
+                                    identity=in_depth == depth)
     np.testing.assert_allclose(got_conv3, residual, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(got, np.maximum(shortcut + residual, 0.0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("size, in_depth, out_depth, expansion, stride, rate", [
@@ -351,16 +410,27 @@ def test_expanded_conv_matches_numpy(size, in_depth, out_depth, expansion, strid
     x = rng.normal(0.0, 2.0, (2, size, size, in_depth)).astype("float32")
     got, got_depthwise = (t.numpy() for t in model(x, training=False))
 
-    conv_bn = functools.partial(_np_conv_bn, values=values, epsilon=1e-3)
-    net = x.astype("float64")
-    if expansion > in_depth:
-        net = conv_bn(net, scope="net/ec/expand", activation="relu6")
-    else:
+    if expansion <= in_depth:
         assert "net/ec/expand/weights" not in values
-    net = conv_bn(net, scope="net/ec/depthwise", activation="relu6", stride=stride, rate=rate,
-                  padding="same", depthwise=True)
-    np.testing.assert_allclose(got_depthwise, net, rtol=1e-5, atol=1e-5)
-    net = conv_bn(net, scope="net/ec/project", activation=None)
-    if stride == 1 and in_depth == out_depth:
-        net = net + x
-    np.testing.assert_allclose(got, net, rtol=1e-5, atol=1e-5)
+    depthwise, want = _np_expanded_conv(x, values, "net/ec", stride, rate)
+    np.testing.assert_allclose(got_depthwise, depthwise, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_dilated_units_schedule():
+    from deeplab_tf.backbones.strides import dilated_units
+
+    # ResNet-50 units after the stride-4 root: block strides on each block's last unit.
+    resnet = [1, 1, 2] + [1, 1, 1, 2] + [1] * 5 + [2] + [1, 1, 1]
+    at8 = dilated_units(resnet, 8, input_stride=4)
+    assert [s for s, _ in at8] == [1, 1, 2] + [1] * 13
+    assert [r for _, r in at8] == [1] * 7 + [2] * 6 + [4] * 3
+    at16 = dilated_units(resnet, 16, input_stride=4)
+    assert [s for s, _ in at16] == [1, 1, 2, 1, 1, 1, 2] + [1] * 9
+    assert [r for _, r in at16] == [1] * 13 + [2] * 3
+    assert dilated_units(resnet, 32, input_stride=4) == [(s, 1) for s in resnet]
+    for bad in (12, 64):
+        with pytest.raises(ValueError, match=f"output_stride={bad}"):
+            dilated_units(resnet, bad, input_stride=4)
+    # MobileNetV2 does not check: an unreachable stride just strides all the way.
+    assert dilated_units([2, 2], 64, check=False) == [(2, 1), (2, 1)]

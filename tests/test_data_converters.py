@@ -14,7 +14,7 @@ from PIL import Image
 
 from deeplab_tf.config import DataConfig
 from deeplab_tf.data import pipeline, schema
-from deeplab_tf.data.converters import ade20k, cityscapes, common, folder, voc2012
+from deeplab_tf.data.converters import ade20k, cityscapes, common, folder, shards, voc2012
 from tests import miniature
 
 
@@ -195,8 +195,8 @@ def test_interrupted_conversion_leaves_nothing_final_and_resumes(custom, tmp_pat
 
     bad.write_bytes(good_bytes)  # Fixed: the re-run writes only the missing shard.
     written = []
-    original_write_shard = common.write_shard
-    monkeypatch.setattr(common, "write_shard",
+    original_write_shard = shards.write_shard
+    monkeypatch.setattr(shards, "write_shard",
                         lambda job, **kw: written.append(job.name) or original_write_shard(job, **kw))
     manifest = folder.convert(str(raw / "images"), str(raw / "masks"), output_dir, **options)
     assert written == ["train-00002-of-00003.tfrecord"]
@@ -344,3 +344,20 @@ def test_progress_lines_when_not_a_terminal():
     lines = stream.getvalue().splitlines()
     assert len(lines) == 11 and sum(counted) == 20  # The first image, then every 10%.
     assert lines[-1].startswith("demo [########################] 20/20 100%")
+
+
+def test_progress_bar_on_a_terminal():
+    import io as io_lib
+
+    class Terminal(io_lib.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    progress = common.Progress(5, "demo", stream=stream)
+    for _ in range(5):
+        progress.update()
+    progress.close()
+    out = stream.getvalue()
+    assert "\r" in out and "demo" in out and "5/5" in out  # Redrawn in place (tqdm).
+    assert out.count("\n") <= 1

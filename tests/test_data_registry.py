@@ -140,3 +140,21 @@ def test_data_config_defaults_and_round_trip():
     assert (config.min_scale_factor, config.max_scale_factor, config.scale_factor_step_size) == (
         0.5, 2.0, 0.25)
     assert DataConfig.from_dict(config.to_dict()) == config
+
+
+def test_cityscapes_facts_have_one_home():
+    from deeplab_tf.data import cityscapes_labels, tfds_source
+    from deeplab_tf.data.converters import cityscapes
+
+    info = registry.DATASETS["cityscapes"]
+    assert info.class_names == cityscapes_labels.CLASS_NAMES
+    assert info.class_names[:3] == ("road", "sidewalk", "building") and info.class_names[-1] == "bicycle"
+    assert info.num_classes == 19 and info.ignore_label == 255
+    adapter = tfds_source.ADAPTERS["cityscapes"]
+    assert adapter.info.class_names == info.class_names and adapter.info.num_classes == 19
+    assert adapter.label_table == cityscapes.label_id_to_train_id_table()
+    np.testing.assert_array_equal(adapter.info.palette, info.palette)
+    assert info.palette[13].tolist() == [0, 0, 142]  # car
+    table = cityscapes_labels.label_id_to_train_id_table()
+    assert table[7] == 0 and table[33] == 18 and table[0] == 255 and table[200] == 255
+    assert cityscapes_labels.train_id_to_label_id()[13] == 26

@@ -58,7 +58,9 @@ def exported(tmp_path_factory):
 
 def _eval_predict(model, **eval_kwargs):
     """deeplab-eval's predict function (pad to k*16+1 with the mean pixel, predict, crop), on
-    eval's formulation (batch norm folded by default, as the export)."""
+    eval's formulation (batch norm folded by default, as the export); without
+    eval_crop_size, as ExportConfig's default."""
+    eval_kwargs.setdefault("eval_crop_size", None)
     return evaluator.make_predict_fn(model, EvalConfig(**eval_kwargs), tiny_config(num_classes=3))
 
 

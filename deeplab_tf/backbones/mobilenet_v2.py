@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import keras
 
+from deeplab_tf.backbones.strides import dilated_units
 from deeplab_tf.layers import ConvBN, scope_to_name
 
 SCOPE = "MobilenetV2"
@@ -140,27 +141,19 @@ def build(images, config, variant):
                   sync_batch_norm=config.sync_batch_norm,
                   batch_norm_trainable=config.fine_tune_batch_norm, **BATCH_NORM)
     endpoints = {}
-    current_stride, rate = 1, 1
+    # mobilenet_base: once output_stride is reached, stride 1 and a growing rate (unchecked).
+    schedule = iter(dilated_units([FIRST_CONV[1]] + [conv[0] for conv in EXPANDED_CONVS],
+                                  config.output_stride, check=False))
 
-    def next_stride_and_rate(stride):
-        # mobilenet_base: once output_stride is reached, stride 1 and a growing rate.
-        nonlocal current_stride, rate
-        if current_stride == config.output_stride:
-            layer_rate = rate
-            rate *= stride
-            return 1, layer_rate
-        current_stride *= stride
-        return stride, 1
-
-    kernel_size, stride, filters = FIRST_CONV
-    stride, layer_rate = next_stride_and_rate(stride)
+    kernel_size, _, filters = FIRST_CONV
+    stride, layer_rate = next(schedule)
     x = ConvBN(depth(filters), kernel_size, strides=stride, dilation_rate=layer_rate,
                activation="relu6", weight_decay=config.weight_decay, scope=f"{SCOPE}/Conv",
                **common)(images)
     endpoints["layer_1"] = x
 
-    for index, (stride, filters, factor, factor_divisible_by) in enumerate(EXPANDED_CONVS):
-        stride, layer_rate = next_stride_and_rate(stride)
+    for index, (_, filters, factor, factor_divisible_by) in enumerate(EXPANDED_CONVS):
+        stride, layer_rate = next(schedule)
         scope = f"{SCOPE}/expanded_conv" + (f"_{index}" if index else "")
         layer = f"layer_{index + 2}"
         x = expanded_conv(x, depth(filters), make_divisible(x.shape[-1] * factor,

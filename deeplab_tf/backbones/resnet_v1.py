@@ -42,6 +42,7 @@ import math
 
 import keras
 
+from deeplab_tf.backbones.strides import dilated_units
 from deeplab_tf.layers import ConvBN, scope_to_name
 
 # variant -> (variable scope of the original checkpoints, units per block, beta root).
@@ -163,24 +164,15 @@ def build(images, config, variant):
     x = keras.layers.MaxPooling2D(3, strides=2, padding="same",
                                   name=scope_to_name(f"{prefix}/pool1"))(x)
 
-    target_stride = config.output_stride // 4  # the root block strides by 4
-    current_stride, rate = 1, 1
-    for block_scope, units in block_units(num_units, config.multi_grid or DEFAULT_MULTI_GRID):
-        for index, (depth, depth_bottleneck, stride, unit_rate) in enumerate(units):
-            if current_stride == target_stride:
-                unit_stride, block_rate = 1, rate
-                rate *= stride
-            else:
-                unit_stride, block_rate = stride, 1
-                current_stride *= stride
-                if current_stride > target_stride:
-                    raise ValueError(f"The target output_stride cannot be reached. "
-                                     f"Received: output_stride={config.output_stride}")
+    blocks = block_units(num_units, config.multi_grid or DEFAULT_MULTI_GRID)
+    # The root block strides by 4.
+    schedule = iter(dilated_units([unit[2] for _, units in blocks for unit in units],
+                                  config.output_stride, input_stride=4))
+    for block_scope, units in blocks:
+        for index, (depth, depth_bottleneck, _, unit_rate) in enumerate(units):
+            unit_stride, block_rate = next(schedule)
             scope = f"{block_scope}/unit_{index + 1}/bottleneck_v1"
             x = bottleneck(x, depth, depth_bottleneck, unit_stride, block_rate * unit_rate,
                            scope, prefix, endpoints, common)
         endpoints[block_scope] = x
-    if current_stride != target_stride:
-        raise ValueError(f"The target output_stride cannot be reached. "
-                         f"Received: output_stride={config.output_stride}")
     return x, endpoints

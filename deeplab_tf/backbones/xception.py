@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import keras
 
+from deeplab_tf.backbones.strides import dilated_units
 from deeplab_tf.layers import ConvBN, SeparableConvBN, scope_to_name
 
 # (block scope, depth_list, skip_connection_type, activation_fn_in_separable_conv,
@@ -102,25 +103,18 @@ def build(images, config, variant):
                scope=f"{variant}/entry_flow/conv1_2", **common)(x)
     endpoints["entry_flow/conv1_2"] = x
 
-    target_stride = config.output_stride // 2  # the root block already strides by 2
-    current_stride, rate = 1, 1
     multi_grid = config.multi_grid or (1, 1, 1)
-    for block_scope, depths, skip, act_in_sep, num_units, stride in BLOCKS[variant]:
+    unit_strides = [stride for *_, num_units, stride in BLOCKS[variant] for _ in range(num_units)]
+    # The root block already strides by 2.
+    schedule = iter(dilated_units(unit_strides, config.output_stride, input_stride=2))
+    for block_scope, depths, skip, act_in_sep, num_units, _ in BLOCKS[variant]:
         unit_rates = multi_grid if block_scope == "exit_flow/block2" else (1, 1, 1)
         for unit in range(num_units):
-            if current_stride == target_stride:
-                unit_stride, base_rate = 1, rate
-                rate *= stride
-            else:
-                unit_stride, base_rate = stride, 1
-                current_stride *= stride
+            unit_stride, base_rate = next(schedule)
             scope = f"{block_scope}/unit_{unit + 1}/xception_module"
             x = _xception_module(x, depths, skip, act_in_sep, unit_stride,
                                  [base_rate * r for r in unit_rates], scope, variant,
                                  endpoints, common)
             endpoints[scope] = x
         endpoints[block_scope] = x
-    if current_stride != target_stride:
-        raise ValueError(f"The target output_stride cannot be reached. Received: "
-                         f"output_stride={config.output_stride}")
     return x, endpoints

@@ -32,6 +32,8 @@ from __future__ import annotations
 import json
 import os
 
+from deeplab_tf import fileio
+
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
 _REQUIRED = ("dataset", "num_classes", "ignore_label", "class_names", "splits")
@@ -47,20 +49,10 @@ def has_manifest(dataset_dir: str) -> bool:
 
 def write_manifest(dataset_dir: str, manifest: dict) -> str:
     """Validates and writes ``dataset_dir/manifest.json`` atomically; returns its path."""
-    _validate(manifest, "<manifest to write>")
+    validate(manifest, "<manifest to write>")
     manifest = {"format_version": FORMAT_VERSION, **manifest}
     path = manifest_path(dataset_dir)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    fileio.atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")
     return path
 
 
@@ -79,11 +71,12 @@ def read_manifest(dataset_dir: str) -> dict:
             manifest = json.load(f)
     except (OSError, json.JSONDecodeError) as e:
         raise ValueError(f"Unreadable dataset manifest {path}: {e}") from None
-    _validate(manifest, path)
+    validate(manifest, path)
     return manifest
 
 
-def _validate(manifest: dict, where: str) -> None:
+def validate(manifest: dict, where: str) -> None:
+    """Raises ValueError naming ``where`` if ``manifest`` lacks a key or is inconsistent."""
     if not isinstance(manifest, dict):
         raise ValueError(f"Dataset manifest {where} must be a JSON object")
     missing = [k for k in _REQUIRED if k not in manifest]

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from deeplab_tf.data import cityscapes_labels
+
 
 def pascal_palette(num_entries: int = 256) -> np.ndarray:
     """The PASCAL VOC colour map: bits of the label value spread over R, G and B.
@@ -26,18 +28,11 @@ def pascal_palette(num_entries: int = 256) -> np.ndarray:
     return palette.astype(np.uint8)
 
 
-_CITYSCAPES_COLORS = (
-    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
-    (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
-    (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70),
-    (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32),
-)
-
-
 def cityscapes_palette() -> np.ndarray:
     """Colours of the 19 Cityscapes train ids; entries 19..255 are black."""
     palette = np.zeros((256, 3), dtype=np.uint8)
-    palette[: len(_CITYSCAPES_COLORS)] = _CITYSCAPES_COLORS
+    colors = cityscapes_labels.TRAIN_ID_COLORS
+    palette[: len(colors)] = colors
     return palette
 
 

@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from deeplab_tf.config import DataConfig
 from deeplab_tf.data import preprocess
+from deeplab_tf.data import records as records_lib
 from deeplab_tf.data import registry
 from deeplab_tf.data import schema
 
@@ -37,11 +38,23 @@ _AUTOTUNE = tf.data.AUTOTUNE
 
 
 def _decode_record(ignore_label: int):
-    def decode(serialized):
+    def decode(record):
+        serialized, shard, index = record
         fields = schema.parse_example(serialized)
         image = schema.decode_image(fields[schema.IMAGE_ENCODED])
         label = schema.decode_label(fields[schema.LABEL_ENCODED], image, ignore_label)
-        return image, label, fields[schema.IMAGE_FILENAME]
+        source = {"shard": shard, "record": index, "filename": fields[schema.IMAGE_FILENAME]}
+        return image, label, source
+
+    return decode
+
+
+def _tfds_decode(name: str, decode_fn):
+    def decode(record):
+        image, label, filename = decode_fn(record)
+        source = {"shard": tf.constant(registry.TFDS_PREFIX + name),
+                  "record": tf.constant(-1, tf.int64), "filename": filename}
+        return image, label, source
 
     return decode
 
@@ -52,11 +65,12 @@ def _records(data_config: DataConfig, split: str, *, ignore_label: int, training
     if data_config.dataset.startswith(registry.TFDS_PREFIX):
         from deeplab_tf.data import tfds_source
 
-        return tfds_source.load_records(
-            data_config.dataset[len(registry.TFDS_PREFIX):], split,
-            data_dir=data_config.dataset_dir or None, shuffle_files=training,
+        name = data_config.dataset[len(registry.TFDS_PREFIX):]
+        dataset, decode_fn = tfds_source.load_records(
+            name, split, data_dir=data_config.dataset_dir or None, shuffle_files=training,
             seed=data_config.seed, num_readers=data_config.num_readers,
             input_context=input_context)
+        return dataset, _tfds_decode(name, decode_fn)
 
     if not data_config.dataset_dir:
         raise ValueError(f"dataset_dir is empty: where are the TFRecord shards of split {split!r}?")
@@ -64,24 +78,24 @@ def _records(data_config: DataConfig, split: str, *, ignore_label: int, training
     num_pipelines = input_context.num_input_pipelines if input_context else 1
     pipeline_id = input_context.input_pipeline_id if input_context else 0
     decode = _decode_record(ignore_label)
+    skip = data_config.skip_corrupt_records
     if not training:
-        return tf.data.TFRecordDataset(files), decode
+        return records_lib.read_shards(files, skip), decode
     if num_pipelines > 1 and len(files) < num_pipelines:
         # Too few files to give each pipeline its own: every pipeline reads all files in a
         # fixed order and keeps every num_pipelines-th record.
-        records = tf.data.TFRecordDataset(files).shard(num_pipelines, pipeline_id)
+        records = records_lib.read_shards(files, skip).shard(num_pipelines, pipeline_id)
         return records, decode
     files = files[pipeline_id::num_pipelines]
-    records = tf.data.Dataset.from_tensor_slices(files).shuffle(
-        len(files), seed=data_config.seed, reshuffle_each_iteration=True)
-    records = records.interleave(
-        tf.data.TFRecordDataset, cycle_length=min(data_config.num_readers, len(files)),
-        num_parallel_calls=_AUTOTUNE, deterministic=deterministic)
+    records = records_lib.read_shards(
+        files, skip, cycle_length=min(data_config.num_readers, len(files)),
+        deterministic=deterministic, shuffle=True, shuffle_seed=data_config.seed)
     return records, decode
 
 
 def train_dataset(data_config: DataConfig, *, batch_size: int, mean_pixel,
-                  ignore_label: Optional[int] = None, input_context=None) -> tf.data.Dataset:
+                  ignore_label: Optional[int] = None, input_context=None,
+                  with_source: bool = False) -> tf.data.Dataset:
     """Endless, shuffled, augmented training batches of ``data_config.train_split``.
 
     Args:
@@ -92,10 +106,17 @@ def train_dataset(data_config: DataConfig, *, batch_size: int, mean_pixel,
         ignore_label: int or None. Label padding value; None: the dataset's ignore label.
         input_context: tf.distribute.InputContext or None. Shards the files per input
             pipeline (as ``distribute_datasets_from_function`` passes it).
+        with_source: bool. Also yield where each example came from (to name the batch's
+            records when a step fails, e.g. on a NaN loss).
 
     Returns:
         tf.data.Dataset of ``(images float32 [B, crop_h, crop_w, 3] in [0, 255],
-        labels int32 [B, crop_h, crop_w, 1])``.
+        labels int32 [B, crop_h, crop_w, 1])``; with ``with_source`` a third element
+        ``{"shard": string [B], "record": int64 [B] (index in the shard; -1 for TFDS),
+        "filename": string [B]}``. A corrupt or truncated shard stops the input with
+        ``<shard>: record N is corrupt (truncated?)`` (``records.error_message`` extracts the
+        line from the error), or is skipped and counted with
+        ``data_config.skip_corrupt_records`` (one stderr line per shard with the count skipped).
     """
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
@@ -117,10 +138,10 @@ def train_dataset(data_config: DataConfig, *, batch_size: int, mean_pixel,
                               reshuffle_each_iteration=True).repeat()
 
     def preprocess_one(index, record):
-        image, label, _ = decode(record)
+        image, label, source = decode(record)
         seed = tf.stack([tf.constant(base_seed, tf.int64),
                          index * num_pipelines + pipeline_id])
-        return preprocess.preprocess_for_train(
+        image, label = preprocess.preprocess_for_train(
             image, label,
             crop_size=data_config.train_crop_size,
             mean_pixel=mean_pixel,
@@ -132,6 +153,9 @@ def train_dataset(data_config: DataConfig, *, batch_size: int, mean_pixel,
             max_scale_factor=data_config.max_scale_factor,
             scale_factor_step_size=data_config.scale_factor_step_size,
             seed=seed)
+        if with_source:
+            return image, label, source
+        return image, label
 
     dataset = records.enumerate().map(
         preprocess_one, num_parallel_calls=_AUTOTUNE, deterministic=deterministic)
@@ -156,15 +180,16 @@ def eval_dataset(data_config: DataConfig, split: str, *, mean_pixel,
     Returns:
         tf.data.Dataset of dicts: ``image`` float32 [1, H', W', 3] in [0, 255], ``label``
         int32 [1, H', W', 1], ``height`` and ``width`` int32 [1] (the size before padding),
-        ``filename`` string [1].
+        ``filename`` string [1], ``shard`` string [1] and ``record`` int64 [1] (where it
+        came from; see ``train_dataset`` for corrupt shards).
     """
     info = registry.get_dataset_info(data_config.dataset, data_config.dataset_dir or None)
     ignore_label = info.ignore_label if ignore_label is None else int(ignore_label)
     records, decode = _records(data_config, split, ignore_label=ignore_label, training=False,
                                deterministic=True)
 
-    def preprocess_one(record):
-        image, label, filename = decode(record)
+    def preprocess_one(*record):
+        image, label, source = decode(record[0] if len(record) == 1 else record)
         image, label, height, width = preprocess.preprocess_for_eval(
             image, label,
             mean_pixel=mean_pixel,
@@ -174,7 +199,8 @@ def eval_dataset(data_config: DataConfig, split: str, *, mean_pixel,
             max_resize_value=data_config.max_resize_value,
             resize_factor=data_config.resize_factor)
         return {"image": image, "label": label, "height": height, "width": width,
-                "filename": filename}
+                "filename": source["filename"], "shard": source["shard"],
+                "record": source["record"]}
 
     dataset = records.map(preprocess_one, num_parallel_calls=_AUTOTUNE, deterministic=True)
     return dataset.batch(1).prefetch(_AUTOTUNE)

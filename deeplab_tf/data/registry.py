@@ -13,35 +13,15 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, Optional, Tuple
+from typing import Optional, Tuple
 
-import numpy as np
-
+from deeplab_tf.data import cityscapes_labels
+from deeplab_tf.data import dataset_info
 from deeplab_tf.data import manifest as manifest_lib
 from deeplab_tf.data import palettes
 
-TFDS_PREFIX = "tfds:"
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetInfo:
-    """What the training and evaluation code needs to know about a dataset.
-
-    Args:
-        name: str. Registry name, custom dataset name or ``tfds:NAME[/CONFIG]``.
-        num_classes: int. Number of classes (logits channels).
-        ignore_label: int. Label value excluded from the loss and the metrics.
-        class_names: tuple of str, one per class id.
-        splits: dict split name -> number of examples.
-        palette: uint8 array [N, 3] of colours by label value (N > every label value).
-    """
-
-    name: str
-    num_classes: int
-    ignore_label: int
-    class_names: Tuple[str, ...]
-    splits: Mapping[str, int]
-    palette: np.ndarray = dataclasses.field(compare=False, repr=False)
+TFDS_PREFIX = dataset_info.TFDS_PREFIX
+DatasetInfo = dataset_info.DatasetInfo
 
 
 PASCAL_VOC_CLASSES = (
@@ -50,11 +30,7 @@ PASCAL_VOC_CLASSES = (
     "sheep", "sofa", "train", "tvmonitor",
 )
 
-CITYSCAPES_CLASSES = (
-    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
-    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
-    "motorcycle", "bicycle",
-)
+CITYSCAPES_CLASSES = cityscapes_labels.CLASS_NAMES
 
 # ADE20K SceneParsing (objectInfo150): id 0 is "other", the ignore label.
 ADE20K_CLASSES = (
@@ -89,11 +65,10 @@ DATASETS = {
     ),
     "cityscapes": DatasetInfo(
         name="cityscapes",
-        num_classes=19,
-        ignore_label=255,
+        num_classes=len(cityscapes_labels.CLASS_NAMES),
+        ignore_label=cityscapes_labels.IGNORE_LABEL,
         class_names=CITYSCAPES_CLASSES,
-        splits={"train_fine": 2975, "val_fine": 500, "test_fine": 1525,
-                "trainval_fine": 3475, "train_coarse": 22973, "trainval_coarse": 23473},
+        splits=dict(cityscapes_labels.SPLIT_SIZES),
         palette=palettes.cityscapes_palette(),
     ),
     "ade20k": DatasetInfo(

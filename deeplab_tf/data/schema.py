@@ -22,6 +22,8 @@ from typing import List
 
 import tensorflow as tf
 
+from deeplab_tf.data import image_io
+
 IMAGE_ENCODED = "image/encoded"
 IMAGE_FILENAME = "image/filename"
 IMAGE_FORMAT = "image/format"
@@ -153,9 +155,7 @@ def parse_example(serialized: tf.Tensor) -> dict:
 
 def decode_image(encoded: tf.Tensor) -> tf.Tensor:
     """uint8 [H, W, 3] from JPEG or PNG bytes (sniffed from the bytes, as the original)."""
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-    image.set_shape([None, None, 3])
-    return image
+    return image_io.decode_image_tensor(encoded)
 
 
 def decode_label(encoded: tf.Tensor, image: tf.Tensor, fill_value: int) -> tf.Tensor:
@@ -168,8 +168,7 @@ def decode_label(encoded: tf.Tensor, image: tf.Tensor, fill_value: int) -> tf.Te
         fill_value: int. Value of an absent label (the ignore label).
     """
     def _decode():
-        label = tf.io.decode_image(encoded, channels=1, expand_animations=False)
-        return tf.cast(label, tf.uint8)
+        return image_io.decode_label_tensor(encoded)
 
     def _fill():
         shape = tf.concat([tf.shape(image)[:2], [1]], axis=0)

@@ -23,9 +23,10 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from deeplab_tf.data import cityscapes_labels
+from deeplab_tf.data import image_io
 from deeplab_tf.data import palettes
-from deeplab_tf.data import registry
-from deeplab_tf.data.converters.cityscapes import label_id_to_train_id_table
+from deeplab_tf.data.dataset_info import TFDS_PREFIX, DatasetInfo
 
 # Our split names -> TFDS split names, used when the dataset has no split of our name.
 SPLIT_ALIASES = {
@@ -46,7 +47,7 @@ class Adapter:
         label_key: str. Feature holding the single-channel label image.
         filename_key: str or None. Feature naming the example.
         label_table: tuple of 256 ints. Class id (or ignore label) of each stored label value.
-        info: registry.DatasetInfo. Classes, ignore label and palette (splits are filled in
+        info: DatasetInfo. Classes, ignore label and palette (splits are filled in
             from the prepared dataset).
     """
 
@@ -54,7 +55,7 @@ class Adapter:
     label_key: str
     filename_key: Optional[str]
     label_table: Tuple[int, ...]
-    info: registry.DatasetInfo
+    info: DatasetInfo
 
 
 def _pet_table() -> Tuple[int, ...]:
@@ -68,15 +69,22 @@ ADAPTERS = {
         image_key="image_left",
         label_key="segmentation_label",
         filename_key="image_id",
-        label_table=label_id_to_train_id_table(),
-        info=registry.DATASETS["cityscapes"],
+        label_table=cityscapes_labels.label_id_to_train_id_table(),
+        info=DatasetInfo(
+            name="cityscapes",
+            num_classes=len(cityscapes_labels.CLASS_NAMES),
+            ignore_label=cityscapes_labels.IGNORE_LABEL,
+            class_names=cityscapes_labels.CLASS_NAMES,
+            splits={},
+            palette=palettes.cityscapes_palette(),
+        ),
     ),
     "oxford_iiit_pet": Adapter(
         image_key="image",
         label_key="segmentation_mask",
         filename_key="file_name",
         label_table=_pet_table(),
-        info=registry.DatasetInfo(
+        info=DatasetInfo(
             name="oxford_iiit_pet",
             num_classes=2,
             ignore_label=255,
@@ -104,14 +112,14 @@ def _builder(name: str, data_dir: Optional[str]):
     return tfds.builder(name, data_dir=data_dir)
 
 
-def dataset_info(name: str, data_dir: Optional[str] = None) -> registry.DatasetInfo:
+def dataset_info(name: str, data_dir: Optional[str] = None) -> DatasetInfo:
     """The registry-style description of ``tfds:NAME``, with the prepared splits' sizes."""
     adapter = get_adapter(name)
     try:
         splits = {k: int(v.num_examples) for k, v in _builder(name, data_dir).info.splits.items()}
     except Exception:  # noqa: BLE001 -- not prepared or no metadata: sizes unknown.
         splits = {}
-    return dataclasses.replace(adapter.info, name=registry.TFDS_PREFIX + name, splits=splits)
+    return dataclasses.replace(adapter.info, name=TFDS_PREFIX + name, splits=splits)
 
 
 def resolve_split(builder, split: str) -> str:
@@ -154,9 +162,8 @@ def load_records(name: str, split: str, data_dir: Optional[str] = None, *,
     table = tf.constant(np.asarray(adapter.label_table, np.uint8))
 
     def decode_fn(record):
-        image = tf.io.decode_image(record[adapter.image_key], channels=3, expand_animations=False)
-        image.set_shape([None, None, 3])
-        label = tf.io.decode_image(record[adapter.label_key], channels=1, expand_animations=False)
+        image = image_io.decode_image_tensor(record[adapter.image_key])
+        label = image_io.decode_label_tensor(record[adapter.label_key])
         label = tf.gather(table, tf.cast(label, tf.int32))
         label.set_shape([None, None, 1])
         filename = record.get(adapter.filename_key, tf.constant(""))

@@ -15,8 +15,12 @@ import glob
 import os
 from typing import Dict, List
 
+from deeplab_tf.data import image_io
 from deeplab_tf.data import registry
-from deeplab_tf.data.converters import common
+from deeplab_tf.data.converters.conversion import convert_dataset
+from deeplab_tf.data.converters.encoding import Source
+from deeplab_tf.data.converters.errors import ConversionError
+from deeplab_tf.data.converters.labels import read_index_png
 
 DATASET_NAME = "ade20k"
 DEFAULT_NUM_SHARDS = 4
@@ -29,12 +33,12 @@ def find_root(ade20k_root: str) -> str:
     for candidate in (os.path.join(ade20k_root, "ADEChallengeData2016"), ade20k_root):
         if os.path.isdir(os.path.join(candidate, "images")):
             return candidate
-    raise common.ConversionError(
+    raise ConversionError(
         f"{ade20k_root}: no ADEChallengeData2016 folder (looked for images/ in it and in "
         "ADEChallengeData2016/)")
 
 
-def collect_splits(ade20k_root: str) -> Dict[str, List[common.Source]]:
+def collect_splits(ade20k_root: str) -> Dict[str, List[Source]]:
     root = find_root(ade20k_root)
     splits = {}
     for split, folder in SPLITS.items():
@@ -42,21 +46,22 @@ def collect_splits(ade20k_root: str) -> Dict[str, List[common.Source]]:
         label_dir = os.path.join(root, "annotations", folder)
         for directory in (image_dir, label_dir):
             if not os.path.isdir(directory):
-                raise common.ConversionError(f"{directory}: directory not found")
+                raise ConversionError(f"{directory}: directory not found")
         images = sorted(glob.glob(os.path.join(image_dir, "*.jpg")))
         if not images:
-            raise common.ConversionError(f"{image_dir}: no *.jpg images")
+            raise ConversionError(f"{image_dir}: no *.jpg images")
         splits[split] = [
-            common.Source(stem, path, os.path.join(label_dir, stem + ".png"), common.read_index_png)
+            Source(stem, path, os.path.join(label_dir, stem + ".png"), read_index_png)
             for path, stem in ((p, os.path.splitext(os.path.basename(p))[0]) for p in images)]
     return splits
 
 
 def convert(ade20k_root: str, output_dir: str, *, num_shards: int = DEFAULT_NUM_SHARDS,
-            num_workers: int = 1, skip_invalid: bool = False, show_progress: bool = True) -> dict:
+            num_workers: int = 1, skip_invalid: bool = False, show_progress: bool = True,
+            max_image_pixels: int = image_io.DEFAULT_MAX_IMAGE_PIXELS) -> dict:
     """Converts ADE20K to shards + manifest; returns the manifest."""
     info = registry.DATASETS[DATASET_NAME]
-    return common.convert_dataset(
+    return convert_dataset(
         output_dir=output_dir,
         dataset_name=DATASET_NAME,
         class_names=info.class_names,
@@ -68,4 +73,5 @@ def convert(ade20k_root: str, output_dir: str, *, num_shards: int = DEFAULT_NUM_
         created_by="deeplab-build-ade20k",
         source=os.path.abspath(find_root(ade20k_root)),
         show_progress=show_progress,
+        max_image_pixels=max_image_pixels,
     )

@@ -25,8 +25,12 @@ import re
 from typing import Dict, List, Mapping, Optional, Sequence
 
 from deeplab_tf.data import palettes
+from deeplab_tf.data import image_io
 from deeplab_tf.data import registry
-from deeplab_tf.data.converters import common
+from deeplab_tf.data.converters.conversion import convert_dataset
+from deeplab_tf.data.converters.encoding import Source
+from deeplab_tf.data.converters.errors import ConversionError
+from deeplab_tf.data.converters.labels import ColorLabels, read_index_png
 
 DEFAULT_NUM_SHARDS = 4
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -35,7 +39,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 def read_palette_file(path: str) -> tuple:
     """``((r, g, b), label_value)`` pairs of a palette file (format in the module docstring)."""
     if not os.path.isfile(path):
-        raise common.ConversionError(f"{path}: palette file not found")
+        raise ConversionError(f"{path}: palette file not found")
     pairs, next_class, seen = [], 0, set()
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
@@ -47,11 +51,11 @@ def read_palette_file(path: str) -> tuple:
             except ValueError:
                 values = []
             if len(values) not in (3, 4) or not all(0 <= v <= 255 for v in values):
-                raise common.ConversionError(
+                raise ConversionError(
                     f"{path}:{number}: expected 'R G B' or 'R G B VALUE' in 0..255, got {line.strip()!r}")
             color = tuple(values[:3])
             if color in seen:
-                raise common.ConversionError(f"{path}:{number}: colour {color} listed twice")
+                raise ConversionError(f"{path}:{number}: colour {color} listed twice")
             seen.add(color)
             if len(values) == 3:
                 pairs.append((color, next_class))
@@ -59,30 +63,30 @@ def read_palette_file(path: str) -> tuple:
             else:
                 pairs.append((color, values[3]))
     if not pairs:
-        raise common.ConversionError(f"{path}: palette file lists no colours")
+        raise ConversionError(f"{path}: palette file lists no colours")
     return tuple(pairs)
 
 
 def _index_by_stem(directory: str) -> Dict[str, str]:
     if not os.path.isdir(directory):
-        raise common.ConversionError(f"{directory}: directory not found")
+        raise ConversionError(f"{directory}: directory not found")
     by_stem = {}
     for name in sorted(os.listdir(directory)):
         stem, extension = os.path.splitext(name)
         if extension.lower() not in IMAGE_EXTENSIONS:
             continue
         if stem in by_stem:
-            raise common.ConversionError(
+            raise ConversionError(
                 f"{os.path.join(directory, name)}: stem {stem!r} also used by {by_stem[stem]}")
         by_stem[stem] = os.path.join(directory, name)
     if not by_stem:
-        raise common.ConversionError(f"{directory}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
+        raise ConversionError(f"{directory}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
     return by_stem
 
 
 def _read_stems(path: str) -> List[str]:
     if not os.path.isfile(path):
-        raise common.ConversionError(f"{path}: split list not found")
+        raise ConversionError(f"{path}: split list not found")
     stems = []
     with open(path, encoding="utf-8") as f:
         for line in f:
@@ -95,30 +99,30 @@ def _read_stems(path: str) -> List[str]:
 
 def collect_splits(image_dir: str, label_dir: str, label_reader, *,
                    split_lists: Optional[Mapping[str, str]] = None, val_fraction: float = 0.0,
-                   seed: int = 0) -> Dict[str, List[common.Source]]:
+                   seed: int = 0) -> Dict[str, List[Source]]:
     """{split: examples}: from list files, or a seeded ``val_fraction`` of all images."""
     images = _index_by_stem(image_dir)
     masks = _index_by_stem(label_dir)
 
-    def source(stem: str, where: str) -> common.Source:
+    def source(stem: str, where: str) -> Source:
         if stem not in images:
-            raise common.ConversionError(f"{where}: no image with stem {stem!r} in {image_dir}")
+            raise ConversionError(f"{where}: no image with stem {stem!r} in {image_dir}")
         if stem not in masks:
-            raise common.ConversionError(f"{images[stem]}: no mask with stem {stem!r} in {label_dir}")
-        return common.Source(stem, images[stem], masks[stem], label_reader)
+            raise ConversionError(f"{images[stem]}: no mask with stem {stem!r} in {label_dir}")
+        return Source(stem, images[stem], masks[stem], label_reader)
 
     if split_lists:
         return {split: [source(stem, path) for stem in _read_stems(path)]
                 for split, path in split_lists.items()}
     if not 0.0 <= val_fraction < 1.0:
-        raise common.ConversionError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        raise ConversionError(f"val_fraction must be in [0, 1), got {val_fraction}")
     stems = sorted(images)
     sources = [source(stem, images[stem]) for stem in stems]
     if val_fraction == 0.0:
         return {"train": sources}
     num_val = max(1, int(round(len(sources) * val_fraction)))
     if num_val >= len(sources):
-        raise common.ConversionError(
+        raise ConversionError(
             f"val_fraction={val_fraction} of {len(sources)} images leaves no training image")
     order = list(range(len(sources)))
     random.Random(seed).shuffle(order)
@@ -132,7 +136,8 @@ def convert(image_dir: str, label_dir: str, output_dir: str, *, num_classes: int
             palette_file: Optional[str] = None, split_lists: Optional[Mapping[str, str]] = None,
             val_fraction: float = 0.0, seed: int = 0, dataset_name: Optional[str] = None,
             num_shards: int = DEFAULT_NUM_SHARDS, num_workers: int = 1,
-            skip_invalid: bool = False, show_progress: bool = True) -> dict:
+            skip_invalid: bool = False, show_progress: bool = True,
+            max_image_pixels: int = image_io.DEFAULT_MAX_IMAGE_PIXELS) -> dict:
     """Converts an images folder + masks folder to shards + manifest; returns the manifest.
 
     Args:
@@ -149,31 +154,31 @@ def convert(image_dir: str, label_dir: str, output_dir: str, *, num_classes: int
         val_fraction: float. Fraction of images put in ``val`` (seeded by ``seed``).
         seed: int. Seed of the train/val draw.
         dataset_name: str. Name recorded in the manifest; default: the output folder's name.
-        num_shards, num_workers, skip_invalid, show_progress: see common.convert_dataset.
+        num_shards, num_workers, skip_invalid, show_progress: see convert_dataset.
     """
     if num_classes < 1:
-        raise common.ConversionError(f"num_classes must be >= 1, got {num_classes}")
+        raise ConversionError(f"num_classes must be >= 1, got {num_classes}")
     names = list(class_names) if class_names else [f"class_{i}" for i in range(num_classes)]
     if len(names) != num_classes:
-        raise common.ConversionError(f"{len(names)} class names given for num_classes={num_classes}")
+        raise ConversionError(f"{len(names)} class names given for num_classes={num_classes}")
     name = dataset_name or os.path.basename(os.path.normpath(output_dir))
     if name in registry.DATASETS:
-        raise common.ConversionError(
+        raise ConversionError(
             f"dataset name {name!r} is a registry dataset; give the custom dataset another name")
     palette = None
     if palette_file:
         colors = read_palette_file(palette_file)
-        reader = common.ColorLabels(colors)
+        reader = ColorLabels(colors)
         size = max(num_classes, max(value for _, value in colors) + 1)
         palette_array = palettes.as_palette([], size)[:size]
         for color, value in colors:
             palette_array[value] = color
         palette = palette_array.tolist()
     else:
-        reader = common.read_index_png
+        reader = read_index_png
     splits = collect_splits(image_dir, label_dir, reader, split_lists=split_lists,
                             val_fraction=val_fraction, seed=seed)
-    return common.convert_dataset(
+    return convert_dataset(
         output_dir=output_dir,
         dataset_name=name,
         class_names=names,
@@ -186,4 +191,5 @@ def convert(image_dir: str, label_dir: str, output_dir: str, *, num_classes: int
         created_by="deeplab-build-folder",
         source=os.path.abspath(image_dir),
         show_progress=show_progress,
+        max_image_pixels=max_image_pixels,
     )

@@ -22,8 +22,12 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from deeplab_tf.data import image_io
 from deeplab_tf.data import registry
-from deeplab_tf.data.converters import common
+from deeplab_tf.data.converters.conversion import convert_dataset
+from deeplab_tf.data.converters.encoding import Source
+from deeplab_tf.data.converters.errors import ConversionError, one_line
+from deeplab_tf.data.converters.labels import read_index_png
 
 DATASET_NAME = "pascal_voc_seg"
 DEFAULT_NUM_SHARDS = 4
@@ -39,8 +43,8 @@ def read_sbd_mat(path: str) -> np.ndarray:
         mat = scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)
         segmentation = mat["GTcls"].Segmentation
     except Exception as e:  # noqa: BLE001 -- scipy raises many types for bad files.
-        raise common.ConversionError(
-            f"{path}: not an SBD class annotation (GTcls.Segmentation): {common._one_line(e)}",
+        raise ConversionError(
+            f"{path}: not an SBD class annotation (GTcls.Segmentation): {one_line(e)}",
             skippable=True) from None
     return np.asarray(segmentation)
 
@@ -51,7 +55,7 @@ def _find_folder(root, subfolders, marker, what):
         if os.path.isdir(os.path.join(candidate, marker)):
             return candidate
     places = ["/".join(sub) + "/" for sub in subfolders]
-    raise common.ConversionError(
+    raise ConversionError(
         f"{root}: no {what} folder (looked for {marker}/ in it, in "
         f"{', in '.join(places[:-1])} and in {places[-1]})")
 
@@ -72,19 +76,19 @@ def find_sbd(sbd_root: str) -> str:
 def read_list(path: str) -> List[str]:
     """Image ids of a split list file (one per line)."""
     if not os.path.isfile(path):
-        raise common.ConversionError(f"{path}: split list not found")
+        raise ConversionError(f"{path}: split list not found")
     with open(path, encoding="utf-8") as f:
         return [line.strip().split()[0] for line in f if line.strip()]
 
 
 def _require_dir(path: str) -> str:
     if not os.path.isdir(path):
-        raise common.ConversionError(f"{path}: directory not found")
+        raise ConversionError(f"{path}: directory not found")
     return path
 
 
 def collect_splits(voc_root: str, sbd_root: Optional[str] = None
-                   ) -> Tuple[str, Dict[str, List[common.Source]]]:
+                   ) -> Tuple[str, Dict[str, List[Source]]]:
     """(VOC2012 folder, {split: examples}) for train/val/trainval (those with a list file) and,
     with SBD, train_aug."""
     voc = find_voc2012(voc_root)
@@ -95,11 +99,11 @@ def collect_splits(voc_root: str, sbd_root: Optional[str] = None
              for split in VOC_SPLITS if os.path.isfile(os.path.join(list_dir, f"{split}.txt"))}
     for required in ("train", "val"):
         if required not in lists:
-            raise common.ConversionError(f"{os.path.join(list_dir, required + '.txt')}: split list not found")
+            raise ConversionError(f"{os.path.join(list_dir, required + '.txt')}: split list not found")
 
     def voc_source(image_id):
-        return common.Source(image_id, os.path.join(image_dir, image_id + ".jpg"),
-                             os.path.join(label_dir, image_id + ".png"), common.read_index_png)
+        return Source(image_id, os.path.join(image_dir, image_id + ".jpg"),
+                             os.path.join(label_dir, image_id + ".png"), read_index_png)
 
     splits = {split: [voc_source(i) for i in ids] for split, ids in lists.items()}
     if sbd_root:
@@ -107,7 +111,7 @@ def collect_splits(voc_root: str, sbd_root: Optional[str] = None
     return voc, splits
 
 
-def _train_aug(sbd: str, lists, voc_source, voc_image_dir) -> List[common.Source]:
+def _train_aug(sbd: str, lists, voc_source, voc_image_dir) -> List[Source]:
     cls_dir = _require_dir(os.path.join(sbd, "cls"))
     sbd_image_dir = os.path.join(sbd, "img")
     sbd_ids = set(read_list(os.path.join(sbd, "train.txt"))) | set(read_list(os.path.join(sbd, "val.txt")))
@@ -121,18 +125,19 @@ def _train_aug(sbd: str, lists, voc_source, voc_image_dir) -> List[common.Source
         image_path = os.path.join(voc_image_dir, image_id + ".jpg")
         if not os.path.isfile(image_path):  # VOC2012 holds all SBD images; SBD's img/ too.
             image_path = os.path.join(sbd_image_dir, image_id + ".jpg")
-        sources.append(common.Source(image_id, image_path, os.path.join(cls_dir, image_id + ".mat"),
+        sources.append(Source(image_id, image_path, os.path.join(cls_dir, image_id + ".mat"),
                                      read_sbd_mat))
     return sources
 
 
 def convert(voc_root: str, output_dir: str, *, sbd_root: Optional[str] = None,
             num_shards: int = DEFAULT_NUM_SHARDS, num_workers: int = 1,
-            skip_invalid: bool = False, show_progress: bool = True) -> dict:
+            skip_invalid: bool = False, show_progress: bool = True,
+            max_image_pixels: int = image_io.DEFAULT_MAX_IMAGE_PIXELS) -> dict:
     """Converts VOC 2012 (and SBD) to shards + manifest; returns the manifest."""
     voc, splits = collect_splits(voc_root, sbd_root)
     info = registry.DATASETS[DATASET_NAME]
-    return common.convert_dataset(
+    return convert_dataset(
         output_dir=output_dir,
         dataset_name=DATASET_NAME,
         class_names=info.class_names,
@@ -144,4 +149,5 @@ def convert(voc_root: str, output_dir: str, *, sbd_root: Optional[str] = None,
         created_by="deeplab-build-voc2012",
         source=os.path.abspath(voc),
         show_progress=show_progress,
+        max_image_pixels=max_image_pixels,
     )
