@@ -100,7 +100,8 @@ def test_predict_fn_refolds_after_new_weights_are_loaded(setup, tmp_path):
     save_model_checkpoint(first, str(tmp_path / "a"), step=1)
     save_model_checkpoint(second, str(tmp_path / "b"), step=2)
     model = build_model(config)
-    predict_fn = make_predict_fn(model, InferenceSpec.from_configs(config, EvalConfig()), config)
+    predict_fn = make_predict_fn(
+        model, InferenceSpec.from_configs(config, EvalConfig(eval_crop_size=None)), config)
     images = np.random.default_rng(3).uniform(0, 255, (1, 33, 33, 3)).astype(np.float32)
     plain = InferenceSpec(output_stride=16, pad_value=PAD, fold_batch_norm=False)
     for source, directory in ((first, "a"), (second, "b")):
