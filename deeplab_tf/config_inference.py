@@ -52,7 +52,7 @@ class EvalConfig(ConfigMixin):
     min_resize_value: Optional[int] = None
     max_resize_value: Optional[int] = None
     resize_factor: Optional[int] = None
-    fold_batch_norm: bool = False
+    fold_batch_norm: bool = True
     inference_backend: str = "tf"
 
     def __post_init__(self):
@@ -139,7 +139,7 @@ class ExportConfig(ConfigMixin):
     add_flipped_images: bool = False
     export_probabilities: bool = False
     eval_crop_size: Optional[Tuple[int, int]] = None
-    fold_batch_norm: bool = False
+    fold_batch_norm: bool = True
     crop_size: Tuple[int, int] = (513, 513)
     tflite_mode: str = "float32"
     tflite_output: str = "argmax"

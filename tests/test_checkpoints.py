@@ -91,9 +91,12 @@ def test_backbone_only_checkpoint_reports_missing_heads(original_checkpoint, tmp
 
 def test_unreadable_and_unrelated_checkpoints(tmp_path):
     model = build_model(helpers.tiny_config(**CONFIG))
-    with pytest.raises(CheckpointError, match="Cannot read checkpoint"):
+    with pytest.raises(CheckpointError, match=r"No checkpoint at .*nothing\.ckpt \(expected"):
         load_checkpoint(model, str(tmp_path / "nothing.ckpt"))
     (tmp_path / "junk.ckpt.index").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match=r"junk\.ckpt\.index exists but no data file"):
+        load_checkpoint(model, str(tmp_path / "junk.ckpt"))
+    (tmp_path / "junk.ckpt.data-00000-of-00001").write_bytes(b"not data either")
     with pytest.raises(CheckpointError, match="Cannot read checkpoint"):
         load_checkpoint(model, str(tmp_path / "junk.ckpt"))
     prefix = helpers.write_tf1_checkpoint(str(tmp_path / "other.ckpt"),
@@ -168,7 +171,7 @@ def test_convert_cli_bad_input_leaves_nothing(original_checkpoint, tmp_path, bad
 def test_convert_cli_unreadable_checkpoint_and_unknown_variant(tmp_path):
     result = _cli(f"--tf1_checkpoint={tmp_path / 'missing.ckpt'}", f"--output={tmp_path / 'o'}",
                   *_flags())
-    assert result.returncode == 1 and "error: Cannot read checkpoint" in result.stderr
+    assert result.returncode == 1 and "error: No checkpoint at" in result.stderr
     result = _cli("--tf1_checkpoint=x", "--output=y", "--model_variant=xception_99")
     assert result.returncode == 1 and "model_variant" in result.stderr
     assert not (tmp_path / "o").exists()

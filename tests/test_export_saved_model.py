@@ -57,11 +57,11 @@ def exported(tmp_path_factory):
 
 
 def _eval_predict(model, **eval_kwargs):
-    """deeplab-eval's predict function (pad to k*16+1 with the mean pixel, predict, crop);
-    without eval_crop_size, as ExportConfig's default."""
+    """deeplab-eval's predict function (pad to k*16+1 with the mean pixel, predict, crop), on
+    eval's formulation (batch norm folded by default, as the export); without
+    eval_crop_size, as ExportConfig's default."""
     eval_kwargs.setdefault("eval_crop_size", None)
-    return evaluator.make_predict_fn(model, EvalConfig(**eval_kwargs), output_stride=16,
-                                     pad_value=MEAN_PIXEL)
+    return evaluator.make_predict_fn(model, EvalConfig(**eval_kwargs), tiny_config(num_classes=3))
 
 
 def test_versions_are_consecutive_folders(exported):
@@ -145,18 +145,20 @@ def test_multi_scale_flip_baked_in_equals_eval(exported):
 
 
 def test_folded_batch_norm_export(exported, tmp_path):
-    """Batch norm folded into constants: same probabilities to float rounding, and the
-    SavedModel holds no variables (the weights are not saved twice)."""
-    path = export_saved_model(exported["model"], exported["config"],
-                              ExportConfig(fold_batch_norm=True, export_probabilities=True),
-                              str(tmp_path))
-    loaded = tf.saved_model.load(path)
-    saved = tf.train.list_variables(os.path.join(path, "variables", "variables"))
+    """The default export folds batch norm into constants: the SavedModel holds no variables
+    (the weights are not saved twice); --nofold_batch_norm keeps the Keras model and its
+    variables, with the same probabilities to float rounding."""
+    saved = tf.train.list_variables(os.path.join(exported["single"], "variables", "variables"))
     assert [name for name, _ in saved] == ["_CHECKPOINTABLE_OBJECT_GRAPH"]
-    reference = tf.saved_model.load(exported["single"]).signatures["predict_images"]
+    path = export_saved_model(exported["model"], exported["config"],
+                              ExportConfig(fold_batch_norm=False, export_probabilities=True),
+                              str(tmp_path))
+    unfolded = tf.saved_model.load(path).signatures["predict_images"]
+    assert len(tf.train.list_variables(os.path.join(path, "variables", "variables"))) > 10
+    folded = tf.saved_model.load(exported["single"]).signatures["predict_images"]
     for image in _images():
-        got = loaded.signatures["predict_images"](images=tf.constant(image[None]))
-        expected = reference(images=tf.constant(image[None]))
+        got = unfolded(images=tf.constant(image[None]))
+        expected = folded(images=tf.constant(image[None]))
         np.testing.assert_allclose(got["semantic_probabilities"].numpy(),
                                    expected["semantic_probabilities"].numpy(), atol=1e-4)
     # The caller's model is left as it was (trainable, unfolded).

@@ -55,6 +55,23 @@ def test_model_segments_scenes_well(trained):
     assert accuracy > 0.9, accuracy
 
 
+def test_fast_default_formulation_keeps_the_trained_models_labels(trained):
+    """Issue 14: the default inference formulation (batch norm folded, weights constants)
+    gives the unfolded Keras model's labels on the golden-style scenes."""
+    from deeplab_tf.config import EvalConfig
+    from deeplab_tf.evaluation.inference import InferenceSpec, predict, prepare_model
+
+    images, _ = scenes(np.random.default_rng(101), 8, 45, 61)
+    spec = InferenceSpec.from_configs(scene_config(), EvalConfig())
+    fast = predict(prepare_model(trained["model"], spec, scene_config()), images, spec)
+    slow = predict(trained["model"], images, InferenceSpec.from_configs(
+        scene_config(), EvalConfig(fold_batch_norm=False)))
+    agreement = float((fast["labels"].numpy() == slow["labels"].numpy()).mean())
+    print(f"trained model, folded vs unfolded argmax agreement: {agreement:.6f} "
+          f"(8 scenes of 45x61)")
+    assert agreement == 1.0
+
+
 @pytest.mark.parametrize("mode", ["float32", "float16", "dynamic_range", "int8"])
 def test_mode_runs_in_litert_and_agrees_with_keras(trained, exports, mode):
     result = exports(mode)

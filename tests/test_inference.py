@@ -11,6 +11,8 @@ from deeplab_tf.evaluation.evaluator import make_predict_fn
 from deeplab_tf.model import build_model
 from helpers import np_resize_bilinear_align_corners, tiny_config
 
+PAD = (127.5, 127.5, 127.5)  # mobilenet_v2's mean pixel
+
 
 def calibrated_model(config, seed=0):
     """A randomly initialised model whose batch-norm statistics are those of random images
@@ -132,7 +134,7 @@ def test_pad_images_and_valid_size():
     np.testing.assert_array_equal(padded[:, :5, :7], images)
     np.testing.assert_array_equal(padded[:, 5:, :], np.broadcast_to([1.0, 2.0, 3.0], (2, 4, 8, 3)))
     np.testing.assert_array_equal(padded[:, :, 7:], np.broadcast_to([1.0, 2.0, 3.0], (2, 9, 1, 3)))
-    assert inference.pad_images(images, 3, 3).shape == images.shape  # never crops
+    assert inference.pad_images(images, 3, 3, PAD).shape == images.shape  # never crops
 
 
 def test_sliding_window_matches_numpy_window_average(model):
@@ -150,9 +152,10 @@ def test_sliding_window_matches_numpy_window_average(model):
             count[:, y:y + 33, x:x + 33] += 1
     expected = total / count
     got = inference.predict_probabilities_sliding_window(model, images, window=window,
-                                                         stride=stride)
+                                                         stride=stride, pad_value=PAD)
     np.testing.assert_allclose(got.numpy(), expected, atol=1e-5)
-    labels = inference.predict_labels_sliding_window(model, images, window=window, stride=stride)
+    labels = inference.predict_labels_sliding_window(model, images, window=window, stride=stride,
+                                                      pad_value=PAD)
     assert_labels_match(labels, expected)
 
 
@@ -165,26 +168,33 @@ def test_sliding_window_larger_than_image_is_padded_whole_image(model):
     np.testing.assert_allclose(got.numpy(), whole.numpy()[:, :20, :30], atol=1e-6)
 
 
+def _spec(**kwargs):
+    kwargs.setdefault("fold_batch_norm", False)
+    return inference.InferenceSpec(output_stride=16, pad_value=PAD, **kwargs)
+
+
 def test_make_predict_fn_pads_like_the_original(model):
-    # Without eval_crop_size (the original's default is 513x513), 37x53 is padded to 49x65
-    # (k*16+1) with the mean pixel, predicted and cropped back.
+    # 37x53 is padded to 49x65 (k*16+1) with the mean pixel, predicted and cropped back.
     images = _images(37, 53)
-    predict = make_predict_fn(model, EvalConfig(eval_crop_size=None), output_stride=16)
-    padded = inference.pad_images(images, 49, 65)
+    predict = make_predict_fn(model, _spec())
+    padded = inference.pad_images(images, 49, 65, PAD)
     expected = inference.predict_labels(model, padded)[:, :37, :53]
     np.testing.assert_array_equal(predict(images).numpy(), expected.numpy())
     # eval_crop_size pads further when larger than the image, never crops.
-    predict = make_predict_fn(model, EvalConfig(eval_crop_size=(65, 33)), output_stride=16)
-    expected = inference.predict_labels(model, inference.pad_images(images, 65, 65))
+    predict = make_predict_fn(model, _spec(crop_size=(65, 33)))
+    expected = inference.predict_labels(model, inference.pad_images(images, 65, 65, PAD))
     np.testing.assert_array_equal(predict(images).numpy(), expected.numpy()[:, :37, :53])
+    # The old keyword form (EvalConfig + stride + pad value) computes the same.
+    old = make_predict_fn(model, EvalConfig(eval_crop_size=(65, 33), fold_batch_norm=False),
+                          output_stride=16, pad_value=PAD)
+    np.testing.assert_array_equal(old(images).numpy(), expected.numpy()[:, :37, :53])
 
 
 def test_make_predict_fn_sliding_window(model):
     images = _images(37, 70)
-    config = EvalConfig(sliding_window_size=(33, 33), sliding_window_overlap=0.5,
-                        eval_scales=(1.0,), add_flipped_images=True)
-    predict = make_predict_fn(model, config, output_stride=16)
-    padded = inference.pad_images(images, 49, 81)
+    predict = make_predict_fn(model, _spec(sliding_window_size=(33, 33),
+                                           sliding_window_overlap=0.5, add_flipped_images=True))
+    padded = inference.pad_images(images, 49, 81, PAD)
     expected = inference.predict_labels_sliding_window(
-        model, padded, window=33, stride=16, add_flipped_images=True)[:, :37, :70]
+        model, padded, window=33, stride=16, add_flipped_images=True, pad_value=PAD)[:, :37, :70]
     np.testing.assert_array_equal(predict(images).numpy(), expected.numpy())

@@ -170,7 +170,7 @@ def _tf_predict_fn(model_, model_config: ModelConfig, eval_config: EvalConfig):
         import tensorflow as tf
 
         spec = spec_cls.from_configs(model_config, eval_config)
-        prepared = inference_lib.prepare_model(model_, spec)
+        prepared = inference_lib.prepare_model(model_, spec, model_config)
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
         def predict(images):

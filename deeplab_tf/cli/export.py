@@ -251,6 +251,17 @@ def main(argv):
               f"{list(export_config.inference_scales)}"
               f"{', flipped' if export_config.add_flipped_images else ''}.")
         return
+    if export_config.format == "frozen_graph":
+        from deeplab_tf.evaluation.inference import InferenceSpec
+        from deeplab_tf.export.frozen_graph import export_frozen_graph
+
+        path = export_frozen_graph(
+            model, config, InferenceSpec.from_export_config(config, export_config),
+            export_config.export_path or os.path.join(_EXPORT_DIR.value,
+                                                      "frozen_inference_graph.pb"),
+            save_inference_graph=export_config.save_inference_graph)
+        print(f"Wrote {path} (ImageTensor -> SemanticPredictions, SemanticProbabilities).")
+        return
     from deeplab_tf.export.tflite import export_tflite
 
     result = export_tflite(model_, config, export_config, export_dir,

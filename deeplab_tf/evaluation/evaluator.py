@@ -1,18 +1,21 @@
 """Running a model over an evaluation split: the library behind deeplab-eval and deeplab-vis.
 
-* ``make_predict_fn(model, eval_config, ...)``: one ``tf.function`` images -> labels that
-  pads the image as the original does (mean pixel, bottom/right, to ``k * output_stride + 1``
-  and at least ``eval_crop_size``), predicts (single scale, multi-scale + flip, or sliding
-  window, all from ``inference``) and crops the labels back to the input size.
+* ``make_predict_fn(model, spec, model_config)``: one ``PredictFn`` images -> labels computing
+  ``inference.predict`` (pad with the mean pixel to ``k * output_stride + 1`` and at least the
+  crop size, single scale / multi-scale + flip / sliding window, crop back) on the fast
+  formulation of the model (``inference.prepare_model``: batch norm folded by default). It
+  re-prepares itself when new weights are loaded with ``deeplab_tf.checkpoints``.
 * ``evaluate(predict_fn, dataset, ...)``: streams a ``data.pipeline.eval_dataset`` through it,
-  cropping each prediction and label to the image's original size, and accumulates the
-  confusion matrix (plus one per trimap width) -> ``EvalResult``.
+  each image cropped to its original size first (so eval predicts exactly what an export
+  predicts), and accumulates the confusion matrix (plus one per trimap width) ->
+  ``EvalResult``; a progress bar on a terminal, periodic lines otherwise.
 * ``checkpoints_iterator(directory, ...)``: yields each new checkpoint of a training run, for
   continuous evaluation (the original's ``evaluate_repeatedly``).
 
 Example:
 
->>> predict = make_predict_fn(model, EvalConfig(eval_scales=(0.5, 1.0)), output_stride=16)
+>>> spec = InferenceSpec.from_configs(model_config, EvalConfig(eval_scales=(0.5, 1.0)))
+>>> predict = make_predict_fn(model, spec, model_config)
 >>> result = evaluate(predict, eval_dataset(data_config, "val", mean_pixel=...,
 ...                   ignore_label=255, output_stride=16), num_classes=21, ignore_label=255)
 >>> result.miou
@@ -21,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from typing import Callable, Dict, Iterator, Optional, Sequence
 
@@ -28,35 +32,124 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from deeplab_tf.config import EvalConfig
+from deeplab_tf.checkpoints import weights_version
+from deeplab_tf.config import EvalConfig, ModelConfig
 from deeplab_tf.evaluation import inference, metrics
+from deeplab_tf.evaluation.inference import InferenceSpec
 
 _IMAGES_SPEC = tf.TensorSpec([None, None, None, 3], tf.float32)
 
 
-def make_predict_fn(model, eval_config: EvalConfig, *, output_stride: int,
-                    pad_value=inference.DEFAULT_PAD_VALUE) -> Callable:
-    """A ``tf.function`` float32 images [B, H, W, 3] -> int32 labels [B, H, W], any H, W:
-    ``inference.predict_labels_padded`` with the settings of ``eval_config``.
+class PredictFn:
+    """Callable float32 images [B, H, W, 3] -> int32 labels [B, H, W] (any H, W).
+
+    ``outputs(images)`` gives both ``inference.predict`` outputs. The prepared (folded) model
+    is rebuilt when the source model's weights were reloaded (``checkpoints.weights_version``).
+    """
+
+    def __init__(self, model, spec: InferenceSpec, model_config: Optional[ModelConfig] = None):
+        self.model = model
+        self.spec = spec
+        self.model_config = model_config
+        self._version = None
+        self._labels = self._outputs = None
+
+    def _refresh(self):
+        version = weights_version(self.model)
+        if version == self._version:
+            return
+        prepared = inference.prepare_model(self.model, self.spec, self.model_config)
+        spec = self.spec
+        self._outputs = tf.function(lambda images: inference.predict(prepared, images, spec),
+                                    input_signature=[_IMAGES_SPEC])
+        self._labels = tf.function(
+            lambda images: inference.predict(prepared, images, spec)[inference.LABELS],
+            input_signature=[_IMAGES_SPEC])
+        self._version = version
+
+    def __call__(self, images):
+        self._refresh()
+        return self._labels(tf.cast(images, tf.float32))
+
+    def outputs(self, images) -> dict:
+        self._refresh()
+        return self._outputs(tf.cast(images, tf.float32))
+
+
+def make_predict_fn(model, spec, model_config: Optional[ModelConfig] = None, *,
+                    output_stride: Optional[int] = None, pad_value=None) -> PredictFn:
+    """The predict function of deeplab-eval and deeplab-vis.
 
     Args:
         model: a DeepLab Keras model (or any callable images -> logits).
-        eval_config: EvalConfig. Scales, flip, crop size and sliding window.
-        output_stride: int. The model's encoder output stride: images are padded to
-            ``k * output_stride + 1`` so that align-corners resizes line up with its grid.
-        pad_value: per-channel padding (``deeplab_tf.model.mean_pixel`` of the variant).
+        spec: InferenceSpec (or, old form, an EvalConfig with ``output_stride`` and
+            ``pad_value`` given).
+        model_config: ModelConfig of ``model`` (needed to fold batch norm unless the model
+            has ``.config``).
+        output_stride, pad_value: old form only: the model's encoder stride and mean pixel.
+    """
+    if isinstance(spec, EvalConfig):
+        if model_config is not None:
+            spec = InferenceSpec.from_configs(model_config, spec)
+        else:
+            if output_stride is None or pad_value is None:
+                raise ValueError("make_predict_fn with an EvalConfig needs model_config (or "
+                                 "output_stride and pad_value)")
+            fold = spec.fold_batch_norm and (getattr(model, "config", None) is not None)
+            spec = InferenceSpec(
+                output_stride=output_stride, pad_value=pad_value, scales=spec.eval_scales,
+                add_flipped_images=spec.add_flipped_images, crop_size=spec.eval_crop_size,
+                sliding_window_size=spec.sliding_window_size,
+                sliding_window_overlap=spec.sliding_window_overlap,
+                min_resize_value=spec.min_resize_value, max_resize_value=spec.max_resize_value,
+                resize_factor=spec.resize_factor, fold_batch_norm=fold)
+    return PredictFn(model, spec, model_config)
+
+
+class Progress:
+    """Evaluation progress: a one-line bar on a terminal, a plain line every ``every`` images
+    (and at the end) otherwise.
+
+    Args:
+        total: int or None. Images expected (None: unknown).
+        every: int. Lines between reports when not on a terminal.
+        stream: file. Where to write (default stderr).
     """
 
-    @tf.function(input_signature=[_IMAGES_SPEC])
-    def predict(images):
-        return inference.predict_labels_padded(
-            model, images, output_stride=output_stride, pad_value=pad_value,
-            min_size=eval_config.eval_crop_size, scales=eval_config.eval_scales,
-            add_flipped_images=eval_config.add_flipped_images,
-            sliding_window=eval_config.sliding_window_size,
-            sliding_window_overlap=eval_config.sliding_window_overlap)
+    def __init__(self, total: Optional[int] = None, every: int = 100, stream=None):
+        self.total = total
+        self.every = max(1, int(every))
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.start = time.time()
+        self.count = 0
 
-    return predict
+    def _text(self):
+        elapsed = time.time() - self.start
+        rate = elapsed / self.count if self.count else 0.0
+        if self.total:
+            return f"Evaluated {self.count}/{self.total} images ({rate:.2f} s/image)"
+        return f"Evaluated {self.count} images ({rate:.2f} s/image)"
+
+    def update(self):
+        self.count += 1
+        if self.tty:
+            bar = ""
+            if self.total:
+                done = int(30 * min(self.count, self.total) / self.total)
+                bar = "[" + "#" * done + "." * (30 - done) + "] "
+            self.stream.write("\r" + bar + self._text())
+            self.stream.flush()
+        elif self.count % self.every == 0:
+            self.stream.write(self._text() + "\n")
+            self.stream.flush()
+
+    def close(self):
+        if self.tty:
+            self.stream.write("\n")
+        elif self.count % self.every:
+            self.stream.write(self._text() + "\n")
+        self.stream.flush()
 
 
 @dataclasses.dataclass
@@ -88,21 +181,25 @@ class EvalResult:
 
 def evaluate(predict_fn: Callable, dataset, *, num_classes: int, ignore_label: Optional[int],
              trimap_widths: Sequence[int] = (), max_images: Optional[int] = None,
-             on_prediction: Optional[Callable] = None, log_every: int = 100) -> EvalResult:
+             on_prediction: Optional[Callable] = None, log_every: int = 100,
+             progress_stream=None) -> EvalResult:
     """Accumulates confusion matrices of ``predict_fn`` over ``dataset``.
 
     Args:
         predict_fn: images [1, H, W, 3] -> labels [1, H, W] (``make_predict_fn``).
         dataset: iterable of dicts with "image" float32 [1, H', W', 3], "label" int32
             [1, H', W', 1], "height" and "width" int32 [1] (the original size; image and label
-            may be padded beyond it), as ``data.pipeline.eval_dataset`` yields.
+            may be padded beyond it), as ``data.pipeline.eval_dataset`` yields. Each image
+            is cropped to height x width before ``predict_fn`` (which pads it itself).
         num_classes: int. Number of classes.
         ignore_label: int or None. Ground-truth value not evaluated.
         trimap_widths: sequence of int. Also accumulate a matrix per trimap band width.
         max_images: int or None. Stop after this many images.
         on_prediction: callable(sample, labels) or None. Called with each sample and its
             cropped int32 [1, h, w] predictions (e.g. to save them).
-        log_every: int. Log progress every this many images.
+        log_every: int. Off a terminal, a progress line every this many images (on a
+            terminal a bar); 0: silent.
+        progress_stream: file or None. Where progress goes (default stderr).
 
     Returns:
         EvalResult.
@@ -114,29 +211,31 @@ def evaluate(predict_fn: Callable, dataset, *, num_classes: int, ignore_label: O
     trimaps = {int(w): metrics.ConfusionMatrix(num_classes, ignore_label)
                for w in trimap_widths}
 
-    @tf.function(input_signature=[_IMAGES_SPEC, tf.TensorSpec([None, None, None, None], tf.int32),
-                                  tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.int32)])
-    def step(image, label, height, width):
-        predictions = predict_fn(image)[:, :height[0], :width[0]]
-        label = label[:, :height[0], :width[0], 0]
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None], tf.int32),
+                                  tf.TensorSpec([None, None, None], tf.int32)])
+    def accumulate(label, predictions):
         overall.update(label, predictions)
         for band_width, matrix in trimaps.items():
             matrix.update(label, predictions,
                           mask=metrics.trimap_mask(label, band_width, ignore_label))
-        return predictions
 
+    progress = Progress(total=max_images, every=log_every, stream=progress_stream)
     count = 0
-    start = time.time()
     for sample in dataset:
         if max_images is not None and count >= max_images:
             break
-        predictions = step(sample["image"], tf.cast(sample["label"], tf.int32),
-                           tf.cast(sample["height"], tf.int32), tf.cast(sample["width"], tf.int32))
+        height, width = int(sample["height"][0]), int(sample["width"][0])
+        image = tf.cast(sample["image"], tf.float32)[:, :height, :width]
+        predictions = tf.cast(predict_fn(image), tf.int32)
+        label = tf.cast(sample["label"], tf.int32)[:, :height, :width, 0]
+        accumulate(label, predictions)
         if on_prediction is not None:
             on_prediction(sample, predictions)
         count += 1
-        if log_every and count % log_every == 0:
-            logging.info("Evaluated %d images (%.2f s/image)", count, (time.time() - start) / count)
+        if log_every:
+            progress.update()
+    if log_every:
+        progress.close()
     if count == 0:
         raise ValueError("The evaluation split yielded no images")
     return EvalResult(confusion_matrix=overall.result(),

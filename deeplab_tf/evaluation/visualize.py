@@ -147,7 +147,8 @@ def visualize_samples(predict_fn, samples, vis_logdir: str, palette, *,
     """Predicts and saves every sample; returns how many.
 
     Args:
-        predict_fn: images [1, H, W, 3] -> labels [1, H, W] (``evaluator.make_predict_fn``).
+        predict_fn: images [1, H, W, 3] -> labels [1, H, W] (``evaluator.make_predict_fn``);
+            given each image cropped to its height x width.
         samples: iterable of ``eval_dataset`` / ``folder_images`` dicts ("image", "height",
             "width", "filename", optionally "label").
         vis_logdir: str. Output folder.
@@ -160,8 +161,10 @@ def visualize_samples(predict_fn, samples, vis_logdir: str, palette, *,
     count = 0
     for index, sample in enumerate(samples):
         height, width = int(sample["height"][0]), int(sample["width"][0])
-        prediction = np.asarray(predict_fn(sample["image"]))[0, :height, :width]
-        image = np.asarray(sample["image"])[0, :height, :width]
+        image = np.asarray(sample["image"])[:, :height, :width]
+        # The unpadded image, as eval and the exports predict it (predict pads it itself).
+        prediction = np.asarray(predict_fn(image))[0]
+        image = image[0]
         truth = None
         if "label" in sample:
             truth = np.asarray(sample["label"])[0, :height, :width, 0]

@@ -30,7 +30,8 @@ import tensorflow as tf
 
 from deeplab_tf.config import ExportConfig, ModelConfig
 from deeplab_tf.export.serving_signatures import ServingModule
-from deeplab_tf.model import build_model, fold_batch_norm, mean_pixel
+from deeplab_tf.fileio import atomic_write_text
+from deeplab_tf.evaluation.inference import InferenceSpec, prepare_model
 
 METADATA_FILE = "deeplab_export.json"
 
@@ -97,14 +98,6 @@ def _publish(staging: str, model_dir: str, version) -> str:
         number = max(number + 1, next_version(model_dir))
 
 
-def _folded_copy(model, model_config: ModelConfig):
-    """A copy of ``model`` with batch norm folded into constants (``model`` is unchanged)."""
-    folded = build_model(model_config)
-    for source, target in zip(model.weights, folded.weights):
-        target.assign(source)
-    return fold_batch_norm(folded)
-
-
 def export_saved_model(model, model_config: ModelConfig, export_config: ExportConfig,
                        export_dir: str, metadata: dict = None) -> str:
     """Writes ``model`` as a new version of ``export_dir/<model_name>``.
@@ -132,24 +125,21 @@ def export_saved_model(model, model_config: ModelConfig, export_config: ExportCo
         if os.path.exists(target):
             raise ExportError(f"Version {export_config.export_version} already exists: "
                               f"{target} (versions are never overwritten)")
-    if export_config.fold_batch_norm:
-        model = _folded_copy(model, model_config)
-    module = ServingModule(model, output_stride=model_config.output_stride,
-                           pad_value=mean_pixel(model_config.model_variant),
-                           scales=export_config.inference_scales,
-                           add_flipped_images=export_config.add_flipped_images,
+    spec = InferenceSpec.from_export_config(model_config, export_config)
+    prepared = prepare_model(model, spec, model_config)
+    module = ServingModule(prepared, spec,
                            export_probabilities=export_config.export_probabilities,
-                           min_size=export_config.eval_crop_size,
-                           track_variables=not export_config.fold_batch_norm)
+                           max_image_pixels=export_config.max_image_pixels,
+                           track_variables=prepared is model)
     staging = tempfile.mkdtemp(prefix=".tmp-export-", dir=model_dir)
     os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide the model from a serving user.
     try:
         tf.saved_model.save(module, staging, signatures=module.signatures())
         extra = os.path.join(staging, "assets.extra")
         os.makedirs(extra, exist_ok=True)
-        with open(os.path.join(extra, METADATA_FILE), "w") as f:
-            json.dump({"model": model_config.to_dict(), "export": export_config.to_dict(),
-                       **(metadata or {})}, f, indent=2, sort_keys=True)
+        atomic_write_text(os.path.join(extra, METADATA_FILE), json.dumps(
+            {"model": model_config.to_dict(), "export": export_config.to_dict(),
+             **(metadata or {})}, indent=2, sort_keys=True))
         return _publish(staging, model_dir, export_config.export_version)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

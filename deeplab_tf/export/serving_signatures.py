@@ -1,34 +1,34 @@
 """``ServingModule``: the SavedModel's signatures, pre-processing and inference in the graph.
 
-Two signatures, both predicting exactly as deeplab-eval does (``evaluation.evaluator``): each
-image is padded at the bottom/right with the model's mean pixel to ``k * output_stride + 1``
-(and at least deeplab-eval's ``eval_crop_size``, if given),
-predicted with ``evaluation.inference`` (the one inference path; scales and flips baked in)
-and cropped back, so an export and deeplab-eval agree pixel for pixel.
+Two signatures, both computing ``evaluation.inference.predict`` with the export's
+``InferenceSpec`` (mean-pixel padding to ``k * output_stride + 1`` and the crop size, optional
+resize to range, scales and flips baked in), on the same formulation as deeplab-eval
+(``inference.prepare_model``), so an export and deeplab-eval agree pixel for pixel.
 
 * ``serving_default``: ``image_bytes`` string [batch] of encoded images (JPEG, PNG, GIF or
-  BMP; ``{"b64": ...}`` in TF Serving's REST JSON), each decoded and predicted at its own
-  size. Outputs: ``semantic_predictions`` int32 [batch, H, W], where H x W is the largest
-  image of the batch and pixels beyond an image's own size are -1; ``image_height`` and
-  ``image_width`` int32 [batch]; with probabilities, ``semantic_probabilities`` float32
+  BMP, sniffed from the bytes; ``{"b64": ...}`` in TF Serving's REST JSON), each decoded to RGB
+  (grayscale and CMYK JPEG, RGBA / LA / palette PNG converted; alpha dropped) and predicted at
+  its own size. Outputs: ``semantic_predictions`` int32 [batch, H, W], where H x W is the
+  largest image of the batch and pixels beyond an image's own size are -1; ``image_height``
+  and ``image_width`` int32 [batch]; with probabilities, ``semantic_probabilities`` float32
   [batch, H, W, classes] (0 beyond an image).
 * ``predict_images``: ``images`` uint8 [batch, height, width, 3] (dynamic height and width).
   Outputs: ``semantic_predictions`` int32 [batch, height, width] and optionally
   ``semantic_probabilities`` float32 [batch, height, width, classes].
 
-Undecodable image bytes raise ``InvalidArgumentError`` (TF Serving answers INVALID_ARGUMENT /
-HTTP 400).
+Bad requests raise ``InvalidArgumentError`` (TF Serving answers INVALID_ARGUMENT / HTTP 400)
+and the model keeps serving: empty or undecodable bytes, and images with more pixels than
+``max_image_pixels`` — the size is read from the PNG / JPEG / GIF / BMP header before the
+image is decoded, so a decompression bomb is never decoded.
 
 Example:
 
->>> module = ServingModule(model, output_stride=16, pad_value=(127.5,) * 3,
-...                        scales=(0.75, 1.0, 1.25), add_flipped_images=True)
+>>> spec = InferenceSpec.from_export_config(model_config, ExportConfig())
+>>> module = ServingModule(prepare_model(model, spec, model_config), spec)
 >>> tf.saved_model.save(module, path, signatures=module.signatures())
 """
 
 from __future__ import annotations
-
-from typing import Sequence
 
 import tensorflow as tf
 
@@ -47,39 +47,96 @@ SERVING_DEFAULT = "serving_default"
 PADDING_LABEL = -1
 
 
+def _bytes_at(encoded, start: int, count: int):
+    return tf.cast(tf.io.decode_raw(tf.strings.substr(encoded, start, count), tf.uint8),
+                   tf.int64)
+
+
+def _big_endian(encoded, start: int):
+    b = _bytes_at(encoded, start, 4)
+    return ((b[0] * 256 + b[1]) * 256 + b[2]) * 256 + b[3]
+
+
+def _little_endian(encoded, start: int, count: int):
+    b = _bytes_at(encoded, start, count)
+    value = tf.constant(0, tf.int64)
+    for index in reversed(range(count)):
+        value = value * 256 + b[index]
+    return value
+
+
+def header_pixels(encoded):
+    """Pixels (int64 scalar) an encoded image declares in its header, without decoding it;
+    -1 when the format is not recognised (the decoder then rejects it)."""
+    length = tf.strings.length(encoded)
+    two = tf.strings.substr(encoded, 0, tf.minimum(2, length))
+    four = tf.strings.substr(encoded, 0, tf.minimum(4, length))
+    unknown = tf.constant(-1, tf.int64)
+
+    def jpeg():
+        shape = tf.cast(tf.image.extract_jpeg_shape(encoded), tf.int64)
+        return shape[0] * shape[1]
+
+    def png():
+        return _big_endian(encoded, 16) * _big_endian(encoded, 20)
+
+    def gif():
+        return _little_endian(encoded, 6, 2) * _little_endian(encoded, 8, 2)
+
+    def bmp():
+        width = _little_endian(encoded, 18, 4)
+        height = _little_endian(encoded, 22, 4)
+        height = tf.where(height >= 2 ** 31, 2 ** 32 - height, height)  # top-down: negative
+        return width * height
+
+    return tf.case([(tf.logical_and(tf.equal(two, b"\xff\xd8"), length >= 4), jpeg),
+                    (tf.logical_and(tf.equal(four, b"\x89PNG"), length >= 24), png),
+                    (tf.logical_and(tf.equal(four, b"GIF8"), length >= 10), gif),
+                    (tf.logical_and(tf.equal(two, b"BM"), length >= 26), bmp)],
+                   default=lambda: unknown, exclusive=False)
+
+
+def decode_checked(encoded, max_image_pixels: int):
+    """uint8 [H, W, 3] RGB of one encoded image; InvalidArgument if it is empty or declares
+    more than ``max_image_pixels`` pixels (checked before decoding)."""
+    not_empty = tf.debugging.assert_greater(
+        tf.strings.length(encoded), 0,
+        message="Empty image bytes (expected a JPEG, PNG, GIF or BMP)")
+    with tf.control_dependencies([not_empty]):
+        pixels = header_pixels(encoded)
+    small_enough = tf.debugging.assert_less_equal(
+        pixels, tf.constant(int(max_image_pixels), tf.int64),
+        message=f"Image too large: more pixels than max_image_pixels={int(max_image_pixels)} "
+                "(the size is in its header; --max_image_pixels at export sets the limit)")
+    with tf.control_dependencies([small_enough]):
+        return schema.decode_image(tf.identity(encoded))
+
+
 class ServingModule(tf.Module):
     """Holds the model and the ``tf.function`` of each signature.
 
     Args:
-        model: a DeepLab Keras model (float32 RGB [0, 255] in, logits out).
-        output_stride: int. The model's encoder output stride (``ModelConfig.output_stride``):
-            images are padded to ``k * output_stride + 1``, as deeplab-eval does.
-        pad_value: 3 floats. The padding pixel (``deeplab_tf.model.mean_pixel``).
-        scales: sequence of float. Input scales averaged in the graph.
-        add_flipped_images: bool. Also average left-right flipped inputs.
+        model: the model to run (``inference.prepare_model``: batch norm folded by default).
+        spec: ``inference.InferenceSpec`` (the export's; ``from_export_config``).
         export_probabilities: bool. Also output ``semantic_probabilities``.
-        min_size: (h, w) or None. Smaller images are padded to at least this size
-            (deeplab-eval's ``eval_crop_size``).
+        max_image_pixels: int. ``serving_default`` rejects larger images (InvalidArgument).
         track_variables: bool. Save the model's variables with the module. False for a model
-            whose call reads none (``model.fold_batch_norm``: its weights are constants in the
-            graph), so the SavedModel does not hold the weights twice.
+            whose call reads none (a folded model: its weights are constants in the graph),
+            so the SavedModel does not hold the weights twice.
     """
 
-    def __init__(self, model, *, output_stride: int, pad_value, scales: Sequence[float] = (1.0,),
-                 add_flipped_images: bool = False, export_probabilities: bool = False,
-                 min_size=None, track_variables: bool = True):
+    def __init__(self, model, spec: inference.InferenceSpec, *,
+                 export_probabilities: bool = False, max_image_pixels: int = 64_000_000,
+                 track_variables: bool = True):
         super().__init__(name="deeplab_serving")
         if track_variables:
             self.model = model
         # A plain function (not tracked): the graph calls the model through it.
         self._call_model = lambda images, training=False: model(images, training=training)
         self.num_classes = int(model.output_shape[-1])
-        self.output_stride = int(output_stride)
-        self.pad_value = tuple(float(v) for v in pad_value)
-        self.scales = tuple(float(s) for s in scales)
-        self.add_flipped_images = bool(add_flipped_images)
+        self.spec = spec
         self.export_probabilities = bool(export_probabilities)
-        self.min_size = tuple(int(v) for v in min_size) if min_size else (1, 1)
+        self.max_image_pixels = int(max_image_pixels)
         self.predict_images = tf.function(
             self._predict_images,
             input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name=IMAGES_INPUT)])
@@ -93,32 +150,13 @@ class ServingModule(tf.Module):
                 PREDICT_IMAGES: self.predict_images.get_concrete_function()}
 
     def predict(self, images) -> dict:
-        """float32 images [B, H, W, 3] -> {semantic_predictions, [semantic_probabilities]}.
-
-        The computation of deeplab-eval's ``make_predict_fn``: pad, predict, crop. The labels
-        are ``inference.predict_labels`` of the padded images; the probabilities (when
-        exported) come from the same forward pass.
-        """
-        shape = tf.shape(images)
-        height = tf.maximum(inference.valid_size(shape[1], self.output_stride), self.min_size[0])
-        width = tf.maximum(inference.valid_size(shape[2], self.output_stride), self.min_size[1])
-        padded = inference.pad_images(images, height, width, self.pad_value)
-        kwargs = dict(scales=self.scales, add_flipped_images=self.add_flipped_images)
-        outputs = {}
-        if not self.export_probabilities:
-            labels = inference.predict_labels(self._call_model, padded, **kwargs)
-        elif self.scales == (1.0,) and not self.add_flipped_images:
-            # predict_labels' single-scale path (argmax of the logits), sharing the forward pass.
-            logits = inference.upsample_logits(self._call_model(padded, training=False),
-                                               tf.shape(padded)[1:3])
-            labels = tf.argmax(logits, axis=3, output_type=tf.int32)
-            outputs[PROBABILITIES] = tf.nn.softmax(logits)
-        else:
-            probabilities = inference.predict_probabilities(self._call_model, padded, **kwargs)
-            labels = tf.argmax(probabilities, axis=3, output_type=tf.int32)
-            outputs[PROBABILITIES] = probabilities
-        outputs[PREDICTIONS] = labels
-        return {key: value[:, :shape[1], :shape[2]] for key, value in outputs.items()}
+        """images [B, H, W, 3] -> {semantic_predictions, [semantic_probabilities]}:
+        ``inference.predict`` with the export's spec."""
+        outputs = inference.predict(self._call_model, images, self.spec)
+        result = {PREDICTIONS: outputs[inference.LABELS]}
+        if self.export_probabilities:
+            result[PROBABILITIES] = outputs[inference.PROBABILITIES]
+        return result
 
     def _predict_images(self, images):
         return self.predict(tf.cast(images, tf.float32))
@@ -127,7 +165,7 @@ class ServingModule(tf.Module):
         num_classes = self.num_classes
 
         def one(encoded):
-            image = schema.decode_image(encoded)
+            image = decode_checked(encoded, self.max_image_pixels)
             outputs = self.predict(tf.cast(image, tf.float32)[tf.newaxis])
             result = {PREDICTIONS: tf.RaggedTensor.from_tensor(outputs[PREDICTIONS][0]),
                       "size": tf.shape(image)[:2]}

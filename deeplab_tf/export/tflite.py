@@ -26,7 +26,7 @@ Example:
 
 >>> content = convert_tflite(model, ExportConfig(format="tflite", crop_size=(513, 513)))
 >>> runner = LiteRTModel(content)
->>> labels = runner.predict_image(image)  # uint8 [H, W, 3] of any size -> int32 [H, W]
+>>> labels = runner.predict_image(image, mean_pixel(variant))  # uint8 [H, W, 3] of any size -> int32 [H, W]
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ import tensorflow as tf
 
 from deeplab_tf.config import ExportConfig, ModelConfig
 from deeplab_tf.evaluation import inference
-from deeplab_tf.fileio import atomic_path
+from deeplab_tf.layers import resize_bilinear
+from deeplab_tf import fileio
 from deeplab_tf.model import mean_pixel
 
 INPUT_NAME = "images"
@@ -181,7 +182,7 @@ def fit_to_input(image: np.ndarray, crop_size: Tuple[int, int],
         scale = min(crop_h / height, crop_w / width)
         height = min(crop_h, max(1, int(round(height * scale))))
         width = min(crop_w, max(1, int(round(width * scale))))
-        image = inference.resize_bilinear(image[np.newaxis], (height, width)).numpy()[0]
+        image = resize_bilinear(image[np.newaxis], (height, width)).numpy()[0]
     out = np.empty((crop_h, crop_w, 3), np.float32)
     out[...] = np.asarray(pad_value, np.float32)
     out[:height, :width] = image
@@ -213,10 +214,13 @@ def representative_images_from_tfrecords(dataset_dir: str, split: str, crop_size
 
 
 def _write_atomically(path: str, data: bytes) -> None:
-    with atomic_path(path) as tmp:
+    if hasattr(fileio, "atomic_write_bytes"):
+        fileio.atomic_write_bytes(path, data)
+        return
+    with fileio.atomic_path(path) as tmp:  # Until fileio.atomic_write_bytes lands.
         with open(tmp, "wb") as f:
             f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the model from other users
+        os.chmod(tmp, 0o644)
 
 
 def export_tflite(model, model_config: ModelConfig, export_config: ExportConfig,
@@ -327,7 +331,7 @@ class LiteRTModel:
             output = output.argmax(axis=-1)
         return output.astype(np.int32)
 
-    def predict_image(self, image: np.ndarray, pad_value=(127.5, 127.5, 127.5)) -> np.ndarray:
+    def predict_image(self, image: np.ndarray, pad_value) -> np.ndarray:
         """int32 labels [H, W] of one image [H, W, 3] of any size (``fit_to_input`` around
         ``predict``). ``pad_value``: the model's mean pixel (the export's JSON has it)."""
         height, width = image.shape[:2]

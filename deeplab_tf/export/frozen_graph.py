@@ -1,0 +1,133 @@
+"""``export_frozen_graph``: the original export_model.py's ``frozen_inference_graph.pb``.
+
+The GraphDef has the original's interface, so its demo notebook (``DeepLabModel``) and the
+apps written against it run unchanged:
+
+* input ``ImageTensor``: uint8 [1, H, W, 3], any H and W, plain RGB pixels;
+* outputs ``SemanticPredictions``: int32 [1, H, W] labels, and ``SemanticProbabilities``:
+  float32 [1, H, W, classes].
+
+Inside is ``evaluation.inference.predict`` with the export's ``InferenceSpec`` — optional
+resize to range, padding with the backbone's mean pixel to ``crop_size`` (and to
+``k * output_stride + 1``), single or multi-scale + flip inference, the padding cropped off,
+nearest-neighbour resize back when a resize happened — on the prepared model (batch norm
+folded by default), with every weight a constant. So its labels equal deeplab-eval's.
+Client::
+
+    graph_def = tf.compat.v1.GraphDef.FromString(open(path, "rb").read())
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+    labels = tf.compat.v1.Session(graph=graph).run(
+        "SemanticPredictions:0", feed_dict={"ImageTensor:0": [image]})[0]
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import tensorflow as tf
+
+from deeplab_tf import fileio
+from deeplab_tf.evaluation import inference
+
+INPUT_NAME = "ImageTensor"
+OUTPUT_NAME = "SemanticPredictions"
+PROBABILITIES_NAME = "SemanticProbabilities"
+INFERENCE_GRAPH_NAME = "inference_graph.pbtxt"
+
+
+class FrozenGraphError(ValueError):
+    """The frozen graph cannot be written as asked (one-line message)."""
+
+
+def check_export_path(export_path: str) -> None:
+    """Creates the export path's folder and checks that a file can be written there.
+
+    Raises:
+        FrozenGraphError: no path, a folder given, or the folder not writable.
+    """
+    if not export_path:
+        raise FrozenGraphError("No export path given (e.g. --export_path="
+                               "exp/export/frozen_inference_graph.pb)")
+    if os.path.isdir(export_path):
+        raise FrozenGraphError(f"--export_path={export_path} is a directory; expected a file "
+                               "name such as frozen_inference_graph.pb")
+    directory = os.path.dirname(os.path.abspath(export_path))
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as error:
+        raise FrozenGraphError(f"Export directory {directory} of --export_path={export_path} "
+                               f"is not writable: {error.strerror or error}") from None
+
+
+def _write(path: str, data: bytes) -> None:
+    if hasattr(fileio, "atomic_write_bytes"):
+        fileio.atomic_write_bytes(path, data)
+        return
+    with fileio.atomic_path(path) as tmp:  # Until fileio.atomic_write_bytes lands.
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+
+
+def inference_function(model, spec: inference.InferenceSpec):
+    """The concrete function ImageTensor -> {SemanticPredictions, SemanticProbabilities}."""
+    input_spec = tf.TensorSpec([1, None, None, 3], tf.uint8, name=INPUT_NAME)
+
+    @tf.function(input_signature=[input_spec])
+    def serve(images):
+        outputs = inference.predict(model, images, spec)
+        return {OUTPUT_NAME: tf.identity(outputs[inference.LABELS], name=OUTPUT_NAME),
+                PROBABILITIES_NAME: tf.identity(outputs[inference.PROBABILITIES],
+                                                name=PROBABILITIES_NAME)}
+
+    return serve.get_concrete_function()
+
+
+def frozen_graph_def(model, spec: inference.InferenceSpec):
+    """(frozen GraphDef, unfrozen GraphDef) of ``model`` under ``spec``."""
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2)
+
+    function = inference_function(model, spec)
+    frozen = convert_variables_to_constants_v2(function)
+    return frozen.graph.as_graph_def(add_shapes=True), function.graph.as_graph_def()
+
+
+def export_frozen_graph(model, model_config, spec: inference.InferenceSpec, export_path: str,
+                        *, num_classes=None, save_inference_graph: bool = False) -> str:
+    """Writes the frozen ``frozen_inference_graph.pb`` (atomically); returns its path.
+
+    Args:
+        model: a DeepLab Keras model with its weights loaded.
+        model_config: ModelConfig of ``model``.
+        spec: ``InferenceSpec.from_export_config(model_config, export_config)``.
+        export_path: str. The GraphDef file (its folder is created).
+        num_classes: int or None. Checked against the model's class count when given (the
+            original's ``--num_classes``).
+        save_inference_graph: bool. Also write the unfrozen graph as text,
+            ``inference_graph.pbtxt`` beside it (the original's flag).
+
+    Raises:
+        FrozenGraphError: an unwritable destination (before any work) or a class count that
+            differs from the model's.
+    """
+    check_export_path(export_path)
+    if num_classes is not None and int(num_classes) != model_config.num_classes:
+        raise FrozenGraphError(f"--num_classes={num_classes} but the model has "
+                               f"{model_config.num_classes} classes")
+    prepared = inference.prepare_model(model, spec, model_config)
+    frozen, unfrozen = frozen_graph_def(prepared, spec)
+    names = {node.name for node in frozen.node}
+    missing = {INPUT_NAME, OUTPUT_NAME, PROBABILITIES_NAME} - names
+    if missing:  # A TensorFlow change renamed the nodes: never write a graph clients can't use.
+        raise FrozenGraphError(f"Internal: frozen graph lacks nodes {sorted(missing)}")
+    _write(export_path, frozen.SerializeToString())
+    if save_inference_graph:
+        path = os.path.join(os.path.dirname(os.path.abspath(export_path)), INFERENCE_GRAPH_NAME)
+        _write(path, str(unfrozen).encode())
+    return export_path
