@@ -1,7 +1,7 @@
 """Throughput of the data path: conversion (images/s per worker count) and the training input
 pipeline with full augmentation (images/s), on a synthetic VOC-sized dataset.
 
-Used by ``benchmarks/bench_data.py``; not a test (timings depend on the machine).
+Used by ``benchmarks/bench_data.py`` and ``deeplab-bench --pipeline_dataset_dir``; not a test.
 
 Example:
     >>> results = run_benchmark("/tmp/bench", num_images=96)
