@@ -45,6 +45,15 @@ def _serve(connection, factory: Callable, args: tuple):
             return
 
 
+def _state(pid: int) -> str:
+    """The process state letter from /proc ("?" where there is no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
 class WorkerError(RuntimeError):
     """A contender process failed (its message names it)."""
 
@@ -76,9 +85,14 @@ class Worker:
         return message
 
     def pause(self):
+        """SIGSTOP, and wait (up to 1 s) until the kernel shows the process stopped."""
         if not self._stopped and self._process.is_alive():
             os.kill(self._process.pid, signal.SIGSTOP)
             self._stopped = True
+            deadline = time.perf_counter() + 1.0
+            while _state(self._process.pid) not in ("T", "t", "?") and \
+                    time.perf_counter() < deadline:
+                time.sleep(0.001)
 
     def resume(self):
         if self._stopped:
