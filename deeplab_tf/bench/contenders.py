@@ -7,8 +7,10 @@ and the same image; they differ only in formulation and runtime:
   SavedModel and deeplab-eval ran before batch-norm folding became the default);
 * ``tf_folded``: the same on ``prepare_model`` (batch norm folded): the default path;
 * ``tf_frozen``: the frozen GraphDef (``export_frozen_graph``'s graph) run by TensorFlow;
-* ``openvino``: that graph converted by ``export.openvino`` (OpenVINO CPU runtime);
-* ``onnxruntime``: that graph converted by ``export.onnx`` (tf2onnx + ONNX Runtime);
+* ``openvino``: that graph converted by ``export.openvino`` (OpenVINO CPU runtime), input
+  shape fixed to the benchmark's size;
+* ``onnxruntime``: that graph converted by ``export.onnx`` (tf2onnx + ONNX Runtime), input
+  shape fixed likewise;
 * ``tflite``: the float32 TFLite export (LiteRT, XNNPACK);
 * ``original``: a frozen_inference_graph.pb of the original (``--compare_frozen_graph``):
   ImageTensor:0 uint8 [1, H, W, 3] -> SemanticPredictions:0, its own weights.
@@ -148,13 +150,17 @@ def build(name: str, setup: Setup) -> Callable[[np.ndarray], np.ndarray]:
         properties = {"PERFORMANCE_HINT": "LATENCY"}
         if setup.threads:
             properties["INFERENCE_NUM_THREADS"] = int(setup.threads)
-        compiled = ov.Core().compile_model(convert(model, config, spec), "CPU", properties)
+        # A static input shape: OpenVINO's CPU plugin runs dynamic shapes much slower.
+        converted = convert(model, config, spec, crop_size=(setup.height, setup.width))
+        compiled = ov.Core().compile_model(converted, "CPU", properties)
         request = compiled.create_infer_request()
         return lambda image: request.infer({0: image})[compiled.outputs[0]]
     if name == "onnxruntime":
         from deeplab_tf.export.onnx import ONNXRuntimePredictor, convert_onnx
 
-        runner = ONNXRuntimePredictor(convert_onnx(model, config, spec), setup.threads)
+        runner = ONNXRuntimePredictor(
+            convert_onnx(model, config, spec, crop_size=(setup.height, setup.width)),
+            setup.threads)
         return lambda image: runner.predict(image)["labels"]
     # tflite: float32 export at the padded size; fit_to_input pads with the mean pixel.
     from deeplab_tf.config import ExportConfig

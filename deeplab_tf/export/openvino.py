@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import os
 import shutil
 import tempfile
@@ -154,14 +155,30 @@ class OpenVINOPredictor:
     """
 
     def __init__(self, model, model_config, spec, *, device: str = "CPU",
-                 num_threads: Optional[int] = None):
+                 num_threads: Optional[int] = None, max_shapes: int = 8):
         ov = _import_openvino()
-        converted = convert(model, model_config, spec, probabilities=True)
-        config = {"PERFORMANCE_HINT": "LATENCY"}
+        self._core = ov.Core()
+        self._model = convert(model, model_config, spec, probabilities=True)
+        self._device = device
+        self._config = {"PERFORMANCE_HINT": "LATENCY"}
         if num_threads:
-            config["INFERENCE_NUM_THREADS"] = int(num_threads)
-        self._compiled = ov.Core().compile_model(converted, device, config)
-        self._request = self._compiled.create_infer_request()
+            self._config["INFERENCE_NUM_THREADS"] = int(num_threads)
+        self._max_shapes = max(1, int(max_shapes))
+        self._compiled = collections.OrderedDict()  # (H, W) -> (compiled model, request)
+
+    def _request(self, height: int, width: int):
+        """A request compiled for this input size: OpenVINO's CPU plugin runs static shapes
+        much faster than dynamic ones; the ``max_shapes`` most recent sizes are kept."""
+        key = (height, width)
+        if key not in self._compiled:
+            static = self._model.clone()
+            static.reshape({0: [1, height, width, 3]})
+            compiled = self._core.compile_model(static, self._device, self._config)
+            self._compiled[key] = (compiled, compiled.create_infer_request())
+            while len(self._compiled) > self._max_shapes:
+                self._compiled.popitem(last=False)
+        self._compiled.move_to_end(key)
+        return self._compiled[key]
 
     def predict(self, images) -> dict:
         """{"labels": int32 [B, H, W], "probabilities": float32 [B, H, W, C]} of uint8 or
@@ -174,8 +191,9 @@ class OpenVINOPredictor:
             images = np.clip(np.round(images), 0, 255).astype(np.uint8)
         labels, probabilities = [], []
         for image in images:
-            outputs = self._request.infer({0: image[np.newaxis]})
-            labels.append(outputs[self._compiled.outputs[0]][0])
-            probabilities.append(outputs[self._compiled.outputs[1]][0])
+            compiled, request = self._request(*image.shape[:2])
+            outputs = request.infer({0: image[np.newaxis]})
+            labels.append(outputs[compiled.outputs[0]][0])
+            probabilities.append(outputs[compiled.outputs[1]][0])
         return {"labels": np.stack(labels).astype(np.int32),
                 "probabilities": np.stack(probabilities).astype(np.float32)}
