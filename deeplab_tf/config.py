@@ -9,8 +9,9 @@ with a one-line message that echoes the offending value.
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Optional, Tuple
+
+from deeplab_tf.config_base import ConfigMixin, _as_int_tuple, _as_size  # noqa: F401
 
 # The model variants the library builds, and facts about each: the variable scope used by
 # the original checkpoints and the low-level feature taps (by output stride) the decoder can
@@ -26,30 +27,10 @@ MODEL_VARIANTS = (
     "mobilenet_v2",
 )
 OUTPUT_STRIDES = (8, 16, 32)
-TFLITE_MODES = ("float32", "float16", "dynamic_range", "int8")
-
-
-def _as_int_tuple(value, name):
-    if value is None:
-        return ()
-    if isinstance(value, (int,)):
-        return (int(value),)
-    try:
-        return tuple(int(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a list of integers. Received: {name}={value!r}")
-
-
-def _to_jsonable(obj):
-    out = {}
-    for field in dataclasses.fields(obj):
-        value = getattr(obj, field.name)
-        out[field.name] = list(value) if isinstance(value, tuple) else value
-    return out
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(ConfigMixin):
     """Architecture of a DeepLabv3 / DeepLabv3+ model.
 
     Args:
@@ -80,7 +61,7 @@ class ModelConfig:
             statistics) and its parameters are frozen, as the original's flag.
     """
 
-    model_variant: str = "xception_65"
+    model_variant: str = "mobilenet_v2"
     num_classes: int = 21
     output_stride: int = 16
     atrous_rates: Tuple[int, ...] = ()
@@ -154,23 +135,9 @@ class ModelConfig:
     def uses_decoder(self) -> bool:
         return bool(self.decoder_output_stride)
 
-    def to_dict(self) -> dict:
-        return _to_jsonable(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "ModelConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"Unknown ModelConfig fields: {unknown}")
-        return cls(**values)
-
 
 @dataclasses.dataclass(frozen=True)
-class DataConfig:
+class DataConfig(ConfigMixin):
     """Which dataset to read and how to augment it, named like the original's flags.
 
     Args:
@@ -259,397 +226,9 @@ class DataConfig:
         if self.seed is not None and not isinstance(self.seed, int):
             raise ValueError(f"seed must be an integer or None. Received: seed={self.seed!r}")
 
-    def to_dict(self) -> dict:
-        return _to_jsonable(self)
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "DataConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"Unknown DataConfig fields: {unknown}")
-        return cls(**values)
-
-
-LEARNING_POLICIES = ("poly", "step", "cosine")
-OPTIMIZERS = ("momentum", "adam")
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
-MIXED_PRECISION = ("float32", "bfloat16", "float16", "auto")
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """How ``deeplab-train`` optimises a model; defaults are the original train.py's.
-
-    Model options that training toggles (``weight_decay``, ``fine_tune_batch_norm``,
-    ``sync_batch_norm``) live in ``ModelConfig``; the data and its augmentation in
-    ``DataConfig``.
-
-    Args:
-        train_batch_size: int. Global batch size, split evenly over the replicas.
-        training_number_of_steps: int. Number of optimiser steps.
-        learning_policy: str. ``"poly"``, ``"step"`` or ``"cosine"`` decay of the base rate.
-        base_learning_rate: float. Base learning rate of momentum SGD.
-        learning_rate_decay_step: int. ``"step"`` policy: decay every this many steps.
-        learning_rate_decay_factor: float. ``"step"`` policy: decay factor.
-        learning_power: float. ``"poly"`` policy: power.
-        slow_start_step: int. Use ``slow_start_learning_rate`` for the first steps; the
-            decay schedule starts after them.
-        slow_start_learning_rate: float. Learning rate of the slow start.
-        optimizer: str. ``"momentum"`` (SGD with momentum) or ``"adam"``.
-        momentum: float. Momentum of SGD.
-        adam_learning_rate: float. Base learning rate when ``optimizer="adam"`` (the learning
-            policy and slow start apply to it; the original kept it constant).
-        adam_epsilon: float. Adam's epsilon.
-        upsample_logits: bool. Compute the loss at label resolution (logits upsampled);
-            if false, labels are downsampled (nearest) to the logits.
-        label_weights: tuple of float. One loss weight per class; empty for all 1.
-        top_k_percent_pixels: float. In (0, 1]: loss over the hardest pixels only.
-        hard_example_mining_step: int. Steps over which the mined fraction anneals from 1
-            to ``top_k_percent_pixels`` (0: from the start).
-        last_layer_gradient_multiplier: float. Gradient multiplier of the last layers.
-        last_layers_contain_logits_only: bool. Last layers = logits only (else also ASPP,
-            image pooling, concat projection and decoder).
-        tf_initial_checkpoint: str or None. Checkpoint to start from (an original TF1 or
-            this project's); ignored when ``train_logdir`` already holds a checkpoint.
-        initialize_last_layer: bool. Load the last layers from ``tf_initial_checkpoint``.
-        save_interval_steps: int. Save a checkpoint every this many steps.
-        save_interval_secs: int. Also save when this many seconds passed since the last
-            save (the original's flag, default 1200); 0: by steps only. The final step is
-            always saved.
-        max_to_keep: int. Checkpoints kept in ``train_logdir``.
-        log_steps: int. Log a progress line and summaries every this many steps.
-        save_summaries_images: bool. Write input / ground truth / prediction image summaries.
-        strategy: str. ``"auto"``, ``"one_device"``, ``"mirrored"``, ``"multi_worker"``
-            (TF_CONFIG) or ``"tpu"``.
-        tpu: str or None. TPU name / address for the cluster resolver.
-        mixed_precision: str. ``"float32"``, ``"bfloat16"`` or ``"float16"`` (with loss
-            scaling); the loss is computed in float32 in every case.
-        jit_compile: bool. XLA-compile the forward and backward pass.
-        seed: int or None. Seed of the weight initialisation (and dropout).
-        batch_norm_decay: float or None. Decay of the batch-norm moving averages in training;
-            None keeps the network's own (0.9997 in the heads and Xception, 0.997 in
-            MobileNetV2, as the original). Runs of a few hundred steps need a faster one
-            (e.g. 0.99), else inference uses statistics still close to their initial values.
-    """
-
-    train_batch_size: int = 8
-    training_number_of_steps: int = 30000
-    learning_policy: str = "poly"
-    base_learning_rate: float = 1e-4
-    learning_rate_decay_step: int = 2000
-    learning_rate_decay_factor: float = 0.1
-    learning_power: float = 0.9
-    slow_start_step: int = 0
-    slow_start_learning_rate: float = 1e-4
-    optimizer: str = "momentum"
-    momentum: float = 0.9
-    adam_learning_rate: float = 1e-3
-    adam_epsilon: float = 1e-8
-    upsample_logits: bool = True
-    label_weights: Tuple[float, ...] = ()
-    top_k_percent_pixels: float = 1.0
-    hard_example_mining_step: int = 0
-    last_layer_gradient_multiplier: float = 1.0
-    last_layers_contain_logits_only: bool = False
-    tf_initial_checkpoint: Optional[str] = None
-    initialize_last_layer: bool = True
-    save_interval_steps: int = 1000
-    save_interval_secs: int = 1200
-    max_to_keep: int = 5
-    log_steps: int = 10
-    save_summaries_images: bool = False
-    strategy: str = "auto"
-    tpu: Optional[str] = None
-    mixed_precision: str = "float32"
-    jit_compile: bool = False
-    seed: Optional[int] = None
-    batch_norm_decay: Optional[float] = None
-
-    def __post_init__(self):
-        try:
-            weights = tuple(float(w) for w in (self.label_weights or ()))
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"label_weights must be numbers. Received: label_weights={self.label_weights!r}")
-        object.__setattr__(self, "label_weights", weights)
-        if self.tf_initial_checkpoint == "":
-            object.__setattr__(self, "tf_initial_checkpoint", None)
-
-        def positive(name):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")
-
-        for name in ("train_batch_size", "training_number_of_steps", "learning_rate_decay_step",
-                     "save_interval_steps", "max_to_keep", "log_steps"):
-            positive(name)
-        for name, choices in (("learning_policy", LEARNING_POLICIES), ("optimizer", OPTIMIZERS),
-                              ("strategy", STRATEGIES), ("mixed_precision", MIXED_PRECISION)):
-            if getattr(self, name) not in choices:
-                raise ValueError(f"{name} must be one of {', '.join(choices)}. "
-                                 f"Received: {name}={getattr(self, name)!r}")
-        for name in ("base_learning_rate", "adam_learning_rate", "slow_start_learning_rate",
-                     "adam_epsilon", "learning_power", "learning_rate_decay_factor"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0. Received: {name}={getattr(self, name)}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1). Received: momentum={self.momentum}")
-        if not 0 <= self.slow_start_step < self.training_number_of_steps:
-            raise ValueError(
-                "slow_start_step must be in [0, training_number_of_steps). Received: "
-                f"slow_start_step={self.slow_start_step}, "
-                f"training_number_of_steps={self.training_number_of_steps}")
-        if not 0 < self.top_k_percent_pixels <= 1:
-            raise ValueError("top_k_percent_pixels must be in (0, 1]. "
-                             f"Received: top_k_percent_pixels={self.top_k_percent_pixels}")
-        if self.hard_example_mining_step < 0:
-            raise ValueError("hard_example_mining_step must be >= 0. "
-                             f"Received: hard_example_mining_step={self.hard_example_mining_step}")
-        if any(w < 0 for w in self.label_weights):
-            raise ValueError(
-                f"label_weights must be >= 0. Received: label_weights={list(self.label_weights)}")
-        if self.last_layer_gradient_multiplier < 0:
-            raise ValueError("last_layer_gradient_multiplier must be >= 0. Received: "
-                             f"last_layer_gradient_multiplier={self.last_layer_gradient_multiplier}")
-        if self.seed is not None and not isinstance(self.seed, int):
-            raise ValueError(f"seed must be an integer or None. Received: seed={self.seed!r}")
-        if self.batch_norm_decay is not None and not 0 <= self.batch_norm_decay < 1:
-            raise ValueError("batch_norm_decay must be in [0, 1) or None. "
-                             f"Received: batch_norm_decay={self.batch_norm_decay}")
-
-    @property
-    def learning_rate(self) -> float:
-        """The optimiser's base learning rate (``adam_learning_rate`` for Adam)."""
-        return self.adam_learning_rate if self.optimizer == "adam" else self.base_learning_rate
-
-    def to_dict(self) -> dict:
-        return _to_jsonable(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"Unknown TrainConfig fields: {unknown}")
-        return cls(**values)
-
-
-def _as_size(value, name):
-    """None, or an (h, w) pair of positive ints (one int means a square)."""
-    if value is None:
-        return None
-    size = _as_int_tuple(value, name)
-    if not size:
-        return None
-    if len(size) == 1:
-        size = size * 2
-    if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"{name} must be two positive integers (height, width). Received: {name}={list(size)}")
-    return size
-
-
-@dataclasses.dataclass(frozen=True)
-class EvalConfig:
-    """How deeplab-eval / deeplab-vis run inference and what eval measures.
-
-    Args:
-        eval_scales: tuple of float. Input scales averaged at test time (the original's
-            flag; e.g. ``(0.5, 0.75, 1.0, 1.25, 1.5, 1.75)`` for multi-scale).
-        add_flipped_images: bool. Also average left-right flipped inputs.
-        eval_crop_size: (h, w) or None. As in the original, images smaller than this are
-            padded (bottom/right, mean pixel) to it before inference, which reproduces the
-            original's numbers exactly; larger images are NOT cropped or rejected — they are
-            evaluated whole. None: pad only to the next ``k * output_stride + 1``.
-        trimap_widths: tuple of int. Also report mIoU within these band widths (pixels) around
-            label boundaries (DeepLabv3+ section 4.4); empty for none.
-        sliding_window_size: (h, w) or None. Predict with overlapping windows of this size
-            (for images too large to run whole); None: whole images.
-        sliding_window_overlap: float in [0, 1). Overlap of neighbouring windows.
-        max_number_of_evaluations: int. Continuous evaluation stops after this many
-            checkpoints; 0 or less: evaluate every new checkpoint until interrupted (the
-            original's default).
-        eval_interval_secs: int. Seconds between polls for a new checkpoint.
-        min_resize_value: int or None. Resize to range before inference (as the data
-            pipeline's flag): desired size of the smaller side.
-        max_resize_value: int or None. Resize to range: largest allowed larger side.
-        resize_factor: int or None. Resize to range: sides become a multiple of it plus one.
-        fold_batch_norm: bool. Run inference with batch norm folded into the convolutions.
-        inference_backend: str. ``"tf"`` or ``"openvino"``: the runtime that evaluates.
-    """
-
-    eval_scales: Tuple[float, ...] = (1.0,)
-    add_flipped_images: bool = False
-    eval_crop_size: Optional[Tuple[int, int]] = None
-    trimap_widths: Tuple[int, ...] = ()
-    sliding_window_size: Optional[Tuple[int, int]] = None
-    sliding_window_overlap: float = 1.0 / 3.0
-    max_number_of_evaluations: int = 0
-    eval_interval_secs: int = 300
-    min_resize_value: Optional[int] = None
-    max_resize_value: Optional[int] = None
-    resize_factor: Optional[int] = None
-    fold_batch_norm: bool = False
-    inference_backend: str = "tf"
-
-    def __post_init__(self):
-        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
-        scales = (self.eval_scales,) if isinstance(self.eval_scales, (int, float)) else self.eval_scales
-        try:
-            scales = tuple(float(s) for s in scales)
-        except (TypeError, ValueError):
-            raise ValueError(f"eval_scales must be numbers. Received: eval_scales={self.eval_scales!r}")
-        if not scales or any(not s > 0 for s in scales):
-            raise ValueError(f"eval_scales must be positive numbers. Received: eval_scales={list(scales)}")
-        set_("eval_scales", scales)
-        set_("eval_crop_size", _as_size(self.eval_crop_size, "eval_crop_size"))
-        set_("sliding_window_size", _as_size(self.sliding_window_size, "sliding_window_size"))
-        widths = _as_int_tuple(self.trimap_widths, "trimap_widths")
-        if any(w < 0 for w in widths):
-            raise ValueError(f"trimap_widths must be >= 0. Received: trimap_widths={list(widths)}")
-        set_("trimap_widths", tuple(sorted(set(widths))))
-        if not 0.0 <= self.sliding_window_overlap < 1.0:
-            raise ValueError(
-                "sliding_window_overlap must be in [0, 1). Received: "
-                f"sliding_window_overlap={self.sliding_window_overlap}")
-        if int(self.eval_interval_secs) < 0:
-            raise ValueError(
-                f"eval_interval_secs must be >= 0. Received: eval_interval_secs={self.eval_interval_secs}")
-
-    @property
-    def multi_scale(self) -> bool:
-        return self.eval_scales != (1.0,) or self.add_flipped_images
-
-    def to_dict(self) -> dict:
-        return _to_jsonable(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-
-EXPORT_FORMATS = ("saved_model", "tflite", "frozen_graph", "openvino", "onnx")
-INFERENCE_BACKENDS = ("tf", "openvino")
-TFLITE_OUTPUTS = ("argmax", "logits")
-
-
-@dataclasses.dataclass(frozen=True)
-class ExportConfig:
-    """What deeplab-export writes: a SavedModel for TF Serving or a TFLite model.
-
-    Args:
-        format: str. ``"saved_model"`` or ``"tflite"``.
-        model_name: str. TF Serving's model name: the SavedModel goes to
-            ``export_dir/model_name/<version>/``, a TFLite model to
-            ``export_dir/<model_name>_<tflite_mode>.tflite``.
-        export_version: int or None. SavedModel version; None: one more than the largest
-            existing version. An existing version is never overwritten.
-        inference_scales: tuple of float. SavedModel: input scales averaged inside the graph
-            (as ``--eval_scales``); TFLite models are single-scale.
-        add_flipped_images: bool. SavedModel: also average left-right flipped inputs.
-        export_probabilities: bool. SavedModel: also output ``semantic_probabilities``.
-        eval_crop_size: (h, w) or None. SavedModel: as deeplab-eval's flag, images smaller
-            than this are padded (bottom/right, mean pixel) to it before inference; None: only
-            to the next ``k * output_stride + 1``. Keep it equal to deeplab-eval's for
-            identical predictions.
-        fold_batch_norm: bool. SavedModel: fold batch norm into the convolutions
-            (``model.fold_batch_norm``), ~15 % faster in TensorFlow on CPU; predictions then
-            equal deeplab-eval's up to float rounding (near-ties may flip), not bit for bit.
-            TFLite conversion folds batch norm in every case.
-        crop_size: (h, w). TFLite: the fixed input size (the SavedModel takes any size).
-        tflite_mode: str. ``"float32"``, ``"float16"`` (float16 weights),
-            ``"dynamic_range"`` (int8 weights, float activations) or ``"int8"`` (full integer,
-            uint8 pixel input, calibrated on ``calibration_dataset_dir``).
-        tflite_output: str. ``"argmax"``: int32 labels [1, h, w] computed in the graph;
-            ``"logits"``: float32 logits [1, h, w, classes] at the input size.
-        calibration_dataset_dir: str. int8: folder of TFRecord shards for calibration.
-        calibration_split: str. int8: the split whose images calibrate.
-        calibration_steps: int. int8: number of calibration images.
-        export_path: str. ``frozen_graph``: the GraphDef file to write (the original's
-            ``frozen_inference_graph.pb``).
-        save_inference_graph: bool. ``frozen_graph``: also write the unfrozen graph
-            (``inference_graph.pbtxt``) beside it, as the original's flag.
-        min_resize_value: int or None. Resize to range inside the exported graph.
-        max_resize_value: int or None. Resize to range: largest allowed larger side.
-        resize_factor: int or None. Resize to range: sides become a multiple of it plus one.
-        max_image_pixels: int. Serving signatures reject images with more pixels than this
-            (InvalidArgument), before decoding them fully.
-    """
-
-    format: str = "saved_model"
-    model_name: str = "deeplab"
-    export_version: Optional[int] = None
-    inference_scales: Tuple[float, ...] = (1.0,)
-    add_flipped_images: bool = False
-    export_probabilities: bool = False
-    eval_crop_size: Optional[Tuple[int, int]] = None
-    fold_batch_norm: bool = False
-    crop_size: Tuple[int, int] = (513, 513)
-    tflite_mode: str = "float32"
-    tflite_output: str = "argmax"
-    calibration_dataset_dir: str = ""
-    calibration_split: str = "train"
-    calibration_steps: int = 100
-    export_path: str = ""
-    save_inference_graph: bool = False
-    min_resize_value: Optional[int] = None
-    max_resize_value: Optional[int] = None
-    resize_factor: Optional[int] = None
-    max_image_pixels: int = 64_000_000
-
-    def __post_init__(self):
-        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
-        scales = self.inference_scales
-        scales = (scales,) if isinstance(scales, (int, float)) else scales
-        try:
-            scales = tuple(float(s) for s in scales)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"inference_scales must be numbers. Received: inference_scales={self.inference_scales!r}")
-        if not scales or any(not s > 0 for s in scales):
-            raise ValueError(
-                f"inference_scales must be positive numbers. Received: inference_scales={list(scales)}")
-        set_("inference_scales", scales)
-        set_("crop_size", _as_size(self.crop_size, "crop_size"))
-        set_("eval_crop_size", _as_size(self.eval_crop_size, "eval_crop_size"))
-        for name, choices in (("format", EXPORT_FORMATS), ("tflite_mode", TFLITE_MODES),
-                              ("tflite_output", TFLITE_OUTPUTS)):
-            if getattr(self, name) not in choices:
-                raise ValueError(f"{name} must be one of {', '.join(choices)}. "
-                                 f"Received: {name}={getattr(self, name)!r}")
-        if (not self.model_name or self.model_name.startswith(".")
-                or any(c in self.model_name for c in "/\\ ")):
-            raise ValueError("model_name must be a plain folder name (no '/', space or leading "
-                             f"'.'). Received: model_name={self.model_name!r}")
-        if self.export_version is not None and (
-                not isinstance(self.export_version, int) or self.export_version < 1):
-            raise ValueError(
-                f"export_version must be a positive integer. Received: export_version={self.export_version!r}")
-        if int(self.calibration_steps) < 1:
-            raise ValueError(
-                f"calibration_steps must be >= 1. Received: calibration_steps={self.calibration_steps}")
-        if self.format == "tflite":
-            if self.crop_size is None:
-                raise ValueError("crop_size is required for TFLite (its input size is fixed)")
-            if self.multi_scale or self.export_probabilities:
-                raise ValueError(
-                    "inference_scales, add_flipped_images and export_probabilities apply to "
-                    "SavedModel exports only (a TFLite model is single-scale; use "
-                    "tflite_output='logits' for scores). Received: "
-                    f"inference_scales={list(self.inference_scales)}, "
-                    f"add_flipped_images={self.add_flipped_images}, "
-                    f"export_probabilities={self.export_probabilities}")
-
-    @property
-    def multi_scale(self) -> bool:
-        return self.inference_scales != (1.0,) or self.add_flipped_images
-
-    def to_dict(self) -> dict:
-        return _to_jsonable(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+# The other configs live in their own modules; every config is importable from here.
+from deeplab_tf.config_inference import (EXPORT_FORMATS, INFERENCE_BACKENDS,  # noqa: E402,F401
+                                         TFLITE_MODES, TFLITE_OUTPUTS, EvalConfig, ExportConfig)
+from deeplab_tf.config_train import (LEARNING_POLICIES, MIXED_PRECISION, OPTIMIZERS,  # noqa: E402,F401
+                                     STRATEGIES, TrainConfig)

@@ -103,12 +103,13 @@ def _run(module, *args):
                           capture_output=True, text=True, cwd=REPO, env=env, timeout=240)
 
 
-def _predict(model, image, **kwargs):
-    """The label map eval should produce: padded to k*16+1 with the mean pixel, cropped back."""
+def _predict(model, image, crop=513, **kwargs):
+    """The label map eval should produce: padded (mean pixel) to ``crop`` x ``crop`` (by
+    default the original's eval_crop_size, 513) or k*16+1 when larger, cropped back."""
     height, width = image.shape[:2]
     padded = inference.pad_images(image[None].astype(np.float32),
-                                  inference.valid_size(height, 16),
-                                  inference.valid_size(width, 16), (MEAN_PIXEL,) * 3)
+                                  max(crop, inference.valid_size(height, 16)),
+                                  max(crop, inference.valid_size(width, 16)), (MEAN_PIXEL,) * 3)
     return inference.predict_labels(model, padded, **kwargs).numpy()[0, :height, :width]
 
 
@@ -140,7 +141,8 @@ def test_eval_results_match_numpy(workspace):
     logdir = root / "eval"
     result = _run("eval", f"--checkpoint_dir={root / 'train'}", f"--eval_logdir={logdir}",
                   "--dataset=tiny", f"--dataset_dir={root / 'data'}", "--eval_split=val",
-                  "--max_number_of_evaluations=1", "--trimap_widths=1", "--trimap_widths=3")
+                  "--max_number_of_evaluations=1", "--trimap_widths=1", "--trimap_widths=3",
+                  "--eval_crop_size=65", "--eval_crop_size=65")
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
     assert "config.json (no model flags given)" in result.stdout
@@ -148,7 +150,7 @@ def test_eval_results_match_numpy(workspace):
         results = json.load(f)
     assert lines[-1] == f"mIoU: {results['miou']:.3f}"
 
-    pairs = [(label, _predict(workspace["model"], image))
+    pairs = [(label, _predict(workspace["model"], image, crop=65))
              for image, label, _ in workspace["examples"]]
     expected = _np_confusion(pairs)
     assert (np.diag(expected) > 0).all()  # every class predicted right somewhere
@@ -231,7 +233,7 @@ def test_vis_image_dir_cityscapes_label_ids(workspace, tmp_path):
         images[name] = np.asarray(Image.open(image_dir / name).convert("RGB"))
     vis = tmp_path / "vis"
     result = _run("vis", f"--checkpoint_dir={run_dir}", f"--vis_logdir={vis}",
-                  f"--image_dir={image_dir}", "--dataset=cityscapes",
+                  f"--vis_image_dir={image_dir}", "--dataset=cityscapes",
                   "--max_number_of_iterations=1", "--also_save_raw_predictions")
     assert result.returncode == 0, result.stderr[-3000:]
     label_ids = np.array([7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33])

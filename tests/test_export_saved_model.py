@@ -57,7 +57,9 @@ def exported(tmp_path_factory):
 
 
 def _eval_predict(model, **eval_kwargs):
-    """deeplab-eval's predict function (pad to k*16+1 with the mean pixel, predict, crop)."""
+    """deeplab-eval's predict function (pad to k*16+1 with the mean pixel, predict, crop);
+    without eval_crop_size, as ExportConfig's default."""
+    eval_kwargs.setdefault("eval_crop_size", None)
     return evaluator.make_predict_fn(model, EvalConfig(**eval_kwargs), output_stride=16,
                                      pad_value=MEAN_PIXEL)
 

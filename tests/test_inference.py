@@ -166,9 +166,10 @@ def test_sliding_window_larger_than_image_is_padded_whole_image(model):
 
 
 def test_make_predict_fn_pads_like_the_original(model):
-    # 37x53 is padded to 49x65 (k*16+1) with the mean pixel, predicted and cropped back.
+    # Without eval_crop_size (the original's default is 513x513), 37x53 is padded to 49x65
+    # (k*16+1) with the mean pixel, predicted and cropped back.
     images = _images(37, 53)
-    predict = make_predict_fn(model, EvalConfig(), output_stride=16)
+    predict = make_predict_fn(model, EvalConfig(eval_crop_size=None), output_stride=16)
     padded = inference.pad_images(images, 49, 65)
     expected = inference.predict_labels(model, padded)[:, :37, :53]
     np.testing.assert_array_equal(predict(images).numpy(), expected.numpy())

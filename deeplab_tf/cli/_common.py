@@ -6,8 +6,9 @@ reading user input) becomes ``error: <one line>`` on stderr and exit status 1 in
 traceback. Unknown or malformed flags are absl's own errors (exit 1).
 
 Recipes (``configs/<dataset>/<recipe>.flags``) hold the flags of the whole job (model, data,
-training, evaluation), and every binary accepts them: a flag this binary does not define but
-another deeplab binary does is ignored; any other unknown flag (a typo) is an error.
+training, evaluation), and every binary accepts them: every deeplab flag is defined once in
+``deeplab_tf.cli.flags`` and known to every binary; a flag no binary defines (a typo) is an
+error.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 
 from absl import app
 
+from deeplab_tf.cli.flags.values import parse_size  # noqa: F401 (re-exported)
 from deeplab_tf.fileio import atomic_path, atomic_write_text  # noqa: F401 (re-exported)
 
 
@@ -31,34 +33,10 @@ def _one_line(error) -> str:
     return " ".join(text.split())
 
 
-def _parse_flags(argv):
-    from absl import flags
-
-    from deeplab_tf.cli._flag_names import DEEPLAB_FLAG_NAMES
-
-    try:
-        rest = flags.FLAGS(argv, known_only=True)
-    except flags.Error as error:
-        print(f"FATAL Flags parsing error: {error}", file=sys.stderr)
-        sys.exit(1)
-    positional = [rest[0]]
-    for arg in rest[1:]:
-        if arg.startswith("-") and arg != "-":
-            name = arg.lstrip("-").split("=", 1)[0]
-            if name.startswith("no") and name[2:] in DEEPLAB_FLAG_NAMES:
-                name = name[2:]
-            if name in DEEPLAB_FLAG_NAMES:
-                continue  # a flag of another deeplab binary, e.g. from a shared recipe
-            print(f"FATAL Flags parsing error: Unknown command line flag '{name}'",
-                  file=sys.stderr)
-            print("Pass --helpfull to see help on flags.", file=sys.stderr)
-            sys.exit(1)
-        positional.append(arg)
-    return positional
-
-
-def run_app(main):
-    """``absl.app.run(main)`` with one-line errors for bad input."""
+def run_app(main, binary: str):
+    """``absl.app.run(main)`` for console script ``binary``: every deeplab flag known (see
+    ``deeplab_tf.cli.flags.parsing``), one-line errors for bad input."""
+    from deeplab_tf.cli.flags import flags_parser
 
     def guarded(argv):
         try:
@@ -75,19 +53,7 @@ def run_app(main):
                 sys.exit(1)
             raise
 
-    app.run(guarded, flags_parser=_parse_flags)
-
-
-def parse_size(values, flag_name):
-    """(height, width) from a list flag such as ``--crop_size=513,513``; UserError if bad."""
-    try:
-        height, width = (int(v) for v in values)
-    except (TypeError, ValueError):
-        raise UserError(f"--{flag_name} must be 'height,width'. Received: "
-                        f"--{flag_name}={','.join(values or [])}") from None
-    if height < 1 or width < 1:
-        raise UserError(f"--{flag_name} must be positive. Received: --{flag_name}={height},{width}")
-    return height, width
+    app.run(guarded, flags_parser=flags_parser(binary))
 
 
 def dataset_num_classes(dataset):

@@ -1,10 +1,6 @@
-"""What deeplab-eval and deeplab-vis share: their common flags, the model, the checkpoints.
+"""What deeplab-eval and deeplab-vis share: which model, which checkpoints, the predictor.
 
-Flags keep the original eval.py / vis.py names (checkpoint_dir, dataset, dataset_dir,
-eval_scales, add_flipped_images, eval_crop_size, eval_interval_secs; and common.py's
-min_resize_value / max_resize_value / resize_factor, with which images are evaluated in the
-resized space, as in the original). New: ``--checkpoint_path`` (one checkpoint) and
-``--sliding_window_size`` / ``--sliding_window_overlap``.
+Their flags are in ``deeplab_tf.cli.flags`` (groups ``inference``, ``eval``, ``vis``).
 
 Which model: as in the original, the model flags describe the network. A training run's
 ``config.json`` (written by deeplab-train / deeplab-convert-checkpoint beside the checkpoints)
@@ -19,109 +15,22 @@ import json
 import os
 from typing import Iterator, Optional, Tuple
 
-from absl import flags, logging
+from absl import logging
 
-from deeplab_tf.cli import _model_flags
 from deeplab_tf.cli._common import UserError
-from deeplab_tf.config import DataConfig, EvalConfig, ModelConfig
+from deeplab_tf.cli.flags import inference, model
+from deeplab_tf.config import EvalConfig, ModelConfig
 
 CONFIG_JSON = "config.json"
 # ModelConfig fields that do not change inference (not worth a note when they differ).
 _TRAINING_ONLY_FIELDS = ("weight_decay", "sync_batch_norm", "fine_tune_batch_norm")
-
-_CHECKPOINT_DIR = flags.DEFINE_string(
-    "checkpoint_dir", None,
-    "Directory of model checkpoints (a deeplab-train train_logdir, or an original TF1 "
-    "checkpoint directory); its latest checkpoint is used, then each new one.")
-_CHECKPOINT_PATH = flags.DEFINE_string(
-    "checkpoint_path", None,
-    "One checkpoint prefix (e.g. train/ckpt-30000 or model.ckpt-30000); overrides "
-    "--checkpoint_dir and is used once.")
-_DATASET = flags.DEFINE_string(
-    "dataset", "pascal_voc_seg",
-    "Dataset name (pascal_voc_seg, cityscapes, ade20k, a custom name, tfds:NAME, or '' for "
-    "the manifest.json in --dataset_dir).")
-_DATASET_DIR = flags.DEFINE_string("dataset_dir", None, "Where the dataset resides.")
-_EVAL_SCALES = flags.DEFINE_multi_float(
-    "eval_scales", [1.0],
-    "Scales to resize images to for evaluation (repeat the flag); 0.5 0.75 1.0 1.25 1.5 "
-    "1.75 for the original's multi-scale test (softmax probabilities averaged).")
-_ADD_FLIPPED_IMAGES = flags.DEFINE_boolean(
-    "add_flipped_images", False, "Also average left-right flipped images.")
-_EVAL_CROP_SIZE = flags.DEFINE_list(
-    "eval_crop_size", None,
-    "'height,width'. As the original, smaller images are padded to it (mean pixel); larger "
-    "images are evaluated whole, not rejected. Empty: pad to the next k*output_stride+1.")
-_MIN_RESIZE_VALUE = flags.DEFINE_integer(
-    "min_resize_value", None, "Desired size of the smaller image side (resize to range).")
-_MAX_RESIZE_VALUE = flags.DEFINE_integer(
-    "max_resize_value", None, "Maximum allowed size of the larger image side.")
-_RESIZE_FACTOR = flags.DEFINE_integer(
-    "resize_factor", None, "Resized dimensions are a multiple of this plus one.")
-_EVAL_INTERVAL_SECS = flags.DEFINE_integer(
-    "eval_interval_secs", 60 * 5, "Minimum seconds between two checkpoint evaluations.")
-_SLIDING_WINDOW_SIZE = flags.DEFINE_list(
-    "sliding_window_size", None,
-    "'height,width' (e.g. 513,513): predict large images by overlapping windows of this "
-    "size, averaging probabilities; empty: whole images.")
-_SLIDING_WINDOW_OVERLAP = flags.DEFINE_float(
-    "sliding_window_overlap", 1.0 / 3.0, "Overlap fraction of neighbouring windows.")
+_CHECKPOINT_DIR = inference.CHECKPOINT_DIR
+_CHECKPOINT_PATH = inference.CHECKPOINT_PATH
 
 
 def check_no_arguments(argv):
     if len(argv) > 1:
         raise UserError(f"Unexpected arguments: {' '.join(argv[1:])}")
-
-
-def size_flag(name, values):
-    """(height, width) from a list flag's values, or None when empty."""
-    if not values:
-        return None
-    try:
-        return tuple(int(v) for v in values)
-    except ValueError:
-        raise UserError(
-            f"--{name} must be 'height,width'. Received: --{name}={','.join(values)}") from None
-
-
-def eval_config_from_flags(**fields) -> EvalConfig:
-    """An EvalConfig from the shared flags; the binary's own ``fields`` override them."""
-    values = dict(
-        eval_scales=tuple(_EVAL_SCALES.value or (1.0,)),
-        add_flipped_images=_ADD_FLIPPED_IMAGES.value,
-        eval_crop_size=size_flag("eval_crop_size", _EVAL_CROP_SIZE.value),
-        sliding_window_size=size_flag("sliding_window_size", _SLIDING_WINDOW_SIZE.value),
-        sliding_window_overlap=_SLIDING_WINDOW_OVERLAP.value,
-        eval_interval_secs=_EVAL_INTERVAL_SECS.value)
-    values.update(fields)
-    return EvalConfig(**values)
-
-
-def _is_tfds() -> bool:
-    return _DATASET.value.startswith("tfds:")
-
-
-def data_config(split: str) -> DataConfig:
-    """A DataConfig reading ``split`` of --dataset from --dataset_dir."""
-    if not _is_tfds():
-        if not _DATASET_DIR.value:
-            raise UserError("--dataset_dir is required")
-        if not os.path.isdir(_DATASET_DIR.value):
-            raise UserError(f"--dataset_dir={_DATASET_DIR.value} is not a directory")
-    return DataConfig(dataset=_DATASET.value, dataset_dir=_DATASET_DIR.value or "",
-                      eval_split=split,
-                      min_resize_value=_MIN_RESIZE_VALUE.value,
-                      max_resize_value=_MAX_RESIZE_VALUE.value,
-                      resize_factor=_RESIZE_FACTOR.value)
-
-
-def dataset_info(require_dir: bool = True):
-    """The registry's DatasetInfo of --dataset (with --dataset_dir's manifest if any)."""
-    from deeplab_tf.data import registry
-
-    if require_dir and not _DATASET_DIR.value and not _is_tfds():
-        raise UserError("--dataset_dir is required")
-    return registry.get_dataset_info(_DATASET.value, _DATASET_DIR.value or None)
 
 
 # --- checkpoints ---------------------------------------------------------------------------
@@ -148,7 +57,7 @@ def checkpoints(max_count: int, interval_secs: float) -> Iterator[str]:
     from deeplab_tf.evaluation.evaluator import checkpoints_iterator
 
     if _CHECKPOINT_PATH.value:
-        path = _CHECKPOINT_PATH.value
+        path = _resolve(_CHECKPOINT_PATH.value)
         if not os.path.exists(path + ".index") and not os.path.isdir(path):
             raise UserError(f"--checkpoint_path={path}: no checkpoint there ({path}.index missing)")
         yield path
@@ -196,11 +105,6 @@ def restore(model, path: str) -> None:
 
 # --- the model -----------------------------------------------------------------------------
 
-def _explicit_model_flags():
-    names = [f.name for f in flags.FLAGS.get_flags_for_module(_model_flags.__name__)]
-    return sorted(name for name in names if flags.FLAGS[name].present)
-
-
 def model_config(num_classes: int, directory: Optional[str]) -> Tuple[ModelConfig, str]:
     """The ModelConfig to evaluate and a line saying where it came from.
 
@@ -209,7 +113,7 @@ def model_config(num_classes: int, directory: Optional[str]) -> Tuple[ModelConfi
     must match the dataset's.
     """
     path = os.path.join(directory, CONFIG_JSON) if directory else None
-    explicit = _explicit_model_flags()
+    explicit = model.explicit()
     run_config = None
     if path and os.path.isfile(path):
         try:
@@ -220,7 +124,7 @@ def model_config(num_classes: int, directory: Optional[str]) -> Tuple[ModelConfi
     if run_config is not None and not explicit:
         config, source = run_config, f"Model: {path} (no model flags given)."
     else:
-        config = _model_flags.model_config_from_flags(num_classes=num_classes)
+        config = model.model_config(num_classes=num_classes)
         source = "Model: from the model flags."
         if run_config is not None:
             differ = sorted(k for k, v in config.to_dict().items()
@@ -235,16 +139,92 @@ def model_config(num_classes: int, directory: Optional[str]) -> Tuple[ModelConfi
     return config, source
 
 
-def build_predictor(num_classes: int, directory: Optional[str], eval_config: EvalConfig):
-    """(model, model_config, predict_fn, pad_value): the model of ``model_config`` (announced
-    on stdout) and its ``evaluator.make_predict_fn``; load weights with ``restore``."""
-    from deeplab_tf.evaluation import evaluator
-    from deeplab_tf.model import build_model, mean_pixel
+def _resolve(path: str) -> str:
+    try:
+        from deeplab_tf.checkpoints import resolve_checkpoint_path
+    except ImportError:  # pragma: no cover (older library)
+        return path
+    return resolve_checkpoint_path(path)
 
+
+def _load(model_, path: str) -> None:
+    """Loads every model variable from ``path`` with the one inference loading rule
+    (``checkpoints.load_for_inference``) where the library has it, else ``restore``."""
+    from deeplab_tf import checkpoints
+
+    load_for_inference = getattr(checkpoints, "load_for_inference", None)
+    if load_for_inference is None:
+        restore(model_, path)
+        return
+    report = load_for_inference(model_, path)
+    logging.info("%s", report.summary() if hasattr(report, "summary") else report)
+
+
+def _tf_predict_fn(model_, model_config: ModelConfig, eval_config: EvalConfig):
+    """images float32 [B, H, W, 3] -> labels int32 [B, H, W] through the library's one
+    inference path (``inference.predict`` with an ``InferenceSpec``) where it exists."""
+    from deeplab_tf.evaluation import inference as inference_lib
+
+    spec_cls = getattr(inference_lib, "InferenceSpec", None)
+    if spec_cls is not None and hasattr(inference_lib, "predict"):
+        import tensorflow as tf
+
+        spec = spec_cls.from_configs(model_config, eval_config)
+        prepared = inference_lib.prepare_model(model_, spec)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+        def predict(images):
+            return inference_lib.predict(prepared, images, spec)["labels"]
+
+        return predict
+    from deeplab_tf.evaluation import evaluator
+    from deeplab_tf.model import fold_batch_norm, mean_pixel
+
+    if eval_config.fold_batch_norm:
+        fold_batch_norm(model_)
+    return evaluator.make_predict_fn(model_, eval_config, output_stride=model_config.output_stride,
+                                     pad_value=mean_pixel(model_config.model_variant))
+
+
+def _openvino_predict_fn(model_, model_config: ModelConfig, eval_config: EvalConfig):
+    try:
+        from deeplab_tf.evaluation.inference import InferenceSpec
+        from deeplab_tf.export.openvino import OpenVINOPredictor
+    except ImportError as error:
+        raise UserError(f"--inference_backend=openvino is not available here ({error}); use "
+                        "--inference_backend=tf") from None
+    predictor = OpenVINOPredictor(model_, model_config,
+                                  InferenceSpec.from_configs(model_config, eval_config))
+    return lambda images: predictor.predict(images)["labels"]
+
+
+class Predictor:
+    """The model a run evaluates, loaded checkpoint by checkpoint.
+
+    ``load(path)`` builds the model of ``model_config`` (fresh each time: folding batch norm
+    changes it), loads ``path`` and returns ``predict``: float32 images [B, H, W, 3] ->
+    int32 labels [B, H, W], on ``eval_config.inference_backend``.
+    """
+
+    def __init__(self, model_config: ModelConfig, eval_config: EvalConfig):
+        from deeplab_tf.model import mean_pixel
+
+        self.model_config = model_config
+        self.eval_config = eval_config
+        self.pad_value = mean_pixel(model_config.model_variant)
+
+    def load(self, path: str):
+        from deeplab_tf.model import build_model
+
+        model_ = build_model(self.model_config)
+        _load(model_, path)
+        if self.eval_config.inference_backend == "openvino":
+            return _openvino_predict_fn(model_, self.model_config, self.eval_config)
+        return _tf_predict_fn(model_, self.model_config, self.eval_config)
+
+
+def build_predictor(num_classes: int, directory: Optional[str], eval_config: EvalConfig):
+    """A ``Predictor`` of the model to evaluate (where it came from is said on stdout)."""
     config, source = model_config(num_classes, directory)
     print(source, flush=True)
-    model = build_model(config)
-    pad_value = mean_pixel(config.model_variant)
-    predict = evaluator.make_predict_fn(model, eval_config, output_stride=config.output_stride,
-                                        pad_value=pad_value)
-    return model, config, predict, pad_value
+    return Predictor(config, eval_config)

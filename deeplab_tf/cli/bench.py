@@ -16,37 +16,23 @@ import json
 import os
 import platform
 
-from absl import flags
+from deeplab_tf.cli._common import UserError, atomic_write_text, run_app
+from deeplab_tf.cli.flags import bench as bench_flags
+from deeplab_tf.cli.flags import data, export, model, parse_size
 
-from deeplab_tf.cli import _model_flags
-from deeplab_tf.cli._common import (UserError, atomic_write_text, dataset_num_classes,
-                                    parse_size, run_app)
-
-_CROP_SIZE = flags.DEFINE_list("crop_size", "513,513", "Input size 'height,width'.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 4, "Batch size of the throughput run.")
-_MODES = flags.DEFINE_list(
-    "modes", "eager,function,function_folded,xla,bfloat16_folded",
-    "Inference modes to time (eager, function, function_folded, xla, bfloat16, "
-    "bfloat16_folded).")
-_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repetitions (median reported).")
-_THROUGHPUT = flags.DEFINE_boolean("throughput", True, "Also time --batch_size images.")
-_TRAIN = flags.DEFINE_boolean("train", False, "Also time training steps (float32, bfloat16).")
-_TRAIN_BATCH_SIZE = flags.DEFINE_integer("bench_train_batch_size", 2,
-                                         "Batch size of the training-step benchmark.")
-_TRAIN_JIT = flags.DEFINE_list("train_jit", "false,true",
-                               "Time training without and/or with XLA.")
-_BENCH_DATASET = flags.DEFINE_string("dataset", "pascal_voc_seg",
-                                     "Dataset name (gives the class count).")
-_PIPELINE_DIR = flags.DEFINE_string(
-    "pipeline_dataset_dir", None, "TFRecord directory: also time the training input pipeline.")
-_SAVED_MODEL = flags.DEFINE_string("saved_model_dir", None,
-                                   "A SavedModel version directory to time (predict_images).")
-_TFLITE = flags.DEFINE_multi_string("tflite_model", None, "TFLite model(s) to time.")
-_AGREEMENT = flags.DEFINE_boolean(
-    "agreement", True, "Also compare folded and bfloat16 outputs with float32 (random weights "
-    "with realistic batch-norm statistics): max relative logit difference, argmax agreement.")
-_OUTPUT_JSON = flags.DEFINE_string("output_json", "bench_output/bench.json",
-                                   "Where to write the results.")
+_CROP_SIZE = export.CROP_SIZE
+_BATCH_SIZE = bench_flags.BATCH_SIZE
+_MODES = bench_flags.MODES
+_REPEATS = bench_flags.REPEATS
+_THROUGHPUT = bench_flags.THROUGHPUT
+_TRAIN = bench_flags.TRAIN
+_TRAIN_BATCH_SIZE = bench_flags.BENCH_TRAIN_BATCH_SIZE
+_TRAIN_JIT = bench_flags.TRAIN_JIT
+_PIPELINE_DIR = bench_flags.PIPELINE_DATASET_DIR
+_SAVED_MODEL = bench_flags.SAVED_MODEL_DIR
+_TFLITE = bench_flags.TFLITE_MODEL
+_AGREEMENT = bench_flags.AGREEMENT
+_OUTPUT_JSON = bench_flags.OUTPUT_JSON
 
 
 def _bool_list(values, name):
@@ -95,8 +81,7 @@ def main(argv):
     from deeplab_tf.model import model_stats
 
     height, width = parse_size(_CROP_SIZE.value, "crop_size")
-    config = _model_flags.model_config_from_flags(
-        num_classes=dataset_num_classes(_BENCH_DATASET.value))
+    config = model.model_config(num_classes=data.dataset_num_classes())
     jit_values = _bool_list(_TRAIN_JIT.value, "train_jit")
     print(f"deeplab-bench: {config.model_variant} OS{config.output_stride} "
           f"decoder={list(config.decoder_output_stride)} at {height}x{width}")
@@ -152,7 +137,7 @@ def main(argv):
 
 
 def run():
-    run_app(main)
+    run_app(main, "deeplab-bench")
 
 
 if __name__ == "__main__":

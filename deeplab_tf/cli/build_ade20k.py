@@ -8,13 +8,11 @@ Example:
 
 from __future__ import annotations
 
-from absl import flags
-
-from deeplab_tf.cli import _converter_flags as converter_flags
+from deeplab_tf.cli import _convert_common as converter_flags
+from deeplab_tf.cli.flags import converters
 from deeplab_tf.cli._common import run_app
 
-_ADE20K_ROOT = flags.DEFINE_string(
-    "ade20k_root", None, "Folder holding ADEChallengeData2016/ (or that folder itself).")
+_ADE20K_ROOT = converters.ADE20K_ROOT
 
 
 def main(argv):
@@ -24,13 +22,13 @@ def main(argv):
 
     manifest = ade20k.convert(
         _ADE20K_ROOT.value, converter_flags.OUTPUT_DIR.value,
-        **converter_flags.common_options(ade20k.DEFAULT_NUM_SHARDS))
+        **converter_flags.common_options(ade20k.DEFAULT_NUM_SHARDS, ade20k.convert))
     converter_flags.report(manifest, converter_flags.OUTPUT_DIR.value)
     return 0
 
 
 def run():
-    run_app(main)
+    run_app(main, "deeplab-build-ade20k")
 
 
 if __name__ == "__main__":

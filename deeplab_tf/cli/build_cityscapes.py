@@ -10,32 +10,28 @@ Example:
 
 from __future__ import annotations
 
-from absl import flags
-
-from deeplab_tf.cli import _converter_flags as converter_flags
+from deeplab_tf.cli import _convert_common as converter_flags
+from deeplab_tf.cli.flags import converters
 from deeplab_tf.cli._common import run_app
 from deeplab_tf.data.converters import cityscapes
 
-_CITYSCAPES_ROOT = flags.DEFINE_string(
-    "cityscapes_root", None, "Folder holding leftImg8bit/ and gtFine/ (and gtCoarse/).")
-_SPLITS = flags.DEFINE_list(
-    "splits", list(cityscapes.DEFAULT_SPLITS),
-    f"Splits to write, from: {', '.join(cityscapes.SPLITS)} (coarse ones need gtCoarse/ and "
-    "leftImg8bit/train_extra/).")
+_CITYSCAPES_ROOT = converters.CITYSCAPES_ROOT
+_SPLITS = converters.SPLITS
 
 
 def main(argv):
     converter_flags.check_args(argv)
     converter_flags.require(_CITYSCAPES_ROOT)
     manifest = cityscapes.convert(
-        _CITYSCAPES_ROOT.value, converter_flags.OUTPUT_DIR.value, splits=_SPLITS.value,
-        **converter_flags.common_options(cityscapes.DEFAULT_NUM_SHARDS))
+        _CITYSCAPES_ROOT.value, converter_flags.OUTPUT_DIR.value,
+        splits=_SPLITS.value or list(cityscapes.DEFAULT_SPLITS),
+        **converter_flags.common_options(cityscapes.DEFAULT_NUM_SHARDS, cityscapes.convert))
     converter_flags.report(manifest, converter_flags.OUTPUT_DIR.value)
     return 0
 
 
 def run():
-    run_app(main)
+    run_app(main, "deeplab-build-cityscapes")
 
 
 if __name__ == "__main__":

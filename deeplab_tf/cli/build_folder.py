@@ -13,35 +13,20 @@ Example:
 
 from __future__ import annotations
 
-from absl import flags
-
-from deeplab_tf.cli import _converter_flags as converter_flags
+from deeplab_tf.cli import _convert_common as converter_flags
+from deeplab_tf.cli.flags import converters, model
 from deeplab_tf.cli._common import UserError, run_app
 
-# allow_override: deeplab-vis defines --image_dir and the model flags --num_classes (same
-# types); see _converter_flags.
-_IMAGE_DIR = flags.DEFINE_string("image_dir", None, "Folder of images.", allow_override=True)
-_LABEL_DIR = flags.DEFINE_string("label_dir", None, "Folder of masks (same stems as the images).")
-_NUM_CLASSES = flags.DEFINE_integer(
-    "num_classes", None, "Number of classes: mask values in [0, num_classes) or the ignore label.",
-    allow_override=True)
-_IGNORE_LABEL = flags.DEFINE_integer(
-    "ignore_label", 255, "Label value ignored in training and evaluation.", allow_override=True)
-_CLASS_NAMES = flags.DEFINE_list(
-    "class_names", None, "Comma-separated class names; default class_0, class_1, ...")
-_PALETTE_FILE = flags.DEFINE_string(
-    "palette_file", None,
-    "Masks are colours: file mapping colours to classes ('R G B' per class in order; "
-    "'R G B VALUE' for an explicit label value).")
-_SPLIT_LISTS = flags.DEFINE_list(
-    "split_lists", None,
-    "Split list files as NAME=PATH pairs, e.g. train=lists/train.txt,val=lists/val.txt (one "
-    "stem per line). Default: split by --val_fraction.")
-_VAL_FRACTION = flags.DEFINE_float(
-    "val_fraction", 0.0, "Without --split_lists: fraction of the images put in 'val'.")
-_SPLIT_SEED = flags.DEFINE_integer("split_seed", 0, "Seed of the --val_fraction draw.")
-_DATASET_NAME = flags.DEFINE_string(
-    "dataset_name", None, "Name recorded in the manifest; default: the output folder's name.")
+_IMAGE_DIR = converters.IMAGE_DIR
+_LABEL_DIR = converters.LABEL_DIR
+_IGNORE_LABEL = converters.IGNORE_LABEL
+_CLASS_NAMES = converters.CLASS_NAMES
+_PALETTE_FILE = converters.PALETTE_FILE
+_SPLIT_LISTS = converters.SPLIT_LISTS
+_VAL_FRACTION = converters.VAL_FRACTION
+_SPLIT_SEED = converters.SPLIT_SEED
+_DATASET_NAME = converters.DATASET_NAME
+_NUM_CLASSES = model.NUM_CLASSES
 
 
 def _split_lists():
@@ -67,13 +52,13 @@ def main(argv):
         class_names=_CLASS_NAMES.value, palette_file=_PALETTE_FILE.value,
         split_lists=_split_lists(), val_fraction=_VAL_FRACTION.value, seed=_SPLIT_SEED.value,
         dataset_name=_DATASET_NAME.value,
-        **converter_flags.common_options(folder.DEFAULT_NUM_SHARDS))
+        **converter_flags.common_options(folder.DEFAULT_NUM_SHARDS, folder.convert))
     converter_flags.report(manifest, converter_flags.OUTPUT_DIR.value)
     return 0
 
 
 def run():
-    run_app(main)
+    run_app(main, "deeplab-build-folder")
 
 
 if __name__ == "__main__":

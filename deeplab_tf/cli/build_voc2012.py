@@ -10,17 +10,12 @@ Example:
 
 from __future__ import annotations
 
-from absl import flags
-
-from deeplab_tf.cli import _converter_flags as converter_flags
+from deeplab_tf.cli import _convert_common as converter_flags
+from deeplab_tf.cli.flags import converters
 from deeplab_tf.cli._common import run_app
 
-_VOC_ROOT = flags.DEFINE_string(
-    "voc_root", None, "Folder holding VOCdevkit/ (or VOC2012/, or the VOC2012 folder itself).")
-_SBD_ROOT = flags.DEFINE_string(
-    "sbd_root", None,
-    "Optional SBD folder (holding benchmark_RELEASE/dataset, or that folder itself); adds the "
-    "train_aug split.")
+_VOC_ROOT = converters.VOC_ROOT
+_SBD_ROOT = converters.SBD_ROOT
 
 
 def main(argv):
@@ -30,13 +25,13 @@ def main(argv):
 
     manifest = voc2012.convert(
         _VOC_ROOT.value, converter_flags.OUTPUT_DIR.value, sbd_root=_SBD_ROOT.value,
-        **converter_flags.common_options(voc2012.DEFAULT_NUM_SHARDS))
+        **converter_flags.common_options(voc2012.DEFAULT_NUM_SHARDS, voc2012.convert))
     converter_flags.report(manifest, converter_flags.OUTPUT_DIR.value)
     return 0
 
 
 def run():
-    run_app(main)
+    run_app(main, "deeplab-build-voc2012")
 
 
 if __name__ == "__main__":

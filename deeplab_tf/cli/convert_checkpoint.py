@@ -17,19 +17,15 @@ import os
 import shutil
 import tempfile
 
-from absl import flags, logging
+from absl import logging
 
-from deeplab_tf.cli import _model_flags
 from deeplab_tf.cli._common import UserError, run_app
+from deeplab_tf.cli.flags import convert, model, train
 
-_TF1_CHECKPOINT = flags.DEFINE_string(
-    "tf1_checkpoint", None, "Prefix of the original checkpoint (e.g. .../model.ckpt).")
-_OUTPUT = flags.DEFINE_string("output", None, "Output directory (must not exist or be empty).")
-_INITIALIZE_LAST_LAYER = flags.DEFINE_boolean(
-    "initialize_last_layer", True,
-    "Load the last layers too; false skips them (a new class count).")
-_LAST_LAYERS_CONTAIN_LOGITS_ONLY = flags.DEFINE_boolean(
-    "last_layers_contain_logits_only", False, "Last layers = logits only.")
+_TF1_CHECKPOINT = convert.TF1_CHECKPOINT
+_OUTPUT = convert.OUTPUT
+_INITIALIZE_LAST_LAYER = train.INITIALIZE_LAST_LAYER
+_LAST_LAYERS_CONTAIN_LOGITS_ONLY = train.LAST_LAYERS_CONTAIN_LOGITS_ONLY
 
 
 def _checkpoint_num_classes(path):
@@ -75,9 +71,12 @@ def main(argv):
         raise UserError("--tf1_checkpoint is required")
     if not _OUTPUT.value:
         raise UserError("--output is required")
-    num_classes = _checkpoint_num_classes(_TF1_CHECKPOINT.value)
-    config = _model_flags.model_config_from_flags(num_classes=num_classes)
-    report = convert(_TF1_CHECKPOINT.value, _OUTPUT.value, config,
+    from deeplab_tf.checkpoints import resolve_checkpoint_path
+
+    tf1_checkpoint = resolve_checkpoint_path(_TF1_CHECKPOINT.value)
+    num_classes = _checkpoint_num_classes(tf1_checkpoint)
+    config = model.model_config(num_classes=num_classes)
+    report = convert(tf1_checkpoint, _OUTPUT.value, config,
                      _INITIALIZE_LAST_LAYER.value, _LAST_LAYERS_CONTAIN_LOGITS_ONLY.value)
     logging.info("%s", report.summary())
     print(report.summary())
@@ -85,7 +84,7 @@ def main(argv):
 
 
 def run():
-    run_app(main)
+    run_app(main, "deeplab-convert-checkpoint")
 
 
 if __name__ == "__main__":

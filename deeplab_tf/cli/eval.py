@@ -10,8 +10,10 @@ Flags as the original eval.py. ``--max_number_of_evaluations=1`` evaluates the l
 checkpoint once; 0 (the original's default) keeps evaluating each new checkpoint every
 ``--eval_interval_secs`` until interrupted; ``--checkpoint_path`` evaluates one checkpoint.
 The model comes from the model flags, or from the run's ``config.json`` when no model flag is
-given. Images of any size are evaluated whole (``--eval_crop_size`` only pads smaller ones, as
-the original did); ``--sliding_window_size`` predicts large images window by window.
+given. Images of any size are evaluated whole (``--eval_crop_size``, default 513,513 as the
+original, only pads smaller ones); ``--sliding_window_size`` predicts large images window by
+window. ``--inference_backend=openvino`` evaluates the same computation in OpenVINO;
+``--nofold_batch_norm`` runs batch norm unfolded.
 
 Writes to ``eval_logdir`` (atomically): ``results.json`` (mIoU, per-class IoU by name, pixel
 accuracy, trimap results, confusion matrix, checkpoint, step, scales, flip),
@@ -23,20 +25,12 @@ from __future__ import annotations
 
 import os
 
-from absl import flags, logging
+from absl import logging
 
 from deeplab_tf.cli import _eval_common
 from deeplab_tf.cli._common import UserError, run_app
-
-_EVAL_LOGDIR = flags.DEFINE_string("eval_logdir", None, "Where to write the results.")
-_EVAL_SPLIT = flags.DEFINE_string("eval_split", "val", "Which split of the dataset to evaluate.")
-_MAX_NUMBER_OF_EVALUATIONS = flags.DEFINE_integer(
-    "max_number_of_evaluations", 0,
-    "Checkpoints to evaluate; 0 or less: each new one until interrupted (the original's).")
-_TRIMAP_WIDTHS = flags.DEFINE_multi_integer(
-    "trimap_widths", None,
-    "Also report mIoU within bands of these widths (pixels) around label boundaries "
-    "(DeepLabv3+ section 4.4); repeat the flag for several.")
+from deeplab_tf.cli.flags import data, inference
+from deeplab_tf.cli.flags import eval as eval_flags
 
 RESULTS_JSON = "results.json"
 CONFUSION_MATRIX_CSV = "confusion_matrix.csv"
@@ -71,44 +65,42 @@ def _write_summaries(eval_logdir, results, eval_config, step):
 
 def main(argv):
     _eval_common.check_no_arguments(argv)
-    if not _EVAL_LOGDIR.value:
+    logdir, split = eval_flags.EVAL_LOGDIR.value, eval_flags.EVAL_SPLIT.value
+    if not logdir:
         raise UserError("--eval_logdir is required")
-    eval_config = _eval_common.eval_config_from_flags(
-        trimap_widths=tuple(_TRIMAP_WIDTHS.value or ()),
-        max_number_of_evaluations=_MAX_NUMBER_OF_EVALUATIONS.value)
+    eval_config = inference.eval_config(**eval_flags.eval_fields())
     directory = _eval_common.checkpoint_dir()
-    data_config = _eval_common.data_config(_EVAL_SPLIT.value)
-    info = _eval_common.dataset_info()
+    info = data.dataset_info()
+    data_config = data.data_config(eval_split=split)
 
     # TensorFlow and the model only once the flags are checked.
     from deeplab_tf.data import pipeline
     from deeplab_tf.evaluation import evaluator, report
 
-    model, model_config, predict, pad_value = _eval_common.build_predictor(
-        info.num_classes, directory, eval_config)
+    predictor = _eval_common.build_predictor(info.num_classes, directory, eval_config)
+    model_config = predictor.model_config
     class_names = report.class_names_for(info.num_classes, info.class_names)
-    os.makedirs(_EVAL_LOGDIR.value, exist_ok=True)
+    os.makedirs(logdir, exist_ok=True)
 
     for path in _eval_common.checkpoints(eval_config.max_number_of_evaluations,
                                          eval_config.eval_interval_secs):
-        _eval_common.restore(model, path)
+        predict = predictor.load(path)
         step = _eval_common.checkpoint_step(path)
-        print(f"Evaluating {path} (step {step}) on {info.name} {_EVAL_SPLIT.value}, "
+        print(f"Evaluating {path} (step {step}) on {info.name} {split}, "
               f"scales {list(eval_config.eval_scales)}"
               f"{', flipped' if eval_config.add_flipped_images else ''}", flush=True)
         dataset = pipeline.eval_dataset(
-            data_config, _EVAL_SPLIT.value, mean_pixel=pad_value,
+            data_config, split, mean_pixel=predictor.pad_value,
             ignore_label=info.ignore_label, output_stride=model_config.output_stride)
         result = evaluator.evaluate(
             predict, dataset, num_classes=info.num_classes, ignore_label=info.ignore_label,
             trimap_widths=eval_config.trimap_widths)
         results = report.results_dict(
             result, class_names, checkpoint=os.path.abspath(path), step=step,
-            dataset=info.name, split=_EVAL_SPLIT.value,
+            dataset=info.name, split=split,
             eval_scales=list(eval_config.eval_scales),
             add_flipped_images=eval_config.add_flipped_images,
             eval_config=eval_config.to_dict(), model=model_config.to_dict())
-        logdir = _EVAL_LOGDIR.value
         report.write_json(os.path.join(logdir, RESULTS_JSON), results)
         report.write_confusion_matrix_csv(
             os.path.join(logdir, CONFUSION_MATRIX_CSV), result.confusion_matrix, class_names)
@@ -121,7 +113,7 @@ def main(argv):
 
 
 def run():
-    run_app(main)
+    run_app(main, "deeplab-eval")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""deeplab-export: a checkpoint -> a SavedModel for TF Serving, or a TFLite model.
+"""deeplab-export: a checkpoint -> a SavedModel, TFLite, frozen GraphDef, OpenVINO or ONNX model.
+
+    deeplab-export --checkpoint_path=train/model.ckpt-30000 \\
+        --export_path=exports/frozen_inference_graph.pb --crop_size=513 --crop_size=513 \\
+        --num_classes=21 [--inference_scales=1.0] [--save_inference_graph]
 
     deeplab-export --checkpoint=train_logdir --export_dir=exports \\
         [--inference_scales=0.5 --inference_scales=1.0 --inference_scales=1.5 \\
@@ -8,7 +12,9 @@
         --format=tflite --tflite_mode=int8 --crop_size=513,513 \\
         --calibration_dataset_dir=tfrecord --calibration_split=train
 
-``--checkpoint`` is a checkpoint prefix or a directory (its latest checkpoint), written by
+The original export_model.py's flags work as there: ``--export_path`` writes the frozen graph
+(input ``ImageTensor``, outputs ``SemanticPredictions`` / ``SemanticProbabilities``).
+``--checkpoint`` (older name of ``--checkpoint_path``) is a checkpoint prefix or a directory (its latest checkpoint), written by
 deeplab-train / deeplab-convert-checkpoint or an original TF1 DeepLab checkpoint (converted on
 the fly, by variable names). The model comes from the model flags, or from ``config.json``
 beside the checkpoint when no model flag is given (as deeplab-eval); the class count defaults
@@ -33,104 +39,69 @@ from __future__ import annotations
 import json
 import os
 
-from absl import flags, logging
+from absl import logging
 
-from deeplab_tf.cli import _model_flags
-from deeplab_tf.cli._common import UserError, dataset_num_classes, parse_size, run_app
-from deeplab_tf.config import EXPORT_FORMATS, TFLITE_MODES, TFLITE_OUTPUTS
+from deeplab_tf.cli._common import UserError, run_app
+from deeplab_tf.cli.flags import data, export, inference, model, parse_size
+from deeplab_tf.config import ExportConfig
 
 CONFIG_JSON = "config.json"
-
-_CHECKPOINT = flags.DEFINE_string(
-    "checkpoint", None,
-    "Checkpoint prefix or directory (its latest): deeplab-train's, or an original TF1 one.")
-_EXPORT_DIR = flags.DEFINE_string(
-    "export_dir", None,
-    "Output folder: SavedModels go to EXPORT_DIR/MODEL_NAME/<version>/ (TF Serving's "
-    "model_base_path is EXPORT_DIR/MODEL_NAME); TFLite to EXPORT_DIR/MODEL_NAME_MODE.tflite.")
-_FORMAT = flags.DEFINE_enum("format", "saved_model", list(EXPORT_FORMATS), "What to export.")
-_MODEL_NAME = flags.DEFINE_string("model_name", "deeplab", "Model name (TF Serving's).")
-_EXPORT_VERSION = flags.DEFINE_integer(
-    "export_version", None, "SavedModel version; default: one more than the largest existing.")
-_INFERENCE_SCALES = flags.DEFINE_multi_float(
-    "inference_scales", None,
-    "SavedModel: input scales averaged in the graph (repeat the flag); default: "
-    "--eval_scales (a recipe's), else 1.0.")
-_EVAL_SCALES = flags.DEFINE_multi_float(
-    "eval_scales", None,
-    "deeplab-eval's scales: the default of --inference_scales, so that an export of a recipe "
-    "predicts what deeplab-eval evaluates.")
-_ADD_FLIPPED_IMAGES = flags.DEFINE_boolean(
-    "add_flipped_images", False, "SavedModel: also average left-right flipped images.")
-_EXPORT_PROBABILITIES = flags.DEFINE_boolean(
-    "export_probabilities", False, "SavedModel: also output semantic_probabilities.")
-_EVAL_CROP_SIZE = flags.DEFINE_list(
-    "eval_crop_size", None,
-    "SavedModel: 'height,width'; smaller images are padded to it as deeplab-eval does (use "
-    "deeplab-eval's value for identical predictions). Empty: pad to k*output_stride+1.")
-_FOLD_BATCH_NORM = flags.DEFINE_boolean(
-    "fold_batch_norm", False,
-    "SavedModel: fold batch norm into the convolutions (~15% faster on CPU; predictions then "
-    "equal deeplab-eval's up to float rounding, not bit for bit).")
-_CROP_SIZE = flags.DEFINE_multi_string(
-    "crop_size", ["513,513"],
-    "TFLite: the fixed input size 'height,width' (or the original export_model.py's "
-    "--crop_size=H --crop_size=W; one value: a square).")
-_TFLITE_MODE = flags.DEFINE_enum(
-    "tflite_mode", "float32", list(TFLITE_MODES),
-    "TFLite: float32, float16 (weights), dynamic_range (int8 weights) or int8 (full integer, "
-    "uint8 pixel input, needs --calibration_dataset_dir).")
-_TFLITE_OUTPUT = flags.DEFINE_enum(
-    "tflite_output", "argmax", list(TFLITE_OUTPUTS),
-    "TFLite: argmax (int32 labels, in the graph) or logits (float32, at the input size).")
-_CALIBRATION_DATASET_DIR = flags.DEFINE_string(
-    "calibration_dataset_dir", None, "int8: folder of TFRecord shards for calibration.")
-_CALIBRATION_SPLIT = flags.DEFINE_string(
-    "calibration_split", "train", "int8: the split whose images calibrate.")
-_CALIBRATION_STEPS = flags.DEFINE_integer(
-    "calibration_steps", 100, "int8: number of calibration images.")
-_OVERWRITE = flags.DEFINE_boolean(
-    "overwrite", False, "TFLite: replace an existing file (SavedModel versions never are).")
-_DATASET = flags.DEFINE_string(
-    "dataset", None, "Dataset whose class count is the default --num_classes.")
+_OVERWRITE = export.OVERWRITE
+_ORIGINAL_NUM_CLASSES = 21  # the original export_model.py's default --num_classes
 
 
-def _crop_size():
-    """--crop_size as (height, width): '513,513', '513' (square) or the flag given twice."""
-    values = [v.strip() for v in ",".join(_CROP_SIZE.value or ["513,513"]).split(",")]
-    return parse_size(values * 2 if len(values) == 1 else values, "crop_size")
+def _format() -> str:
+    """--format; frozen_graph when only --export_path (the original's flag) is given."""
+    if export.EXPORT_PATH.value and not export.FORMAT.present:
+        return "frozen_graph"
+    return export.FORMAT.value
 
 
-def export_config_from_flags():
-    from deeplab_tf.config import ExportConfig
-
-    scales = _INFERENCE_SCALES.value or _EVAL_SCALES.value or (1.0,)
-    flipped = _ADD_FLIPPED_IMAGES.value
-    if _FORMAT.value == "tflite" and not _INFERENCE_SCALES.value:
+def export_config_from_flags() -> ExportConfig:
+    fmt = _format()
+    scales = export.INFERENCE_SCALES.value or inference.EVAL_SCALES.value or (1.0,)
+    flipped = inference.ADD_FLIPPED_IMAGES.value
+    if fmt == "tflite" and not export.INFERENCE_SCALES.value:
         # A recipe's evaluation settings do not apply to a single-scale TFLite model.
         if tuple(scales) != (1.0,) or flipped:
             logging.warning("TFLite models are single-scale: --eval_scales and "
                             "--add_flipped_images are ignored.")
         scales, flipped = (1.0,), False
+    if fmt == "frozen_graph" and not export.EXPORT_PATH.value:
+        raise UserError("--format=frozen_graph needs --export_path (the .pb file to write)")
     return ExportConfig(
-        format=_FORMAT.value, model_name=_MODEL_NAME.value, export_version=_EXPORT_VERSION.value,
-        inference_scales=tuple(scales),
-        add_flipped_images=flipped,
-        export_probabilities=_EXPORT_PROBABILITIES.value,
-        eval_crop_size=(parse_size(_EVAL_CROP_SIZE.value, "eval_crop_size")
-                        if _EVAL_CROP_SIZE.value else None),
-        fold_batch_norm=_FOLD_BATCH_NORM.value,
-        crop_size=_crop_size(),
-        tflite_mode=_TFLITE_MODE.value, tflite_output=_TFLITE_OUTPUT.value,
-        calibration_dataset_dir=_CALIBRATION_DATASET_DIR.value or "",
-        calibration_split=_CALIBRATION_SPLIT.value,
-        calibration_steps=_CALIBRATION_STEPS.value)
+        format=fmt, model_name=export.MODEL_NAME.value,
+        export_version=export.EXPORT_VERSION.value, inference_scales=tuple(scales),
+        add_flipped_images=flipped, export_probabilities=export.EXPORT_PROBABILITIES.value,
+        eval_crop_size=parse_size(inference.EVAL_CROP_SIZE.value, "eval_crop_size"),
+        fold_batch_norm=inference.value_or(inference.FOLD_BATCH_NORM, ExportConfig,
+                                           "fold_batch_norm"),
+        crop_size=parse_size(export.CROP_SIZE.value, "crop_size"),
+        tflite_mode=export.TFLITE_MODE.value, tflite_output=export.TFLITE_OUTPUT.value,
+        calibration_dataset_dir=export.CALIBRATION_DATASET_DIR.value or "",
+        calibration_split=export.CALIBRATION_SPLIT.value,
+        calibration_steps=export.CALIBRATION_STEPS.value,
+        export_path=export.EXPORT_PATH.value or "",
+        save_inference_graph=export.SAVE_INFERENCE_GRAPH.value,
+        max_image_pixels=export.MAX_IMAGE_PIXELS.value, **data.resize_fields())
 
 
 def _check_destination(export_config, export_dir):
     """Fails before any work if the output cannot be written (or would overwrite a file)."""
     from deeplab_tf.export import saved_model, tflite
 
+    if export_config.format == "frozen_graph":
+        parent = os.path.dirname(os.path.abspath(export_config.export_path))
+        if os.path.exists(parent) and not os.path.isdir(parent):
+            raise UserError(f"--export_path={export_config.export_path}: {parent} is not a "
+                            "directory (is not writable)")
+        saved_model.check_writable(parent)
+        return
+    if not export_dir:
+        raise UserError(f"--export_dir is required for --format={export_config.format}")
+    if export_config.format in ("openvino", "onnx"):
+        saved_model.check_writable(export_dir)
+        return
     if export_config.format == "saved_model":
         model_dir = os.path.join(export_dir, export_config.model_name)
         saved_model.check_writable(model_dir)
@@ -152,11 +123,6 @@ def _check_destination(export_config, export_dir):
         schema.list_shards(export_config.calibration_dataset_dir, export_config.calibration_split)
 
 
-def _explicit_model_flags():
-    names = [f.name for f in flags.FLAGS.get_flags_for_module(_model_flags.__name__)]
-    return sorted(name for name in names if flags.FLAGS[name].present)
-
-
 def _default_num_classes(checkpoint_path, kind, run_config):
     """The original checkpoint's logits count, else the run's config.json, else --dataset's
     class count, else None."""
@@ -169,7 +135,9 @@ def _default_num_classes(checkpoint_path, kind, run_config):
             return int(bias[0])
     if run_config is not None:
         return run_config.num_classes
-    return dataset_num_classes(_DATASET.value) if _DATASET.value else None
+    if data.DATASET.present:
+        return data.dataset_num_classes()
+    return _ORIGINAL_NUM_CLASSES
 
 
 def model_config(checkpoint_path, kind):
@@ -184,42 +152,99 @@ def model_config(checkpoint_path, kind):
                 run_config = ModelConfig.from_dict(json.load(f)["model"])
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise UserError(f"Cannot read the model config of {path}: {error}") from None
-    if run_config is not None and not _explicit_model_flags():
+    if run_config is not None and not model.explicit():
         return run_config, f"Model: {path} (no model flags given)."
-    config = _model_flags.model_config_from_flags(
+    config = model.model_config(
         num_classes=_default_num_classes(checkpoint_path, kind, run_config))
     return config, "Model: from the model flags."
+
+
+def _load(model_, checkpoint, config):
+    """The one inference loading rule (checkpoints.load_for_inference) where the library has
+    it, else export.load_weights; returns the report."""
+    from deeplab_tf import checkpoints
+
+    load_for_inference = getattr(checkpoints, "load_for_inference", None)
+    if load_for_inference is not None:
+        return load_for_inference(model_, checkpoint)
+    from deeplab_tf.export import load_weights
+
+    return load_weights(model_, checkpoint, config)
+
+
+def _spec(config, export_config):
+    from deeplab_tf.evaluation.inference import InferenceSpec
+
+    return InferenceSpec.from_export_config(config, export_config)
+
+
+def _export_other(model_, config, export_config, export_dir):
+    """frozen_graph, openvino, onnx: the library functions of the infer and perf streams."""
+    fmt = export_config.format
+    try:
+        spec = _spec(config, export_config)
+        if fmt == "frozen_graph":
+            from deeplab_tf.export.frozen_graph import export_frozen_graph
+
+            path = export_frozen_graph(
+                model_, config, spec, export_config.export_path,
+                num_classes=config.num_classes,
+                save_inference_graph=export_config.save_inference_graph)
+            print(f"Wrote frozen graph {path} (input ImageTensor uint8 [1, H, W, 3]; outputs "
+                  "SemanticPredictions, SemanticProbabilities).")
+            return
+        crop = (parse_size(export.CROP_SIZE.value, "crop_size")
+                if export.CROP_SIZE.present else None)
+        if fmt == "openvino":
+            from deeplab_tf.export.openvino import export_openvino
+
+            path = export_openvino(model_, config, spec, export_dir,
+                                   model_name=export_config.model_name, crop_size=crop,
+                                   probabilities=export_config.export_probabilities)
+        else:
+            from deeplab_tf.export.onnx import export_onnx
+
+            path = export_onnx(model_, config, spec, export_dir,
+                               model_name=export_config.model_name, crop_size=crop)
+    except ImportError as error:
+        raise UserError(f"--format={fmt} is not available here ({error})") from None
+    print(f"Wrote {fmt} model {path}.")
 
 
 def main(argv):
     if len(argv) > 1:
         raise UserError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    if not _CHECKPOINT.value:
-        raise UserError("--checkpoint is required")
-    if not _EXPORT_DIR.value:
-        raise UserError("--export_dir is required")
+    checkpoint_arg = inference.CHECKPOINT_PATH.value or export.CHECKPOINT.value
+    if not checkpoint_arg:
+        raise UserError("--checkpoint_path (or --checkpoint) is required")
     export_config = export_config_from_flags()
-    _check_destination(export_config, _EXPORT_DIR.value)
+    export_dir = export.EXPORT_DIR.value
+    if export_config.format != "frozen_graph" and not export_dir:
+        raise UserError("--export_dir is required (or --export_path=.../"
+                        "frozen_inference_graph.pb for a frozen graph)")
+    _check_destination(export_config, export_dir)
 
     from deeplab_tf.checkpoints import checkpoint_kind, resolve_checkpoint_path
-    from deeplab_tf.export import load_weights
     from deeplab_tf.model import build_model
 
-    checkpoint = resolve_checkpoint_path(_CHECKPOINT.value)
+    checkpoint = resolve_checkpoint_path(checkpoint_arg)
     kind = checkpoint_kind(checkpoint)
     config, source = model_config(checkpoint, kind)
     print(source, flush=True)
-    model = build_model(config)
-    report = load_weights(model, checkpoint, config)
+    model_ = build_model(config)
+    report = _load(model_, checkpoint, config)
     logging.info("%s", report.summary())
     print(f"Loaded {len(report.loaded)} variables from {kind} checkpoint {report.path}.",
           flush=True)
     metadata = {"checkpoint": os.path.abspath(report.path), "checkpoint_kind": kind}
 
+    if export_config.format in ("frozen_graph", "openvino", "onnx"):
+        _export_other(model_, config, export_config, export_dir)
+        return
     if export_config.format == "saved_model":
-        from deeplab_tf.export.saved_model import export_saved_model, directory_size
+        from deeplab_tf.export.saved_model import directory_size, export_saved_model
 
-        path = export_saved_model(model, config, export_config, _EXPORT_DIR.value, metadata)
+        path = export_saved_model(model_, config, export_config, export_dir, metadata)
         print(f"Exported SavedModel version {os.path.basename(path)} to {path} "
               f"({directory_size(path) / 1e6:.2f} MB); signatures serving_default "
               f"(encoded images), predict_images (uint8 pixels); scales "
@@ -228,7 +253,7 @@ def main(argv):
         return
     from deeplab_tf.export.tflite import export_tflite
 
-    result = export_tflite(model, config, export_config, _EXPORT_DIR.value,
+    result = export_tflite(model_, config, export_config, export_dir,
                            overwrite=_OVERWRITE.value, metadata=metadata)
     spec = result["input"]
     print(f"Wrote {result['path']} ({result['size_bytes'] / 1e6:.2f} MB, "
@@ -238,7 +263,7 @@ def main(argv):
 
 
 def run():
-    run_app(main)
+    run_app(main, "deeplab-export")
 
 
 if __name__ == "__main__":

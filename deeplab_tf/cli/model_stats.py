@@ -9,16 +9,8 @@ from __future__ import annotations
 
 import json
 
-from absl import flags
-
-from deeplab_tf.cli import _model_flags
-from deeplab_tf.cli._common import (UserError, atomic_write_text, dataset_num_classes,
-                                    parse_size, run_app)
-
-_CROP_SIZE = flags.DEFINE_list("crop_size", "513,513", "Input size 'height,width'.")
-_STATS_DATASET = flags.DEFINE_string(
-    "dataset", "pascal_voc_seg", "Dataset name (gives the class count unless --num_classes).")
-_JSON = flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
+from deeplab_tf.cli._common import UserError, atomic_write_text, run_app
+from deeplab_tf.cli.flags import bench, data, export, model, parse_size
 
 
 def main(argv):
@@ -26,21 +18,20 @@ def main(argv):
         raise UserError(f"Unexpected arguments: {' '.join(argv[1:])}")
     from deeplab_tf.model import model_stats
 
-    height, width = parse_size(_CROP_SIZE.value, "crop_size")
-    config = _model_flags.model_config_from_flags(
-        num_classes=dataset_num_classes(_STATS_DATASET.value))
+    height, width = parse_size(export.CROP_SIZE.value, "crop_size")
+    config = model.model_config(num_classes=data.dataset_num_classes())
     stats = model_stats(config, height, width)
     print(f"model_variant: {config.model_variant}")
     print(f"input: {height}x{width}, classes: {config.num_classes}")
     print(f"params: {stats['params']:,}")
     print(f"multiply-adds: {stats['madds'] / 1e9:.2f}B")
-    if _JSON.value:
-        atomic_write_text(_JSON.value, json.dumps(
+    if bench.JSON.value:
+        atomic_write_text(bench.JSON.value, json.dumps(
             {"config": config.to_dict(), "height": height, "width": width, **stats}, indent=2))
 
 
 def run():
-    run_app(main)
+    run_app(main, "deeplab-model-stats")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     deeplab-vis --checkpoint_dir=train --vis_logdir=vis --dataset=pascal_voc_seg \\
         --dataset_dir=tfrecord --vis_split=val --max_number_of_iterations=1
-    deeplab-vis --checkpoint_dir=train --vis_logdir=vis --image_dir=photos/ \\
+    deeplab-vis --checkpoint_dir=train --vis_logdir=vis --vis_image_dir=photos/ \\
         --max_number_of_iterations=1
 
 Flags as the original vis.py. Writes ``vis_logdir/segmentation_results/`` (``%06d_image``,
@@ -18,30 +18,11 @@ for each new checkpoint until interrupted.
 from __future__ import annotations
 
 import os
-
-from absl import flags
+import sys
 
 from deeplab_tf.cli import _eval_common
 from deeplab_tf.cli._common import UserError, run_app
-
-_VIS_LOGDIR = flags.DEFINE_string("vis_logdir", None, "Where to write the images.")
-_VIS_SPLIT = flags.DEFINE_string("vis_split", "val", "Which split of the dataset to visualize.")
-_IMAGE_DIR = flags.DEFINE_string(
-    "image_dir", None,
-    "Visualize the images of this folder instead of a dataset split (--dataset then only "
-    "gives the class count and palette; --dataset_dir is optional).")
-_COLORMAP_TYPE = flags.DEFINE_enum(
-    "colormap_type", None, ["pascal", "cityscapes", "ade20k"],
-    "Colormap of the predictions; default: the dataset's palette.")
-_ALSO_SAVE_RAW_PREDICTIONS = flags.DEFINE_boolean(
-    "also_save_raw_predictions", False,
-    "Also save raw label-id predictions (Cityscapes: labelIds for the benchmark server).")
-_VIS_CROP_SIZE = flags.DEFINE_list(
-    "vis_crop_size", None,
-    "The original vis.py's name for --eval_crop_size (used instead when given).")
-_MAX_NUMBER_OF_ITERATIONS = flags.DEFINE_integer(
-    "max_number_of_iterations", 0,
-    "Checkpoints to visualize; 0 or less: each new one until interrupted (the original's).")
+from deeplab_tf.cli.flags import converters, data, given_on_command_line, inference, vis
 
 
 def _palette(info):
@@ -52,61 +33,72 @@ def _palette(info):
         "pascal": palettes.pascal_palette,
         "cityscapes": palettes.cityscapes_palette,
         "ade20k": palettes.ade20k_palette,
-    }[_COLORMAP_TYPE.value]()
+    }[vis.COLORMAP_TYPE.value]()
+
+
+def _image_dir():
+    """--vis_image_dir, or the old spelling --image_dir given on the command line."""
+    if vis.VIS_IMAGE_DIR.value:
+        return vis.VIS_IMAGE_DIR.value
+    if converters.IMAGE_DIR.value and given_on_command_line("image_dir"):
+        print("note: --image_dir is deeplab-build-folder's flag; deeplab-vis reads it as "
+              "--vis_image_dir (the old spelling)", file=sys.stderr)
+        return converters.IMAGE_DIR.value
+    return None
 
 
 def main(argv):
     _eval_common.check_no_arguments(argv)
-    if not _VIS_LOGDIR.value:
+    vis_logdir, split = vis.VIS_LOGDIR.value, vis.VIS_SPLIT.value
+    if not vis_logdir:
         raise UserError("--vis_logdir is required")
-    fields = {"max_number_of_evaluations": _MAX_NUMBER_OF_ITERATIONS.value}
-    if _VIS_CROP_SIZE.value:
-        fields["eval_crop_size"] = _eval_common.size_flag("vis_crop_size", _VIS_CROP_SIZE.value)
-    eval_config = _eval_common.eval_config_from_flags(**fields)
+    eval_config = inference.eval_config(
+        max_number_of_evaluations=vis.MAX_NUMBER_OF_ITERATIONS.value,
+        eval_crop_size=vis.crop_size())
     directory = _eval_common.checkpoint_dir()
-    image_dir = _IMAGE_DIR.value
+    image_dir = _image_dir()
     if image_dir:
         if not os.path.isdir(image_dir):
-            raise UserError(f"--image_dir={image_dir} is not a directory")
-        info = _eval_common.dataset_info(require_dir=False)
+            raise UserError(f"--vis_image_dir={image_dir} is not a directory")
+        info = data.dataset_info(require_dir=False)
     else:
-        data_config = _eval_common.data_config(_VIS_SPLIT.value)
-        info = _eval_common.dataset_info()
+        info = data.dataset_info()
+        data_config = data.data_config(eval_split=split)
 
     # TensorFlow and the model only once the flags are checked.
     from deeplab_tf.evaluation import visualize
 
-    model, model_config, predict, pad_value = _eval_common.build_predictor(
-        info.num_classes, directory, eval_config)
+    predictor = _eval_common.build_predictor(info.num_classes, directory, eval_config)
     palette = _palette(info)
     id_map = visualize.cityscapes_train_id_to_label_id() if info.name == "cityscapes" else None
-    vis_logdir = _VIS_LOGDIR.value
+    save_raw = vis.ALSO_SAVE_RAW_PREDICTIONS.value
 
     for path in _eval_common.checkpoints(eval_config.max_number_of_evaluations,
                                          eval_config.eval_interval_secs):
-        _eval_common.restore(model, path)
+        predict = predictor.load(path)
         if image_dir:
             samples = visualize.folder_images(image_dir)
         else:
             from deeplab_tf.data import pipeline
 
             samples = pipeline.eval_dataset(
-                data_config, _VIS_SPLIT.value, mean_pixel=pad_value,
-                ignore_label=info.ignore_label, output_stride=model_config.output_stride)
+                data_config, split, mean_pixel=predictor.pad_value,
+                ignore_label=info.ignore_label,
+                output_stride=predictor.model_config.output_stride)
         count = visualize.visualize_samples(
             predict, samples, vis_logdir, palette, ignore_label=info.ignore_label,
-            save_raw=_ALSO_SAVE_RAW_PREDICTIONS.value, train_id_to_label_id=id_map)
+            save_raw=save_raw, train_id_to_label_id=id_map)
         if count == 0:
-            raise UserError(f"The {_VIS_SPLIT.value} split of {info.name} yielded no images")
+            raise UserError(f"The {split} split of {info.name} yielded no images")
         print(f"Visualized {count} images with {path} in "
               f"{os.path.join(vis_logdir, visualize.SEMANTIC_PREDICTION_DIR)}"
               + (f" (raw predictions{' as Cityscapes labelIds' if id_map else ''} in "
                  f"{os.path.join(vis_logdir, visualize.RAW_SEMANTIC_PREDICTION_DIR)})"
-                 if _ALSO_SAVE_RAW_PREDICTIONS.value else ""), flush=True)
+                 if save_raw else ""), flush=True)
 
 
 def run():
-    run_app(main)
+    run_app(main, "deeplab-vis")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,29 @@
+"""deeplab-bench's and deeplab-model-stats's flags (the input size is ``--crop_size``)."""
+
+from __future__ import annotations
+
+from absl import flags
+
+BATCH_SIZE = flags.DEFINE_integer("batch_size", 4, "Batch size of the throughput run.")
+MODES = flags.DEFINE_list(
+    "modes", "eager,function,function_folded,xla,bfloat16_folded",
+    "Inference modes to time (eager, function, function_folded, xla, bfloat16, "
+    "bfloat16_folded).")
+REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repetitions (median reported).")
+THROUGHPUT = flags.DEFINE_boolean("throughput", True, "Also time --batch_size images.")
+TRAIN = flags.DEFINE_boolean("train", False, "Also time training steps (float32, bfloat16).")
+BENCH_TRAIN_BATCH_SIZE = flags.DEFINE_integer(
+    "bench_train_batch_size", 2, "Batch size of the training-step benchmark.")
+TRAIN_JIT = flags.DEFINE_list("train_jit", "false,true", "Time training without and/or with XLA.")
+PIPELINE_DATASET_DIR = flags.DEFINE_string(
+    "pipeline_dataset_dir", None, "TFRecord directory: also time the training input pipeline.")
+SAVED_MODEL_DIR = flags.DEFINE_string(
+    "saved_model_dir", None, "A SavedModel version directory to time (predict_images).")
+TFLITE_MODEL = flags.DEFINE_multi_string("tflite_model", None, "TFLite model(s) to time.")
+AGREEMENT = flags.DEFINE_boolean(
+    "agreement", True, "Also compare folded and bfloat16 outputs with float32 (random weights "
+    "with realistic batch-norm statistics): max relative logit difference, argmax agreement.")
+OUTPUT_JSON = flags.DEFINE_string("output_json", "bench_output/bench.json",
+                                  "Where to write the results.")
+JSON = flags.DEFINE_string("json", None, "deeplab-model-stats: also write the figures to this "
+                           "JSON file.")

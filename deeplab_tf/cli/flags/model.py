@@ -1,0 +1,107 @@
+"""Model flags (the original common.py's), read by every binary that builds a model.
+
+Defaults are ``ModelConfig``'s. List flags keep the original's forms: repeated
+(``--atrous_rates=6 --atrous_rates=12``) or comma lists (``--decoder_output_stride=4``).
+The training toggles that live in ModelConfig (fine_tune_batch_norm, sync_batch_norm) are
+deeplab-train's flags (``flags/train.py``).
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+from deeplab_tf.cli.flags.values import default, list_default, parse_ints, parse_size
+from deeplab_tf.config import MODEL_VARIANTS, ModelConfig
+
+_M = ModelConfig
+
+MODEL_VARIANT = flags.DEFINE_enum(
+    "model_variant", default(_M, "model_variant"), list(MODEL_VARIANTS), "DeepLab backbone.")
+NUM_CLASSES = flags.DEFINE_integer(
+    "num_classes", None,
+    "Number of classes; default: the dataset's (deeplab-export: the checkpoint's logits).")
+OUTPUT_STRIDE = flags.DEFINE_integer(
+    "output_stride", default(_M, "output_stride"),
+    "Ratio of input to encoder output resolution: 8, 16 or 32.")
+ATROUS_RATES = flags.DEFINE_multi_integer(
+    "atrous_rates", list_default(_M, "atrous_rates"),
+    "Atrous rates of the ASPP 3x3 branches (repeat the flag).")
+DECODER_OUTPUT_STRIDE = flags.DEFINE_list(
+    "decoder_output_stride", list_default(_M, "decoder_output_stride"),
+    "Comma list of decoder output strides (e.g. 4, or 8,4); empty: DeepLabv3 (no decoder).")
+MULTI_GRID = flags.DEFINE_multi_integer(
+    "multi_grid", list_default(_M, "multi_grid"),
+    "Unit rates of the last block (repeat the flag), e.g. 1, 2, 4.")
+DEPTH_MULTIPLIER = flags.DEFINE_float(
+    "depth_multiplier", default(_M, "depth_multiplier"), "MobileNetV2 channel multiplier.")
+DIVISIBLE_BY = flags.DEFINE_integer(
+    "divisible_by", default(_M, "divisible_by"),
+    "MobileNetV2 channel rounding (default: the original's).")
+ASPP_WITH_SEPARABLE_CONV = flags.DEFINE_boolean(
+    "aspp_with_separable_conv", default(_M, "aspp_with_separable_conv"),
+    "Separable convolutions in ASPP.")
+DECODER_USE_SEPARABLE_CONV = flags.DEFINE_boolean(
+    "decoder_use_separable_conv", default(_M, "decoder_use_separable_conv"),
+    "Separable convolutions in the decoder.")
+ADD_IMAGE_LEVEL_FEATURE = flags.DEFINE_boolean(
+    "add_image_level_feature", default(_M, "add_image_level_feature"),
+    "Add the image-level (pooling) ASPP branch.")
+IMAGE_POOLING_CROP_SIZE = flags.DEFINE_multi_string(
+    "image_pooling_crop_size", None,
+    "Crop size 'h,w' whose feature size is the image pooling kernel; empty: global pooling.")
+IMAGE_POOLING_STRIDE = flags.DEFINE_multi_string(
+    "image_pooling_stride", [",".join(str(v) for v in default(_M, "image_pooling_stride"))],
+    "Stride 'h,w' of the image pooling.")
+ASPP_CONVS_FILTERS = flags.DEFINE_integer(
+    "aspp_convs_filters", default(_M, "aspp_convs_filters"), "Channels of the ASPP branches.")
+DECODER_FILTERS = flags.DEFINE_integer(
+    "decoder_filters", default(_M, "decoder_filters"), "Channels of the decoder convolutions.")
+WEIGHT_DECAY = flags.DEFINE_float(
+    "weight_decay", default(_M, "weight_decay"), "slim L2 weight decay (wd * sum(w^2) / 2).")
+
+# The flags that describe the network (a run's config.json is used when none is given).
+ARCHITECTURE = (MODEL_VARIANT, NUM_CLASSES, OUTPUT_STRIDE, ATROUS_RATES, DECODER_OUTPUT_STRIDE,
+                MULTI_GRID, DEPTH_MULTIPLIER, DIVISIBLE_BY, ASPP_WITH_SEPARABLE_CONV,
+                DECODER_USE_SEPARABLE_CONV, ADD_IMAGE_LEVEL_FEATURE, IMAGE_POOLING_CROP_SIZE,
+                IMAGE_POOLING_STRIDE, ASPP_CONVS_FILTERS, DECODER_FILTERS, WEIGHT_DECAY)
+
+
+def explicit() -> list:
+    """Names of the model flags given (on the command line or in a flagfile)."""
+    return sorted(holder.name for holder in ARCHITECTURE if holder.present)
+
+
+def model_config(num_classes=None, **overrides) -> ModelConfig:
+    """A ModelConfig from the parsed flags.
+
+    Args:
+        num_classes: int or None. Used when --num_classes is not given (e.g. the dataset's).
+        **overrides: ModelConfig fields the binary sets itself (fine_tune_batch_norm, ...).
+
+    Raises:
+        ValueError: a one-line message naming the bad flag value.
+    """
+    classes = NUM_CLASSES.value or num_classes
+    if classes is None:
+        raise ValueError("--num_classes is required when the dataset does not define it")
+    values = dict(
+        model_variant=MODEL_VARIANT.value,
+        num_classes=classes,
+        output_stride=OUTPUT_STRIDE.value,
+        atrous_rates=tuple(ATROUS_RATES.value or ()),
+        decoder_output_stride=parse_ints(DECODER_OUTPUT_STRIDE.value, "decoder_output_stride"),
+        multi_grid=tuple(MULTI_GRID.value or ()),
+        depth_multiplier=DEPTH_MULTIPLIER.value,
+        divisible_by=DIVISIBLE_BY.value,
+        aspp_with_separable_conv=ASPP_WITH_SEPARABLE_CONV.value,
+        decoder_use_separable_conv=DECODER_USE_SEPARABLE_CONV.value,
+        add_image_level_feature=ADD_IMAGE_LEVEL_FEATURE.value,
+        image_pooling_crop_size=parse_size(IMAGE_POOLING_CROP_SIZE.value,
+                                           "image_pooling_crop_size"),
+        image_pooling_stride=parse_size(IMAGE_POOLING_STRIDE.value, "image_pooling_stride"),
+        aspp_convs_filters=ASPP_CONVS_FILTERS.value,
+        decoder_filters=DECODER_FILTERS.value,
+        weight_decay=WEIGHT_DECAY.value,
+    )
+    values.update(overrides)
+    return ModelConfig(**values)
