@@ -13,7 +13,7 @@ import tempfile
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from deeplab_tf.data import benchmark  # noqa: E402
+from deeplab_tf.bench import data as benchmark  # noqa: E402
 
 
 def main():

@@ -47,7 +47,7 @@ def _bool_list(values, name):
 def _time_saved_model(path, height, width, repeats):
     import tensorflow as tf
 
-    from deeplab_tf.benchmark import time_call
+    from deeplab_tf.bench.timing import time_call
 
     loaded = tf.saved_model.load(path)
     fn = loaded.signatures["predict_images"]
@@ -60,7 +60,7 @@ def _time_tflite(path, repeats):
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
-    from deeplab_tf.benchmark import time_call
+    from deeplab_tf.bench.timing import time_call
 
     interpreter = Interpreter(model_path=path, num_threads=os.cpu_count())
     interpreter.allocate_tensors()
@@ -77,7 +77,7 @@ def _time_tflite(path, repeats):
 def main(argv):
     if len(argv) > 1:
         raise UserError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    from deeplab_tf import benchmark
+    from deeplab_tf import benchmark  # bench.model/timing, and train_benchmarks on the real Trainer
     from deeplab_tf.model import model_stats
 
     height, width = parse_size(_CROP_SIZE.value, "crop_size")
@@ -113,7 +113,7 @@ def main(argv):
             results += benchmark.train_benchmarks(config, height, width,
                                                   _TRAIN_BATCH_SIZE.value, jit=jit)
     if _PIPELINE_DIR.value:
-        from deeplab_tf.data import benchmark as data_benchmark
+        from deeplab_tf.bench import data as data_benchmark
 
         rate = data_benchmark.pipeline_throughput(_PIPELINE_DIR.value, crop_size=(height, width))
         extra["input pipeline (images/s)"] = f"{rate:.1f}"

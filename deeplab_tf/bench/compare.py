@@ -1,0 +1,177 @@
+"""Side-by-side inference comparison: every contender in its own process, alternating rounds.
+
+``compare`` builds each contender of ``bench.contenders`` in a ``bench.worker`` process (one
+after another, the others paused), checks its labels against the Keras model's
+(``tf_function``) on the same image, measures the machine's peak in the same run, then times
+``rounds`` rounds that call each contender once in turn. Reported per contender: median and
+spread (best..worst), ratio to the fastest, to ``tf_function`` and to the original's graph
+(when given), GFLOP/s and utilisation of the peak, argmax agreement, build time.
+
+Example:
+
+>>> report = compare(Setup(ModelConfig(model_variant="mobilenet_v2").to_dict(), 513, 513))
+>>> print(format_comparison(report))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from deeplab_tf.bench.contenders import DEFAULT_CONTENDERS, REFERENCE, Setup, build, make_image
+from deeplab_tf.bench.timing import Summary
+from deeplab_tf.bench.worker import Pool, Worker
+
+
+def _contender_factory(name: str, setup: Setup):
+    """Worker factory (runs in the contender's process)."""
+    image = make_image(setup)
+    fn = build(name, setup)
+    facts = {}
+    if name == REFERENCE:
+        from deeplab_tf.config import ModelConfig
+        from deeplab_tf.model import build_model, count_madds
+
+        facts["madds"] = count_madds(build_model(ModelConfig.from_dict(setup.model_config)),
+                                     setup.height, setup.width)
+    return (lambda: np.asarray(fn(image))), facts
+
+
+def _peak_factory():
+    from deeplab_tf.bench.timing import peak_flops
+
+    return peak_flops, {}
+
+
+@dataclasses.dataclass
+class ContenderResult:
+    name: str
+    summary: Optional[Summary] = None
+    agreement: Optional[float] = None  # argmax agreement with the reference (fraction)
+    build_seconds: float = 0.0
+    error: str = ""
+
+
+@dataclasses.dataclass
+class Comparison:
+    setup: Setup
+    results: List[ContenderResult]
+    peak: Dict[str, float]
+    madds: Optional[int]
+    rounds: int
+
+    def result(self, name: str) -> Optional[ContenderResult]:
+        return next((r for r in self.results if r.name == name and r.summary), None)
+
+    @property
+    def fastest(self) -> Optional[ContenderResult]:
+        timed = [r for r in self.results if r.summary]
+        return min(timed, key=lambda r: r.summary.median) if timed else None
+
+    def speedup(self, name: str, over: str) -> Optional[float]:
+        """median(over) / median(name): > 1 when ``name`` is faster."""
+        a, b = self.result(name), self.result(over)
+        return b.summary.median / a.summary.median if a and b else None
+
+    def to_dict(self) -> dict:
+        return {"setup": dataclasses.asdict(self.setup), "peak": self.peak,
+                "madds": self.madds, "rounds": self.rounds,
+                "results": [{"name": r.name, "error": r.error, "agreement": r.agreement,
+                             "build_seconds": r.build_seconds,
+                             **({"median_s": r.summary.median, "best_s": r.summary.best,
+                                 "worst_s": r.summary.worst} if r.summary else {})}
+                            for r in self.results]}
+
+
+def compare(setup: Setup, contenders: Sequence[str] = DEFAULT_CONTENDERS, *, rounds: int = 5,
+            warmup: int = 1, log=print) -> Comparison:
+    """Times ``contenders`` (plus ``original`` when ``setup.frozen_graph``) side by side.
+
+    A contender that fails to build is reported with its error, the others still run. The
+    reference ``tf_function`` is always built (it gives the agreement and the multiply-adds).
+    """
+    names = list(dict.fromkeys([REFERENCE, *contenders]
+                               + (["original"] if setup.frozen_graph else [])))
+    workers, results = [], {name: ContenderResult(name) for name in names}
+    try:
+        log("  measuring the peak (large matmul / 3x3 conv) ...")
+        peak_worker = Worker("peak", _peak_factory)
+        peak = peak_worker.call(want_output=True)[1]
+        peak_worker.close()
+        for name in names:
+            log(f"  building {name} ...")
+            try:
+                worker = Worker(name, _contender_factory, (name, setup))
+            except Exception as error:  # WorkerError: reported, the others go on
+                results[name].error = str(error).splitlines()[0]
+                log(f"  {name}: {results[name].error}")
+                continue
+            results[name].build_seconds = worker.facts["build_seconds"]
+            workers.append(worker)
+        madds = next((w.facts["madds"] for w in workers if "madds" in w.facts), None)
+        pool = Pool(workers)
+        labels = {}
+        for index in range(warmup):
+            for name, (_, output) in pool.round(index, want_output=index == 0).items():
+                if output is not None:
+                    labels[name] = output
+        reference = labels.get(REFERENCE)
+        for name, output in labels.items():
+            if reference is not None and output.shape == reference.shape and name != "original":
+                results[name].agreement = float((output == reference).mean())
+        times = {w.name: [] for w in workers}
+        for index in range(rounds):
+            for name, (seconds, _) in pool.round(index).items():
+                times[name].append(seconds)
+            log(f"  round {index + 1}/{rounds}: " + "  ".join(
+                f"{name} {times[name][-1]:.3f}s" for name in times))
+        for name, values in times.items():
+            results[name].summary = Summary.of(values)
+    finally:
+        for worker in workers:
+            worker.close()
+    return Comparison(setup, [results[n] for n in names], peak, madds, rounds)
+
+
+def _ratio(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def format_comparison(report: Comparison) -> str:
+    """A Markdown table of ``compare``'s report, with the peak and the reading rules."""
+    config = report.setup.model_config
+    fastest = report.fastest
+    has_original = report.result("original") is not None
+    peak = report.peak["peak_flops"]
+    lines = [
+        f"{config['model_variant']} OS{config['output_stride']}"
+        f"{' decoder' if config.get('decoder_output_stride') else ''}, "
+        f"{report.setup.height}x{report.setup.width}, batch 1; median of {report.rounds} "
+        "alternating rounds, each contender in its own process",
+        f"peak (best of a large matmul / 3x3 conv, this run): {peak / 1e9:.1f} GFLOP/s "
+        f"(matmul {report.peak['matmul_flops'] / 1e9:.1f}, conv "
+        f"{report.peak['conv_flops'] / 1e9:.1f})", "",
+        "| contender | median (ms) | best..worst (ms) | vs fastest | vs tf_function |"
+        + (" vs original |" if has_original else "") + " GFLOP/s | util. | argmax agreement |",
+        "|---|---:|---:|---:|---:|" + ("---:|" if has_original else "") + "---:|---:|---:|"]
+    for r in report.results:
+        if not r.summary:
+            lines.append(f"| {r.name} | failed: {r.error} |")
+            continue
+        s = r.summary
+        gflops = (2.0 * report.madds / s.median / 1e9) if report.madds else None
+        agreement = ("own weights" if r.name == "original" else
+                     "-" if r.agreement is None else f"{100 * r.agreement:.3f} %")
+        lines.append(
+            f"| {r.name} | {s.median * 1e3:.1f} | {s.best * 1e3:.1f}..{s.worst * 1e3:.1f} | "
+            f"{_ratio(fastest.summary.median / s.median)} | "
+            f"{_ratio(report.speedup(r.name, REFERENCE))} |"
+            + (f" {_ratio(report.speedup(r.name, 'original'))} |" if has_original else "")
+            + (f" {gflops:.1f} | {100 * gflops * 1e9 / peak:.1f} % |" if gflops else " - | - |")
+            + f" {agreement} |")
+    lines.append("")
+    lines.append("ratios: median of the column's contender / median of this row (> 1: this row "
+                 "is faster); agreement: labels equal to tf_function's (Keras model as trained)")
+    return "\n".join(lines)

@@ -1,0 +1,175 @@
+"""The inference contenders of ``bench.compare``: one callable each, uint8 image -> labels.
+
+Every contender computes ``evaluation.inference.predict`` (single scale) on the same weights
+and the same image; they differ only in formulation and runtime:
+
+* ``tf_function``: ``tf.function`` of ``predict`` on the Keras model as trained (what the
+  SavedModel and deeplab-eval ran before batch-norm folding became the default);
+* ``tf_folded``: the same on ``prepare_model`` (batch norm folded): the default path;
+* ``tf_frozen``: the frozen GraphDef (``export_frozen_graph``'s graph) run by TensorFlow;
+* ``openvino``: that graph converted by ``export.openvino`` (OpenVINO CPU runtime), input
+  shape fixed to the benchmark's size;
+* ``onnxruntime``: that graph converted by ``export.onnx`` (tf2onnx + ONNX Runtime), input
+  shape fixed likewise;
+* ``tflite``: the float32 TFLite export (LiteRT, XNNPACK);
+* ``original``: a frozen_inference_graph.pb of the original (``--compare_frozen_graph``):
+  ImageTensor:0 uint8 [1, H, W, 3] -> SemanticPredictions:0, its own weights.
+
+Each is built in its own process (``bench.worker``) from a ``Setup``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable, Optional
+
+import numpy as np
+
+CONTENDERS = ("tf_function", "tf_folded", "tf_frozen", "openvino", "onnxruntime", "tflite",
+              "original")
+DEFAULT_CONTENDERS = ("tf_function", "tf_folded", "tf_frozen", "openvino", "onnxruntime",
+                      "tflite")
+REFERENCE = "tf_function"  # the Keras model as trained: the agreement reference
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """What every contender process needs to build the same model on the same input.
+
+    Attributes:
+        model_config: dict (``ModelConfig.to_dict()``).
+        height, width: int. Input size.
+        seed: int. Weights (``model.randomize_weights``) and image seed.
+        checkpoint_path: str or None. Load these weights instead of random ones.
+        frozen_graph: str or None. The original's frozen_inference_graph.pb (``original``).
+        threads: int or None. Threads of the OpenVINO / ONNX Runtime / LiteRT runtimes.
+    """
+
+    model_config: dict
+    height: int
+    width: int
+    seed: int = 0
+    checkpoint_path: Optional[str] = None
+    frozen_graph: Optional[str] = None
+    threads: Optional[int] = None
+
+
+def make_image(setup: Setup) -> np.ndarray:
+    """The benchmark's uint8 image [1, H, W, 3]: smooth blobs plus noise, reproducible."""
+    rng = np.random.default_rng(setup.seed + 1)
+    yy, xx = np.mgrid[0:setup.height, 0:setup.width] / max(setup.height, setup.width)
+    base = np.stack([np.sin(6 * xx + c) + np.cos(5 * yy - c) for c in range(3)], -1)
+    image = 127.5 + 60 * base + rng.normal(0, 20, base.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)[np.newaxis]
+
+
+def _model_and_spec(setup: Setup):
+    from deeplab_tf.bench.model import randomize_weights
+    from deeplab_tf.config import ModelConfig
+    from deeplab_tf.evaluation.inference import InferenceSpec
+    from deeplab_tf.model import build_model, mean_pixel
+
+    config = ModelConfig.from_dict(setup.model_config)
+    model = build_model(config)
+    if setup.checkpoint_path:
+        from deeplab_tf.checkpoints import load_for_inference
+
+        load_for_inference(model, setup.checkpoint_path)
+    else:
+        randomize_weights(model, setup.seed)
+    spec = InferenceSpec(output_stride=config.output_stride,
+                         pad_value=mean_pixel(config.model_variant))
+    return model, config, spec
+
+
+def _tf_predict(model, spec):
+    import tensorflow as tf
+
+    from deeplab_tf.evaluation import inference
+
+    @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8)])
+    def serve(images):
+        return inference.predict(model, images, spec)[inference.LABELS]
+
+    return lambda image: serve(image).numpy()
+
+
+def graph_function(graph_def, input_name: str = "ImageTensor:0",
+                   output_name: str = "SemanticPredictions:0") -> Callable:
+    """A callable uint8 [1, H, W, 3] -> labels of a frozen GraphDef, run by TensorFlow."""
+    import tensorflow as tf
+
+    def imported():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+
+    wrapped = tf.compat.v1.wrap_function(imported, [])
+    graph = wrapped.graph
+    fn = wrapped.prune(graph.get_tensor_by_name(input_name),
+                       graph.get_tensor_by_name(output_name))
+    return lambda image: fn(tf.constant(image)).numpy()
+
+
+def load_graph_def(path: str):
+    """The GraphDef of a frozen .pb; ValueError naming the file when it is not one."""
+    import tensorflow as tf
+
+    try:
+        with open(path, "rb") as f:
+            return tf.compat.v1.GraphDef.FromString(f.read())
+    except (OSError, Exception) as error:
+        raise ValueError(f"--compare_frozen_graph={path}: not a readable frozen GraphDef "
+                         f"(.pb): {error}") from None
+
+
+def build(name: str, setup: Setup) -> Callable[[np.ndarray], np.ndarray]:
+    """The contender ``name`` as a callable uint8 [1, H, W, 3] -> int32 labels [1, H, W]."""
+    if name not in CONTENDERS:
+        raise ValueError(f"Unknown contender (expected one of {', '.join(CONTENDERS)}). "
+                         f"Received: {name!r}")
+    if name == "original":
+        if not setup.frozen_graph:
+            raise ValueError("The 'original' contender needs --compare_frozen_graph=PATH")
+        return graph_function(load_graph_def(setup.frozen_graph))
+    model, config, spec = _model_and_spec(setup)
+    if name == "tf_function":
+        return _tf_predict(model, dataclasses.replace(spec, fold_batch_norm=False))
+    from deeplab_tf.evaluation.inference import prepare_model
+
+    if name == "tf_folded":
+        return _tf_predict(prepare_model(model, spec, config), spec)
+    if name == "tf_frozen":
+        from deeplab_tf.export.openvino import frozen_inference_graph
+
+        return graph_function(frozen_inference_graph(model, config, spec))
+    if name == "openvino":
+        import openvino as ov
+
+        from deeplab_tf.export.openvino import convert
+
+        properties = {"PERFORMANCE_HINT": "LATENCY"}
+        if setup.threads:
+            properties["INFERENCE_NUM_THREADS"] = int(setup.threads)
+        # A static input shape: OpenVINO's CPU plugin runs dynamic shapes much slower.
+        converted = convert(model, config, spec, crop_size=(setup.height, setup.width))
+        compiled = ov.Core().compile_model(converted, "CPU", properties)
+        request = compiled.create_infer_request()
+        return lambda image: request.infer({0: image})[compiled.outputs[0]]
+    if name == "onnxruntime":
+        from deeplab_tf.export.onnx import ONNXRuntimePredictor, convert_onnx
+
+        runner = ONNXRuntimePredictor(
+            convert_onnx(model, config, spec, crop_size=(setup.height, setup.width)),
+            setup.threads)
+        return lambda image: runner.predict(image)["labels"]
+    # tflite: float32 export at the padded size; fit_to_input pads with the mean pixel.
+    from deeplab_tf.config import ExportConfig
+    from deeplab_tf.data.preprocess import padded_size
+    from deeplab_tf.export.tflite import LiteRTModel, convert_tflite
+
+    size = (padded_size(setup.height, spec.output_stride),
+            padded_size(setup.width, spec.output_stride))
+    content = convert_tflite(prepare_model(model, spec, config),
+                             ExportConfig(format="tflite", crop_size=size))
+    runner = LiteRTModel(content, num_threads=setup.threads or os.cpu_count())
+    return lambda image: runner.predict_image(image[0], spec.pad_value)[np.newaxis]

@@ -1,0 +1,177 @@
+"""The bench package's pieces on tiny inputs: hardware detection on fake /proc/cpuinfo text,
+timing summaries, worker processes in alternating rounds, the side-by-side comparison, the
+Trainer-step benchmark and ``benchmarks/gpu.sh --smoke``. No test asserts a time."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from deeplab_tf import hardware
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+EPYC_AVX2 = """processor\t: 0
+vendor_id\t: AuthenticAMD
+model name\t: AMD EPYC
+flags\t\t: fpu vme sse sse2 ssse3 sse4_1 sse4_2 avx avx2 fma f16c bmi2
+processor\t: 1
+model name\t: AMD EPYC
+flags\t\t: fpu vme sse sse2 ssse3 sse4_1 sse4_2 avx avx2 fma f16c bmi2
+"""
+XEON_AVX512_BF16 = """processor\t: 0
+model name\t: Intel(R) Xeon(R) Platinum 8375C
+flags\t\t: fpu sse2 avx avx2 fma avx512f avx512bw avx512_vnni avx512_bf16
+"""
+SAPPHIRE_AMX = """processor\t: 0
+model name\t: Intel(R) Xeon(R) Platinum 8480+
+flags\t\t: fpu avx2 avx512f amx_tile amx_bf16 amx_int8
+"""
+GRAVITON = """processor\t: 0
+BogoMIPS\t: 243.75
+Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp bf16
+"""
+
+
+@pytest.mark.parametrize("text, policy, flag", [
+    (EPYC_AVX2, "float32", "no native bfloat16"),
+    (XEON_AVX512_BF16, "bfloat16", "avx512_bf16"),
+    (SAPPHIRE_AMX, "bfloat16", "amx_bf16"),
+    (GRAVITON, "float32", "no native bfloat16"),
+])
+def test_auto_mixed_precision_from_cpuinfo(text, policy, flag):
+    machine = hardware.detect(cpuinfo_text=text, gpus=())
+    assert machine.native_bf16 == (policy == "bfloat16")
+    chosen, reason = hardware.resolve_mixed_precision("auto", machine)
+    assert chosen == policy and flag in reason
+
+
+def test_cpuinfo_parsing_and_description():
+    model, flags = hardware.parse_cpuinfo(EPYC_AVX2)
+    assert model == "AMD EPYC" and "avx2" in flags and "avx512f" not in flags
+    machine = hardware.detect(cpuinfo_text=EPYC_AVX2, gpus=())
+    assert "AMD EPYC" in machine.describe() and "AVX2" in machine.describe()
+    assert "AMX" in hardware.detect(cpuinfo_text=SAPPHIRE_AMX, gpus=()).describe()
+    assert hardware.parse_cpuinfo("") == ("", frozenset())
+
+
+@pytest.mark.parametrize("capability, policy", [((8, 0), "bfloat16"), ((9, 0), "bfloat16"),
+                                                ((7, 5), "float16"), ((6, 1), "float32")])
+def test_auto_mixed_precision_on_gpus(capability, policy):
+    machine = hardware.detect(cpuinfo_text=EPYC_AVX2, gpus=[("NVIDIA X", capability)])
+    chosen, reason = hardware.resolve_mixed_precision("auto", machine)
+    assert chosen == policy and "NVIDIA X" in reason
+
+
+def test_explicit_mixed_precision_is_kept_and_unknown_rejected():
+    machine = hardware.detect(cpuinfo_text=EPYC_AVX2, gpus=())
+    assert hardware.resolve_mixed_precision("bfloat16", machine)[0] == "bfloat16"
+    with pytest.raises(ValueError, match="'fp8'"):
+        hardware.resolve_mixed_precision("fp8", machine)
+
+
+def test_summary_and_time_calls():
+    from deeplab_tf.bench.timing import Summary, time_calls
+
+    values = [0.3, 0.1, 0.2, 0.5]
+    s = Summary.of(values)
+    assert (s.median, s.best, s.worst, s.count) == (np.median(values), 0.1, 0.5, 4)
+    assert s.spread == pytest.approx(0.4 / np.median(values))
+    calls = []
+    assert len(time_calls(lambda: calls.append(1), warmup=2, repeats=3)) == 3
+    assert len(calls) == 5
+    with pytest.raises(ValueError):
+        Summary.of([])
+
+
+def _counter_factory(label):
+    """Worker factory: a callable returning (label, pid, calls so far)."""
+    count = [0]
+
+    def call():
+        count[0] += 1
+        return label, os.getpid(), count[0]
+
+    return call, {"label": label}
+
+
+def _failing_factory():
+    raise RuntimeError("cannot build this one")
+
+
+def _state(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(line.split()[1] for line in f if line.startswith("State:"))
+
+
+def test_workers_alternate_and_idle_ones_are_stopped():
+    from deeplab_tf.bench.worker import Pool, Worker, WorkerError
+
+    pool = Pool([Worker(name, _counter_factory, (name,)) for name in ("a", "b", "c")])
+    try:
+        assert [w.facts["label"] for w in pool.workers] == ["a", "b", "c"]
+        pids = [w._process.pid for w in pool.workers]
+        assert len(set(pids)) == 3 and os.getpid() not in pids
+        orders = []
+        for index in range(3):
+            outputs = pool.round(index, want_output=True)
+            orders.append(list(outputs))
+            assert {name: out[1][2] for name, out in outputs.items()} == dict.fromkeys("abc",
+                                                                                      index + 1)
+            assert {out[1][1] for out in outputs.values()} == set(pids)
+        assert orders == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"]]
+        assert all(_state(pid) == "T" for pid in pids)  # stopped between calls
+    finally:
+        pool.close()
+    with pytest.raises(WorkerError, match="broken: RuntimeError: cannot build this one"):
+        Worker("broken", _failing_factory)
+
+
+def test_compare_tf_contenders_on_a_tiny_model():
+    from deeplab_tf.bench.compare import compare, format_comparison
+    from deeplab_tf.bench.contenders import Setup
+    from deeplab_tf.config import ModelConfig
+
+    config = ModelConfig(model_variant="mobilenet_v2", num_classes=3, depth_multiplier=0.25)
+    report = compare(Setup(config.to_dict(), 33, 33), ("tf_folded", "no_such_runtime"),
+                     rounds=2, log=lambda *_: None)
+    names = [r.name for r in report.results]
+    assert names == ["tf_function", "tf_folded", "no_such_runtime"]
+    reference, folded, missing = report.results
+    assert reference.agreement == 1.0 and folded.agreement >= 0.99
+    assert folded.summary.count == 2 and "Unknown contender" in missing.error
+    assert report.madds > 0 and report.peak["peak_flops"] >= report.peak["conv_flops"]
+    assert report.speedup("tf_function", "tf_function") == 1.0
+    table = format_comparison(report)
+    assert "| tf_folded |" in table and "failed: " in table and "peak" in table
+
+
+def test_trainer_step_benchmark_times_every_step_after_warmup():
+    from deeplab_tf.bench.train import time_trainer_steps
+    from deeplab_tf.config import ModelConfig
+
+    config = ModelConfig(model_variant="mobilenet_v2", num_classes=3, depth_multiplier=0.25)
+    times, loss = time_trainer_steps(config.to_dict(), 33, 33, 2, "float32", False, steps=2,
+                                     warmup=1)
+    assert len(times) == 2 and all(t > 0 for t in times)
+    # Untrained 3-class softmax: cross-entropy near log(3), plus a small weight decay.
+    assert np.isfinite(loss) and 0.5 < loss < 5
+
+
+def test_gpu_script_smoke_mode_runs_on_cpu():
+    result = subprocess.run(["bash", os.path.join(ROOT, "benchmarks", "gpu.sh"), "--smoke"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "PYTHON": sys.executable})
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "mixed_precision=auto -> " in out
+    assert "| train/float32 |" in out and "| train/float32 mirrored |" in out
+    assert "| tf_folded |" in out and "failed" not in out
+
+
+def test_gpu_script_rejects_unknown_arguments():
+    result = subprocess.run(["bash", os.path.join(ROOT, "benchmarks", "gpu.sh"), "--fast"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "'--fast'" in result.stderr
