@@ -107,10 +107,8 @@ def pad_images(images, height, width, pad_value):
     """
     images = tf.convert_to_tensor(images, tf.float32)
     shape = tf.shape(images)
-    value = tf.constant(pad_value, tf.float32)
-    pad_h = tf.maximum(height - shape[1], 0)
-    pad_w = tf.maximum(width - shape[2], 0)
-    bottom = tf.ones(tf.stack([shape[0], pad_h, shape[2], 1]), tf.float32) * value
-    images = tf.concat([images, bottom], axis=1)
-    right = tf.ones(tf.stack([shape[0], shape[1] + pad_h, pad_w, 1]), tf.float32) * value
-    return tf.concat([images, right], axis=2)
+    paddings = [[0, 0], [0, tf.maximum(height - shape[1], 0)],
+                [0, tf.maximum(width - shape[2], 0)], [0, 0]]
+    # One constant pad per channel (no zero-sized fills, which OpenVINO mis-shapes).
+    return tf.concat([tf.pad(images[..., c:c + 1], paddings, constant_values=float(v))
+                      for c, v in enumerate(pad_value)], axis=3)
