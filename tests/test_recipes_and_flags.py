@@ -310,3 +310,15 @@ def test_local_test_sh_flags_parse_quietly_into_the_original_configs(parse, bina
         assert export_config.format == "frozen_graph" and export_config.crop_size == (513, 513)
         assert export_config.export_path == "export/frozen_inference_graph.pb"
         assert export_config.inference_scales == (1.0,)
+
+
+def test_tf_initial_checkpoints_alias_of_pascal_md(capsys):
+    from absl.testing import flagsaver
+
+    with flagsaver.flagsaver(tf_initial_checkpoints="init/model.ckpt"):
+        assert train.initial_checkpoint() == "init/model.ckpt"
+    assert "read as --tf_initial_checkpoint" in capsys.readouterr().err
+    with flagsaver.flagsaver(tf_initial_checkpoints="a/model.ckpt", tf_initial_checkpoint="b"):
+        with pytest.raises(ValueError, match="--tf_initial_checkpoints=a/model.ckpt"):
+            train.initial_checkpoint()
+    assert compat.statuses()["tf_initial_checkpoints"][1] == "notice"

@@ -54,13 +54,3 @@ def run_app(main, binary: str):
             raise
 
     app.run(guarded, flags_parser=flags_parser(binary))
-
-
-def dataset_num_classes(dataset):
-    """The registry's class count for ``dataset`` (None when it is not a registry name)."""
-    from deeplab_tf.data import registry
-
-    try:
-        return registry.get_dataset_info(dataset).num_classes
-    except (ValueError, KeyError, FileNotFoundError):
-        return None

@@ -73,6 +73,9 @@ def statuses():
         if name in _STATUS_NOTES:
             notes.append(_STATUS_NOTES[name])
         out[name] = (where, "same", "; ".join(notes))
+    # Not a flag of the original's scripts: the spelling of its g3doc/pascal.md's command.
+    out["tf_initial_checkpoints"] = ("g3doc/pascal.md (for train.py's tf_initial_checkpoint)",
+                                     "notice", "read as --tf_initial_checkpoint")
     return out
 
 

@@ -86,6 +86,28 @@ TF_INITIAL_CHECKPOINT = flags.DEFINE_string(
     "Checkpoint to start from: an original TF1 DeepLab/ImageNet checkpoint, a model-zoo "
     ".tar.gz or one of this project's (prefix or directory). Ignored when train_logdir "
     "holds a checkpoint.")
+TF_INITIAL_CHECKPOINTS = flags.DEFINE_string(
+    "tf_initial_checkpoints", None,
+    "Alias of --tf_initial_checkpoint (the spelling in the original's g3doc/pascal.md).")
+ALIAS_NOTICE = ("--tf_initial_checkpoints is read as --tf_initial_checkpoint (the spelling in "
+                "the original's g3doc/pascal.md)")
+
+
+def initial_checkpoint():
+    """--tf_initial_checkpoint, or its alias --tf_initial_checkpoints (with a one-line notice)."""
+    import sys
+
+    alias = TF_INITIAL_CHECKPOINTS.value
+    if alias is None:
+        return TF_INITIAL_CHECKPOINT.value
+    if TF_INITIAL_CHECKPOINT.value not in (None, alias):
+        raise ValueError(
+            f"--tf_initial_checkpoints={alias} and --tf_initial_checkpoint="
+            f"{TF_INITIAL_CHECKPOINT.value} differ: give one of them")
+    print(f"notice: {ALIAS_NOTICE}", file=sys.stderr)
+    return alias
+
+
 INITIALIZE_LAST_LAYER = flags.DEFINE_boolean(
     "initialize_last_layer", default(_T, "initialize_last_layer"),
     "Load the last layers from the initial checkpoint (false for another class count).")
@@ -170,7 +192,7 @@ def train_config(mixed_precision=None) -> TrainConfig:
         hard_example_mining_step=HARD_EXAMPLE_MINING_STEP.value,
         last_layer_gradient_multiplier=LAST_LAYER_GRADIENT_MULTIPLIER.value,
         last_layers_contain_logits_only=LAST_LAYERS_CONTAIN_LOGITS_ONLY.value,
-        tf_initial_checkpoint=TF_INITIAL_CHECKPOINT.value,
+        tf_initial_checkpoint=initial_checkpoint(),
         initialize_last_layer=INITIALIZE_LAST_LAYER.value,
         save_interval_steps=SAVE_INTERVAL_STEPS.value,
         save_interval_secs=SAVE_INTERVAL_SECS.value, max_to_keep=MAX_TO_KEEP.value,

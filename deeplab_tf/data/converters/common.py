@@ -12,5 +12,3 @@ from deeplab_tf.data.converters.errors import ConversionError, one_line  # noqa:
 from deeplab_tf.data.converters.labels import ColorLabels, LookupLabels, read_index_png  # noqa: F401
 from deeplab_tf.data.converters.progress import Progress  # noqa: F401
 from deeplab_tf.data.converters.shards import ShardJob, write_shard  # noqa: F401
-
-_one_line = one_line  # Old private name (used by the VOC converter before the split).
