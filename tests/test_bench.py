@@ -129,6 +129,7 @@ def test_workers_alternate_and_idle_ones_are_stopped():
         Worker("broken", _failing_factory)
 
 
+@pytest.mark.slow  # several subprocesses that each build and trace models (1-4 min on 2 cores)
 def test_compare_tf_contenders_on_a_tiny_model():
     from deeplab_tf.bench.compare import compare, format_comparison
     from deeplab_tf.bench.contenders import Setup
@@ -148,6 +149,7 @@ def test_compare_tf_contenders_on_a_tiny_model():
     assert "| tf_folded |" in table and "failed: " in table and "peak" in table
 
 
+@pytest.mark.slow  # several subprocesses that each build and trace models (1-4 min on 2 cores)
 def test_trainer_step_benchmark_times_every_step_after_warmup():
     from deeplab_tf.bench.train import time_trainer_steps
     from deeplab_tf.config import ModelConfig
@@ -160,6 +162,7 @@ def test_trainer_step_benchmark_times_every_step_after_warmup():
     assert np.isfinite(loss) and 0.5 < loss < 5
 
 
+@pytest.mark.slow  # several subprocesses that each build and trace models (1-4 min on 2 cores)
 def test_gpu_script_smoke_mode_runs_on_cpu():
     result = subprocess.run(["bash", os.path.join(ROOT, "benchmarks", "gpu.sh"), "--smoke"],
                             cwd=ROOT, capture_output=True, text=True, timeout=600,

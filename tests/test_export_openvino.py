@@ -17,6 +17,9 @@ from export_helpers import scene_config, scenes, train_scene_model
 SIZES = [(33, 33), (37, 53), (65, 49)]
 
 
+# Trains a scene model and converts it per runtime: minutes on 2 cores.
+pytestmark = pytest.mark.slow
+
 @pytest.fixture(scope="module")
 def trained():
     from deeplab_tf.evaluation.inference import InferenceSpec, predict

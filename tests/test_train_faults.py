@@ -115,6 +115,7 @@ def test_sigterm_during_a_checkpoint_write_leaves_a_restorable_checkpoint(tmp_pa
     load_checkpoint(build_model(tiny_config(num_classes=2)), latest)
 
 
+@pytest.mark.slow  # mirrored training in a subprocess (~2-3 min on 2 cores)
 def test_nan_on_one_replica_stops_every_replica_at_that_step():
     result = subprocess.run([sys.executable, WORKER, "nan"], capture_output=True, text=True,
                             env=ENV, timeout=600)
