@@ -313,8 +313,11 @@ def test_local_test_sh_flags_parse_quietly_into_the_original_configs(parse, bina
 
 
 def test_tf_initial_checkpoints_alias_of_pascal_md(capsys):
+    from absl import flags
     from absl.testing import flagsaver
 
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
     with flagsaver.flagsaver(tf_initial_checkpoints="init/model.ckpt"):
         assert train.initial_checkpoint() == "init/model.ckpt"
     assert "read as --tf_initial_checkpoint" in capsys.readouterr().err
