@@ -404,3 +404,15 @@ def original_variable_map(model) -> dict:
                 raise ValueError(f"Duplicate original variable name {name!r} in the model")
             names[name] = variable
     return names
+
+
+def fold_batch_norm(model: keras.Model) -> keras.Model:
+    """Folds every batch norm of ``model`` into its convolution, in place; returns ``model``.
+
+    For inference, benchmarks and exports only: the folded model computes what the original
+    computes in inference mode, with one convolution + bias per layer, and no longer trains
+    (its batch norms are gone). Load the weights first, then fold.
+    """
+    for layer in iter_original_layers(model):
+        layer.fold_batch_norm()
+    return model

@@ -23,7 +23,8 @@ import tensorflow as tf
 from deeplab_tf import heads
 from deeplab_tf.backbones import get_backbone
 from deeplab_tf.config import ModelConfig
-from deeplab_tf.layers import Normalization, iter_original_layers
+from deeplab_tf.backbones import mean_pixel  # noqa: F401 (public here too)
+from deeplab_tf.layers import Normalization, fold_batch_norm, iter_original_layers  # noqa: F401
 
 
 @keras.saving.register_keras_serializable(package="deeplab_tf")
@@ -99,7 +100,7 @@ class DeepLab(keras.Model):
         """A model of the original's model zoo; see ``deeplab_tf.presets.from_preset``."""
         from deeplab_tf import presets
 
-        return presets.from_preset(name, checkpoint=checkpoint, **overrides)
+        return presets.from_preset(cls, name, checkpoint=checkpoint, **overrides)
 
     # ----------------------------------------------------------------- inference
     def predict_labels(self, images, scales=(1.0,), add_flipped_images=False,
@@ -187,7 +188,7 @@ class DeepLab(keras.Model):
 
     def _multipliers(self):
         if self._multiplier_by_path is None:
-            from deeplab_tf.train.loop import gradient_multipliers
+            from deeplab_tf.train.multipliers import gradient_multipliers
 
             options = self._compile_options or {"gradient_multipliers": False}
             values = [1.0] * len(self.trainable_variables)
@@ -240,30 +241,11 @@ def build_model(config: ModelConfig, input_shape=(None, None, 3), name=None) -> 
     return DeepLab(config, input_shape=input_shape, name=name)
 
 
-def fold_batch_norm(model: keras.Model) -> keras.Model:
-    """Folds every batch norm of ``model`` into its convolution, in place; returns ``model``.
-
-    For inference, benchmarks and exports only: the folded model computes what the original
-    computes in inference mode, with one convolution + bias per layer, and no longer trains
-    (its batch norms are gone). Load the weights first, then fold.
-    """
-    for layer in iter_original_layers(model):
-        layer.fold_batch_norm()
-    return model
-
-
 def output_stride_of(config: ModelConfig) -> int:
     """Stride of the model's logits relative to its input."""
     if config.uses_decoder:
         return config.decoder_output_stride[-1]
     return config.output_stride
-
-
-def mean_pixel(model_variant: str):
-    """RGB value that the model's normalisation maps to zero (the padding value)."""
-    if get_backbone(model_variant).normalization == "subtract_imagenet_mean":
-        return Normalization.MEAN_RGB
-    return (127.5, 127.5, 127.5)
 
 
 _CONV_OPS = ("Conv2D", "DepthwiseConv2dNative", "MatMul", "BatchMatMulV2")

@@ -205,10 +205,12 @@ def checkpoint_prefix(path: str) -> str:
     return resolve_checkpoint_path(path)
 
 
-def from_preset(name: str, checkpoint: Optional[str] = None, **overrides):
-    """Builds the preset's ``DeepLab`` and loads its zoo checkpoint.
+def from_preset(model_class, name: str, checkpoint: Optional[str] = None, **overrides):
+    """Builds the preset's ``DeepLab`` and loads its zoo checkpoint (``DeepLab.from_preset``).
 
     Args:
+        model_class: the class to build (``deeplab_tf.DeepLab``; passed in so that this
+            module does not import deeplab_tf.model, which imports it).
         name: str. A key of ``PRESETS``.
         checkpoint: str. Path of the zoo tarball, its extracted folder or a checkpoint
             prefix. Required: nothing is downloaded; the error gives the URL to fetch.
@@ -219,8 +221,6 @@ def from_preset(name: str, checkpoint: Optional[str] = None, **overrides):
         DeepLab with the checkpoint's weights.
     """
     from deeplab_tf.checkpoints import load_checkpoint
-    from deeplab_tf.model import DeepLab
-
     preset = get(name)
     if not checkpoint or not os.path.exists(checkpoint) and not glob.glob(checkpoint + ".index"):
         raise FileNotFoundError(
@@ -228,7 +228,7 @@ def from_preset(name: str, checkpoint: Optional[str] = None, **overrides):
             f"checkpoint=<path of {preset.tarball} or its extracted folder>. "
             f"Received: checkpoint={checkpoint!r}")
     config = dataclasses.replace(preset.model_config, **overrides)
-    model = DeepLab(config)
+    model = model_class(config)
     load_checkpoint(model, checkpoint_prefix(checkpoint))
     return model
 

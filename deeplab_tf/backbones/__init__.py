@@ -14,6 +14,7 @@ import dataclasses
 from typing import Callable, Dict
 
 from deeplab_tf.backbones import mobilenet_v2, resnet_v1, xception
+from deeplab_tf.layers import Normalization
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,3 +70,10 @@ def get_backbone(model_variant: str) -> BackboneSpec:
         raise ValueError(
             f"model_variant must be one of {', '.join(sorted(BACKBONES))}. "
             f"Received: model_variant={model_variant!r}") from None
+
+
+def mean_pixel(model_variant: str):
+    """RGB value that the model's normalisation maps to zero (the padding value)."""
+    if get_backbone(model_variant).normalization == "subtract_imagenet_mean":
+        return Normalization.MEAN_RGB
+    return (127.5, 127.5, 127.5)

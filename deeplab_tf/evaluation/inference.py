@@ -122,7 +122,7 @@ class InferenceSpec:
     def from_configs(cls, model_config: ModelConfig, eval_config: EvalConfig) -> "InferenceSpec":
         """deeplab-eval's / deeplab-vis' spec: the model's stride and mean pixel, the rest
         from ``eval_config``."""
-        from deeplab_tf.model import mean_pixel
+        from deeplab_tf.backbones import mean_pixel
 
         return cls(output_stride=model_config.output_stride,
                    pad_value=mean_pixel(model_config.model_variant),
@@ -142,7 +142,7 @@ class InferenceSpec:
         """An export's spec. Images are padded up to ``eval_crop_size`` (SavedModel, as
         deeplab-eval) or, for ``format="frozen_graph"``, to ``crop_size`` (the original
         export_model.py's ``--crop_size``)."""
-        from deeplab_tf.model import mean_pixel
+        from deeplab_tf.backbones import mean_pixel
 
         crop = (export_config.crop_size if export_config.format == "frozen_graph"
                 else export_config.eval_crop_size)
@@ -178,7 +178,7 @@ def prepare_model(model, spec: InferenceSpec, model_config: Optional[ModelConfig
     Raises:
         ValueError: folding asked for but no ModelConfig known.
     """
-    from deeplab_tf.model import build_model, fold_batch_norm
+    from deeplab_tf.layers import fold_batch_norm
 
     if not spec.fold_batch_norm or not hasattr(model, "_flatten_layers") or _is_folded(model):
         return model
@@ -186,7 +186,9 @@ def prepare_model(model, spec: InferenceSpec, model_config: Optional[ModelConfig
     if not isinstance(config, ModelConfig):
         raise ValueError("prepare_model needs the model's ModelConfig to fold batch norm "
                          "(pass model_config=...), or use fold_batch_norm=False")
-    folded = build_model(config)
+    # A fresh instance of the model's own class (a DeepLab) rather than build_model, so that
+    # this module does not import deeplab_tf.model (which imports it).
+    folded = type(model)(config)
     if len(folded.weights) != len(model.weights):
         raise ValueError(f"The model does not match its ModelConfig: {len(model.weights)} "
                          f"weights, the config builds {len(folded.weights)}")

@@ -58,6 +58,7 @@ from deeplab_tf.layers import original_variable_map
 from deeplab_tf.model import build_model
 from deeplab_tf.train import losses
 from deeplab_tf.train.checkpointing import TrainCheckpoint
+from deeplab_tf.train.multipliers import gradient_multipliers  # noqa: F401 (also public here)
 from deeplab_tf.train.schedules import LearningRate
 from deeplab_tf.train.strategy import (create_strategy, is_chief, per_replica_batch_size,
                                        task_name)
@@ -102,29 +103,6 @@ def dtype_policy(mixed_precision: str):
         yield
     finally:
         keras.mixed_precision.set_global_policy(previous)
-
-
-def gradient_multipliers(model, last_layer_gradient_multiplier: float = 1.0,
-                         last_layers_contain_logits_only: bool = False):
-    """Per trainable variable, the original's gradient multiplier.
-
-    As ``train_utils.get_model_gradient_multipliers``: ``last_layer_gradient_multiplier``
-    for the last layers (logits, plus ASPP, image pooling, concat projection and decoder
-    unless ``last_layers_contain_logits_only``), and twice as much for biases.
-
-    Returns:
-        list of float, aligned with ``model.trainable_variables``.
-    """
-    scopes = last_layer_scopes(last_layers_contain_logits_only)
-    names = {var.path: name for name, var in original_variable_map(model).items()}
-    multipliers = []
-    for var in model.trainable_variables:
-        name = names.get(var.path, "")
-        value = last_layer_gradient_multiplier if in_scopes(name, scopes) else 1.0
-        if name.endswith("/biases"):
-            value *= 2.0
-        multipliers.append(float(value))
-    return multipliers
 
 
 def set_batch_norm_decay(model, decay: float):
