@@ -156,26 +156,94 @@ def _notebook_client(graph_path, image):
         return session.run("SemanticPredictions:0", feed_dict={"ImageTensor:0": [np.asarray(image)]})
 
 
-def _run_local_test(tmp_path, crop, num_iterations):
-    env, voc = _environment(str(tmp_path), num_iterations)
-    script = LOCAL_TEST_SH.replace("513", str(crop))
+def _check_interface(graph_path, image):
+    """The original export's names and dtypes, read from the GraphDef and a run."""
+    with open(graph_path, "rb") as f:
+        graph_def = tf.compat.v1.GraphDef.FromString(f.read())
+    nodes = {node.name: node for node in graph_def.node}
+    assert nodes["ImageTensor"].op == "Placeholder"
+    assert nodes["ImageTensor"].attr["dtype"].type == tf.uint8.as_datatype_enum
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+    assert graph.get_tensor_by_name("SemanticPredictions:0").dtype == tf.int32
+    assert graph.get_tensor_by_name("SemanticProbabilities:0").dtype == tf.float32
+    with tf.compat.v1.Session(graph=graph) as session:
+        labels, probabilities = session.run(
+            ["SemanticPredictions:0", "SemanticProbabilities:0"],
+            feed_dict={"ImageTensor:0": [np.asarray(image)]})
+    assert labels.dtype == np.int32 and labels.shape == (1,) + np.asarray(image).shape[:2]
+    assert probabilities.dtype == np.float32
+
+
+def _project_labels(checkpoint, image, crop):
+    """The project's own inference of the exported computation, in this process."""
+    from deeplab_tf import ModelConfig, build_model
+    from deeplab_tf.checkpoints import load_for_inference
+    from deeplab_tf.config_inference import ExportConfig
+    from deeplab_tf.evaluation.inference import InferenceSpec, predict, prepare_model
+
+    config = ModelConfig(model_variant="xception_65", output_stride=16, atrous_rates=(6, 12, 18),
+                         decoder_output_stride=(4,), num_classes=21)
+    model = build_model(config)
+    load_for_inference(model, checkpoint)
+    spec = InferenceSpec.from_export_config(
+        config, ExportConfig(format="frozen_graph", crop_size=(crop, crop), inference_scales=(1.0,)))
+    images = np.asarray(image, np.uint8)[None]
+    return np.asarray(predict(prepare_model(model, spec, config), images, spec)["labels"])
+
+
+def _bash(script, env):
     result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+def _run_local_test(tmp_path, crop, num_iterations):
+    env, voc = _environment(str(tmp_path), num_iterations)
+    output = _bash(LOCAL_TEST_SH.replace("513", str(crop)), env)
     train_logdir = env["TRAIN_LOGDIR"]
-    assert os.path.exists(os.path.join(train_logdir, f"model.ckpt-{num_iterations}.index"))
-    assert "model.ckpt-" in open(os.path.join(train_logdir, "checkpoint")).read()
-    assert "mIoU" in result.stdout + result.stderr
-    assert any(name.endswith(".png") for name in os.listdir(env["VIS_LOGDIR"])) or any(
-        files for _, _, files in os.walk(env["VIS_LOGDIR"]))
+    prefix = os.path.join(train_logdir, f"model.ckpt-{num_iterations}")
+    assert os.path.exists(prefix + ".index")
+    assert tf.train.get_checkpoint_state(train_logdir).model_checkpoint_path.endswith(
+        f"model.ckpt-{num_iterations}")
+    assert "mIoU" in output
+    assert os.listdir(env["EVAL_LOGDIR"]), "eval wrote nothing"
+    pngs = [name for _, _, files in os.walk(env["VIS_LOGDIR"]) for name in files
+            if name.endswith(".png")]
+    assert pngs, "vis wrote no images"
     graph_path = os.path.join(env["EXPORT_DIR"], "frozen_inference_graph.pb")
-    image = Image.open(voc["image_paths"][voc["splits"]["val"][0]]).convert("RGB")
+    image = np.asarray(Image.open(voc["image_paths"][voc["splits"]["val"][0]]).convert("RGB"))
+    _check_interface(graph_path, image)
     labels = _notebook_client(graph_path, image)
-    assert labels.shape == (1, image.height, image.width)
-    assert labels.dtype == np.int32 or labels.dtype == np.int64
-    assert labels.min() >= 0 and labels.max() < 21
-    return env, image, labels
+    np.testing.assert_array_equal(labels, _project_labels(prefix, image, crop))
 
 
+# The default run: local_test.sh's tarball lines and its export command, pointed at the zoo
+# checkpoint itself (the model-zoo workflow: export a downloaded checkpoint), at a 65 px crop.
+ZOO_EXPORT_SH = LOCAL_TEST_SH.split("deeplab-train")[0] + "\n" + LOCAL_TEST_SH[
+    LOCAL_TEST_SH.index("EXPORT_PATH="):].replace(
+    "${CKPT_PATH}", "${INIT_FOLDER}/deeplabv3_pascal_train_aug/model.ckpt")
+
+
+def test_zoo_tarball_export_and_notebook_client(tmp_path):
+    init = os.path.join(str(tmp_path), "init_models")
+    os.makedirs(init)
+    tarball = _zoo_tarball(init)
+    export_dir = os.path.join(str(tmp_path), "export")
+    env = dict(os.environ, PATH=BIN + os.pathsep + os.environ["PATH"], CURRENT_DIR=str(tmp_path),
+               INIT_FOLDER=init, TF_INIT_CKPT=os.path.basename(tarball), EXPORT_DIR=export_dir)
+    os.makedirs(export_dir)
+    _bash(ZOO_EXPORT_SH.replace("513", "65"), env)
+    graph_path = os.path.join(export_dir, "frozen_inference_graph.pb")
+    image = np.random.default_rng(5).integers(0, 256, (47, 58, 3), dtype=np.uint8)
+    _check_interface(graph_path, image)
+    labels = _notebook_client(graph_path, image)
+    checkpoint = os.path.join(init, "deeplabv3_pascal_train_aug", "model.ckpt")
+    np.testing.assert_array_equal(labels, _project_labels(checkpoint, image, 65))
+
+
+@pytest.mark.slow
 def test_local_test_sh_at_a_tiny_crop(tmp_path):
     _run_local_test(tmp_path, crop=65, num_iterations=2)
 
