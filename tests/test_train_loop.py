@@ -234,3 +234,30 @@ def test_mixed_precision_and_xla(tmp_path, mixed_precision, jit_compile):
     assert all(v.dtype == "float32" for v in trainer.model.weights)
     if mixed_precision != "float32":
         assert trainer.model.get_layer("aspp0").compute_dtype == mixed_precision
+
+
+def test_a_second_run_on_the_same_logdir_fails_at_once_and_a_stale_lock_is_taken(tmp_path, capsys):
+    import json
+    import socket
+    import subprocess
+
+    from deeplab_tf.fileio import LOCK_NAME, LockError
+
+    logdir = tmp_path / "run"
+    logdir.mkdir()
+    holder = subprocess.Popen(["sleep", "60"])
+    lock = {"pid": holder.pid, "host": socket.gethostname(), "command": "deeplab-train other",
+            "started": "now", "what": "training"}
+    (logdir / LOCK_NAME).write_text(json.dumps(lock))
+    trainer = _trainer(logdir, _config(training_number_of_steps=1))
+    try:
+        with pytest.raises(LockError, match=str(holder.pid)):
+            trainer.run()
+        assert not glob.glob(str(logdir / "model.ckpt-*")), "nothing may be written"
+    finally:
+        holder.kill()
+        holder.wait()
+    result = trainer.run()  # the holder is dead: its lock is taken over, with a notice
+    assert result.step == 1
+    assert "lock" in capsys.readouterr().err.lower()
+    assert not (logdir / LOCK_NAME).exists(), "the lock is released after the run"

@@ -54,6 +54,7 @@ from absl import logging
 from deeplab_tf.checkpoints import in_scopes, last_layer_scopes, load_checkpoint
 from deeplab_tf.config import ModelConfig, TrainConfig
 from deeplab_tf.evaluation.inference import predict_labels
+from deeplab_tf.fileio import directory_lock
 from deeplab_tf.layers import original_variable_map
 from deeplab_tf.model import build_model
 from deeplab_tf.train import losses
@@ -147,6 +148,12 @@ class Trainer:
                  train_logdir: str, dataset_fn: Callable, ignore_label: Optional[int],
                  palette=None, strategy: Optional[tf.distribute.Strategy] = None,
                  model_fn: Callable = build_model, data_description: str = "the training data"):
+        if train_config.mixed_precision == "auto":
+            from deeplab_tf.hardware import resolve_mixed_precision
+
+            chosen, reason = resolve_mixed_precision("auto")
+            logging.info("mixed_precision=auto: %s (%s)", chosen, reason)
+            train_config = dataclasses.replace(train_config, mixed_precision=chosen)
         self.model_config = model_config
         self.config = train_config
         self.train_logdir = train_logdir
@@ -365,7 +372,19 @@ class Trainer:
                               first(predictions).numpy())
 
     def run(self) -> TrainResult:
-        """Trains up to ``training_number_of_steps`` (resuming ``train_logdir``)."""
+        """Trains up to ``training_number_of_steps`` (resuming ``train_logdir``).
+
+        The chief holds ``train_logdir/.lock`` while it trains (local directories; a remote
+        ``gs://`` logdir is not locked): a second run on the same directory fails at once with
+        a ``LockError`` naming the running process; a lock left by a dead process is taken
+        over with a one-line notice.
+        """
+        if not self.chief or "://" in self.train_logdir:
+            return self._run()
+        with directory_lock(self.train_logdir, "training"):
+            return self._run()
+
+    def _run(self) -> TrainResult:
         config = self.config
         total_steps = config.training_number_of_steps
         latest = self._initialize()
