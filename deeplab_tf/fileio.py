@@ -114,7 +114,11 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:  # Exists, owned by someone else.
         return True
-    return True
+    try:  # A zombie (killed, not yet reaped by its parent) holds nothing any more.
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _read_lock(path: str) -> Optional[dict]:
