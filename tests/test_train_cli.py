@@ -149,7 +149,7 @@ def three_class_checkpoint(data):
     ("unknown_flag", "Unknown command line flag 'train_stepz'"),
     ("missing_split", "nothing matches"),
     ("empty_split", r"Step 1: split 'empty' .* yielded no examples"),
-    ("bad_labels", r"Step 1: \d+ label values are neither a class in \[0, 5\) nor the ignore "
+    ("bad_labels", r"Step \d+: \d+ label values are neither a class in \[0, 5\) nor the ignore "
                    r"label \(255\); the largest is 7"),
     ("class_mismatch",
      r"logits/semantic/weights .* \[1, 1, 256, 5\] .*--initialize_last_layer=false"),
