@@ -84,7 +84,7 @@ def _start(*args):
                             text=True, cwd=REPO, env=_env())
 
 
-def _wait_for_step(process, step, timeout=120):
+def _wait_for_step(process, step, timeout=400):
     """Reads the process output until it logs ``step``; returns the lines read."""
     lines, deadline = [], time.time() + timeout
     for line in process.stdout:

@@ -63,7 +63,7 @@ def main(argv):
         info = data.dataset_info(require_dir=False)
     else:
         info = data.dataset_info()
-        data_config = data.data_config(eval_split=split)
+        data_config = data.data_config(eval_split_flag="vis_split", eval_split=split)
 
     # TensorFlow and the model only once the flags are checked.
     from deeplab_tf.evaluation import visualize

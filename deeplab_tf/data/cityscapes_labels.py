@@ -39,6 +39,12 @@ TRAIN_ID_COLORS = (
 SPLIT_SIZES = {"train_fine": 2975, "val_fine": 500, "test_fine": 1525,
                "trainval_fine": 3475, "train_coarse": 22973, "trainval_coarse": 23473}
 
+# The original's first Cityscapes converter named the fine splits "train" and "val" (its
+# g3doc/cityscapes.md commands still say --train_split="train" / --eval_split="val"); later
+# versions, and this project's converter, name them train_fine / val_fine.
+OLD_SPLIT_NAMES = {"train": "train_fine", "val": "val_fine", "test": "test_fine",
+                   "trainval": "trainval_fine"}
+
 
 def label_id_to_train_id_table(unknown: int = 255) -> tuple:
     """256 entries: the train id of each label id; ids outside the table map to ``unknown``."""

@@ -62,10 +62,15 @@ def _glob(pattern: str) -> List[str]:
     return sorted(glob.glob(pattern))
 
 
+def has_shards(dataset_dir: str, split: str) -> bool:
+    """Whether any shard of ``split`` is in ``dataset_dir``."""
+    return bool(_glob(_pattern(dataset_dir, split)))
+
+
 def shard_pattern(dataset_dir: str, split: str) -> str:
     """The glob pattern of a split's shards; raises ValueError if no shard matches it."""
     pattern = _pattern(dataset_dir, split)
-    if not _glob(pattern):
+    if not has_shards(dataset_dir, split):
         raise ValueError(f"No TFRecord shards for split {split!r}: nothing matches {pattern}")
     return pattern
 

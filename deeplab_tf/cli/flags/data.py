@@ -8,6 +8,7 @@ resized space, as the original) and inside exported graphs.
 from __future__ import annotations
 
 import os
+import sys
 
 from absl import flags
 
@@ -58,8 +59,30 @@ def resize_fields() -> dict:
                 resize_factor=RESIZE_FACTOR.value)
 
 
-def data_config(**fields) -> DataConfig:
-    """A DataConfig from these flags; the binary's own ``fields`` (splits, crop, ...) added."""
+def _split_name(flag: str, split: str) -> str:
+    """``split``, or its current name when --dataset=cityscapes names a fine split the
+    original's older way (``train`` for ``train_fine``, ...) and only the new shards exist."""
+    from deeplab_tf.data import cityscapes_labels, schema
+
+    new = cityscapes_labels.OLD_SPLIT_NAMES.get(split)
+    if DATASET.value != "cityscapes" or new is None or not DATASET_DIR.value:
+        return split
+    if schema.has_shards(DATASET_DIR.value, split) or not schema.has_shards(
+            DATASET_DIR.value, new):
+        return split
+    print(f"note: --{flag}={split}: the Cityscapes shards in --dataset_dir are named {new} "
+          f"(the original's later name for the same split); reading {new}", file=sys.stderr)
+    return new
+
+
+def data_config(eval_split_flag: str = "eval_split", **fields) -> DataConfig:
+    """A DataConfig from these flags; the binary's own ``fields`` (splits, crop, ...) added.
+
+    ``train_split`` / ``eval_split`` pass through ``_split_name`` (the original's older
+    Cityscapes split names); ``eval_split_flag`` names the flag ``eval_split`` came from."""
+    for field, flag in (("train_split", "train_split"), ("eval_split", eval_split_flag)):
+        if field in fields:
+            fields[field] = _split_name(flag, fields[field])
     return DataConfig(dataset=DATASET.value, dataset_dir=DATASET_DIR.value or "",
                       num_readers=NUM_READERS.value,
                       skip_corrupt_records=SKIP_CORRUPT_RECORDS.value,
