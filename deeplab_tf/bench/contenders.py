@@ -7,8 +7,8 @@ and the same image; they differ only in formulation and runtime:
   SavedModel and deeplab-eval ran before batch-norm folding became the default);
 * ``tf_folded``: the same on ``prepare_model`` (batch norm folded): the default path;
 * ``tf_frozen``: the frozen GraphDef (``export_frozen_graph``'s graph) run by TensorFlow;
-* ``openvino``: that graph converted by ``export.openvino`` (OpenVINO CPU runtime), input
-  shape fixed to the benchmark's size;
+* ``openvino``: that graph converted by ``export.openvino`` (OpenVINO CPU runtime, float32
+  inference precision), input shape fixed to the benchmark's size;
 * ``onnxruntime``: that graph converted by ``export.onnx`` (tf2onnx + ONNX Runtime), input
   shape fixed likewise;
 * ``tflite``: the float32 TFLite export (LiteRT, XNNPACK);
@@ -190,9 +190,9 @@ def build(name: str, setup: Setup) -> Callable[[np.ndarray], np.ndarray]:
     if name == "openvino":
         import openvino as ov
 
-        from deeplab_tf.export.openvino import convert
+        from deeplab_tf.export.openvino import F32_CONFIG, convert
 
-        properties = {"PERFORMANCE_HINT": "LATENCY"}
+        properties = {"PERFORMANCE_HINT": "LATENCY", **F32_CONFIG}  # float32, as TensorFlow
         if setup.threads:
             properties["INFERENCE_NUM_THREADS"] = int(setup.threads)
         # A static input shape: OpenVINO's CPU plugin runs dynamic shapes much slower.
