@@ -162,7 +162,11 @@ class DataConfig(ConfigMixin):
         deterministic: bool. Keep element order in the parallel reading and decoding stages
             even without a seed (slightly slower).
         skip_corrupt_records: bool. Skip (and count) corrupt or truncated TFRecord records
-            instead of stopping with an error naming the shard and record.
+            instead of stopping with an error naming the shard and record; records over
+            ``max_image_pixels`` are skipped likewise (one stderr line each).
+        max_image_pixels: int. Largest image (height x width, read from the encoded header
+            before decoding) the input pipeline accepts; a larger record stops the input
+            with an error naming the shard, the record and the size. 0: no limit.
     """
 
     dataset: str = "pascal_voc_seg"
@@ -180,6 +184,7 @@ class DataConfig(ConfigMixin):
     seed: Optional[int] = None
     deterministic: bool = False
     skip_corrupt_records: bool = False
+    max_image_pixels: int = 64_000_000
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
@@ -225,6 +230,10 @@ class DataConfig(ConfigMixin):
             raise ValueError(f"num_readers must be >= 1. Received: num_readers={self.num_readers}")
         if self.seed is not None and not isinstance(self.seed, int):
             raise ValueError(f"seed must be an integer or None. Received: seed={self.seed!r}")
+        if isinstance(self.max_image_pixels, bool) or not isinstance(self.max_image_pixels, int) \
+                or self.max_image_pixels < 0:
+            raise ValueError("max_image_pixels must be an integer >= 0 (0: no limit). "
+                             f"Received: max_image_pixels={self.max_image_pixels!r}")
 
 
 # The other configs live in their own modules; every config is importable from here.

@@ -82,3 +82,98 @@ def test_training_batches_name_their_records(converted):
     # Default: (images, labels) only, as Keras fit takes.
     assert len(next(iter(pipeline.train_dataset(config, batch_size=2, mean_pixel=0.0)))) == 2
     assert np.all(np.isfinite(images.numpy()))
+
+
+LIMIT = 1000  # pixels: "big" (30x40 = 1200) is over it, the others are not
+
+
+@pytest.fixture(scope="module")
+def over_limit(tmp_path_factory):
+    """One shard: a small PNG, a PNG over the limit, a small JPEG, and a PNG whose record
+    claims a small size while its header says 40x40 (the header is what is decoded)."""
+    from export_helpers import encode_jpeg, encode_png
+
+    from deeplab_tf.data import manifest
+
+    directory = str(tmp_path_factory.mktemp("pixels"))
+    rng = np.random.default_rng(0)
+    shard = os.path.join(directory, schema.shard_name("val", 0, 1))
+    examples = [("small", (20, 25), "png", (20, 25)), ("big", (30, 40), "png", (30, 40)),
+                ("photo", (24, 30), "jpeg", (24, 30)), ("liar", (40, 40), "png", (10, 10))]
+    with tf.io.TFRecordWriter(shard) as writer:
+        for name, size, fmt, claimed in examples:
+            image = rng.integers(0, 256, size + (3,), dtype=np.uint8)
+            encoded = encode_png(image) if fmt == "png" else encode_jpeg(image)
+            writer.write(schema.encode_example(encoded, fmt, name, *claimed,
+                                               encode_png(np.zeros(size, np.uint8))))
+    manifest.write_manifest(directory, {
+        "format_version": 1, "dataset": "pixels", "num_classes": 3, "ignore_label": 255,
+        "class_names": ["a", "b", "c"], "splits": {"val": {"num_examples": len(examples)}}})
+    return directory, shard
+
+
+def _names(examples):
+    return [ex["filename"].numpy()[0].decode() for ex in examples]
+
+
+def test_image_over_the_pixel_limit_is_named_before_decoding(over_limit, capfd):
+    directory, shard = over_limit
+    config = DataConfig(dataset="", dataset_dir=directory, max_image_pixels=LIMIT)
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        list(pipeline.eval_dataset(config, "val", mean_pixel=0.0))
+    assert records.error_message(error.value) == (
+        f"{shard}: record 1 (big): image of 1200 pixels (image/height x image/width 30x40), "
+        f"over the limit --max_image_pixels={LIMIT}")
+
+    skip = DataConfig(dataset="", dataset_dir=directory, max_image_pixels=LIMIT,
+                      skip_corrupt_records=True)
+    capfd.readouterr()
+    examples = list(pipeline.eval_dataset(skip, "val", mean_pixel=0.0))
+    assert _names(examples) == ["small", "photo"]
+    assert [ex["height"].numpy()[0] * ex["width"].numpy()[0] for ex in examples] == [500, 720]
+    said = [line for line in capfd.readouterr().err.splitlines() if "max_image_pixels" in line]
+    assert said == [
+        f"{shard}: record 1 (big): image of 1200 pixels (image/height x image/width 30x40), "
+        f"over the limit --max_image_pixels={LIMIT}: skipped",
+        f"{shard}: record 3 (liar): image of 1600 pixels (image/height x image/width 10x10), "
+        f"over the limit --max_image_pixels={LIMIT}: skipped"]
+    # Training skips them too; at the default limit (and with 0: none) every record is read.
+    train = DataConfig(dataset="", dataset_dir=directory, train_split="val", seed=0,
+                       train_crop_size=(17, 19), max_image_pixels=LIMIT,
+                       skip_corrupt_records=True)
+    _, _, source = next(iter(pipeline.train_dataset(train, batch_size=8, mean_pixel=0.0,
+                                                    with_source=True)))
+    assert sorted({n.decode() for n in source["filename"].numpy()}) == ["photo", "small"]
+    for limit in (DataConfig().max_image_pixels, 0):
+        every = DataConfig(dataset="", dataset_dir=directory, max_image_pixels=limit)
+        assert _names(pipeline.eval_dataset(every, "val", mean_pixel=0.0).take(3)) == [
+            "small", "big", "photo"]
+    with pytest.raises(ValueError, match=r"max_image_pixels must be an integer >= 0 .*=-1"):
+        DataConfig(max_image_pixels=-1)
+
+
+def test_deeplab_eval_says_which_record_is_over_the_flags_limit(over_limit, tmp_path):
+    import subprocess
+    import sys
+
+    from helpers import tiny_config
+
+    from deeplab_tf.model import build_model
+
+    directory, shard = over_limit
+    config = tiny_config(num_classes=3)
+    checkpoint = tf.train.Checkpoint(model=build_model(config)).write(str(tmp_path / "model"))
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "deeplab-eval"),
+         f"--checkpoint_path={checkpoint}", f"--eval_logdir={tmp_path / 'eval'}", "--dataset=",
+         f"--dataset_dir={directory}", "--eval_split=val", "--max_number_of_evaluations=1",
+         f"--max_image_pixels={LIMIT}", "--eval_crop_size=33,33", "--model_variant=mobilenet_v2",
+         "--depth_multiplier=0.25", "--decoder_output_stride=4", "--num_classes=3"],
+        capture_output=True, text=True, cwd=repo, timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {shard}: record 1 (big): image of 1200 pixels (image/height x image/width "
+        f"30x40), over the limit --max_image_pixels={LIMIT}")
+    assert "Traceback" not in result.stderr

@@ -1,9 +1,9 @@
 """OpenVINO and ONNX exports against the Keras model, each run by its own runtime.
 
 A tiny model trained on the generated scenes (tests/export_helpers.py) is exported; the IR is
-run by OpenVINO and the .onnx by ONNX Runtime, and their labels are compared with
-``inference.predict`` of the Keras model as trained (batch norm not folded), on scenes of
-several sizes (dynamic input) and at a fixed crop size. Agreement figures are printed
+run by OpenVINO (at float32 precision, ``F32_CONFIG``) and the .onnx by ONNX Runtime, and
+their labels are compared with ``inference.predict`` of the Keras model as trained (batch
+norm not folded), on scenes of several sizes (dynamic input) and at a fixed crop size. Agreement figures are printed
 (``pytest -s``) and must be at least 99.9 %; the model itself must segment the scenes.
 """
 
@@ -54,12 +54,12 @@ def test_keras_reference_segments_the_scenes(trained):
 
 def test_openvino_ir_matches_keras(trained, tmp_path):
     import openvino as ov
-    from deeplab_tf.export.openvino import export_openvino
+    from deeplab_tf.export.openvino import F32_CONFIG, export_openvino
 
     model, config, spec, cases = trained
     xml = export_openvino(model, config, spec, str(tmp_path / "ov"), probabilities=True)
     assert sorted(os.listdir(tmp_path / "ov")) == ["deeplab.bin", "deeplab.xml"]
-    compiled = ov.Core().compile_model(xml, "CPU")
+    compiled = ov.Core().compile_model(xml, "CPU", F32_CONFIG)
     assert compiled.inputs[0].get_element_type() == ov.Type.u8
     assert compiled.inputs[0].get_partial_shape().is_dynamic
     agreements = []
@@ -77,13 +77,13 @@ def test_openvino_ir_matches_keras(trained, tmp_path):
 
 def test_openvino_fixed_crop_size_and_predictor(trained, tmp_path):
     import openvino as ov
-    from deeplab_tf.export.openvino import OpenVINOPredictor, export_openvino
+    from deeplab_tf.export.openvino import F32_CONFIG, OpenVINOPredictor, export_openvino
 
     model, config, spec, cases = trained
     images, _, labels, probabilities = cases[1]
     xml = export_openvino(model, config, spec, str(tmp_path), model_name="fixed",
                           crop_size=images.shape[1:3])
-    compiled = ov.Core().compile_model(xml, "CPU")
+    compiled = ov.Core().compile_model(xml, "CPU", F32_CONFIG)
     assert list(compiled.inputs[0].get_shape()) == [1, *images.shape[1:3], 3]
     assert len(compiled.outputs) == 1
     assert _agreement(compiled(images[:1])[0][0], labels[0]) >= 0.999

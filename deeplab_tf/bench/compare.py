@@ -76,13 +76,22 @@ class Comparison:
         return b.summary.median / a.summary.median if a and b else None
 
     def to_dict(self) -> dict:
+        """The report as JSON-ready values; ``vs_*``: ``speedup(name, *)`` (None when either
+        side has no timing)."""
+        fastest = self.fastest
+        rows = []
+        for r in self.results:
+            row = {"name": r.name, "error": r.error, "agreement": r.agreement,
+                   "build_seconds": r.build_seconds}
+            if r.summary:
+                row.update(median_s=r.summary.median, best_s=r.summary.best,
+                           worst_s=r.summary.worst,
+                           vs_fastest=self.speedup(r.name, fastest.name),
+                           vs_tf_function=self.speedup(r.name, REFERENCE),
+                           vs_original=self.speedup(r.name, "original"))
+            rows.append(row)
         return {"setup": dataclasses.asdict(self.setup), "peak": self.peak,
-                "madds": self.madds, "rounds": self.rounds,
-                "results": [{"name": r.name, "error": r.error, "agreement": r.agreement,
-                             "build_seconds": r.build_seconds,
-                             **({"median_s": r.summary.median, "best_s": r.summary.best,
-                                 "worst_s": r.summary.worst} if r.summary else {})}
-                            for r in self.results]}
+                "madds": self.madds, "rounds": self.rounds, "results": rows}
 
 
 def compare(setup: Setup, contenders: Sequence[str] = DEFAULT_CONTENDERS, *, rounds: int = 5,
@@ -118,8 +127,10 @@ def compare(setup: Setup, contenders: Sequence[str] = DEFAULT_CONTENDERS, *, rou
                 if output is not None:
                     labels[name] = output
         reference = labels.get(REFERENCE)
+        # The original's graph too: it holds the same weights when exported from the
+        # checkpoint the others load (the table says "own weights" for random weights).
         for name, output in labels.items():
-            if reference is not None and output.shape == reference.shape and name != "original":
+            if reference is not None and output.shape == reference.shape:
                 results[name].agreement = float((output == reference).mean())
         times = {w.name: [] for w in workers}
         for index in range(rounds):
@@ -162,8 +173,9 @@ def format_comparison(report: Comparison) -> str:
             continue
         s = r.summary
         gflops = (2.0 * report.madds / s.median / 1e9) if report.madds else None
-        agreement = ("own weights" if r.name == "original" else
-                     "-" if r.agreement is None else f"{100 * r.agreement:.3f} %")
+        agreement = ("-" if r.agreement is None else f"{100 * r.agreement:.3f} %")
+        if r.name == "original" and not report.setup.checkpoint_path:
+            agreement = "own weights"  # the others run random weights: no comparison
         lines.append(
             f"| {r.name} | {s.median * 1e3:.1f} | {s.best * 1e3:.1f}..{s.worst * 1e3:.1f} | "
             f"{_ratio(fastest.summary.median / s.median)} | "
@@ -173,5 +185,7 @@ def format_comparison(report: Comparison) -> str:
             + f" {agreement} |")
     lines.append("")
     lines.append("ratios: median of the column's contender / median of this row (> 1: this row "
-                 "is faster); agreement: labels equal to tf_function's (Keras model as trained)")
+                 "is faster); agreement: labels equal to tf_function's (Keras model as trained"
+                 + (f", weights of {report.setup.checkpoint_path}" if report.setup.checkpoint_path
+                    else ", random weights") + ")")
     return "\n".join(lines)

@@ -7,8 +7,8 @@ and the same image; they differ only in formulation and runtime:
   SavedModel and deeplab-eval ran before batch-norm folding became the default);
 * ``tf_folded``: the same on ``prepare_model`` (batch norm folded): the default path;
 * ``tf_frozen``: the frozen GraphDef (``export_frozen_graph``'s graph) run by TensorFlow;
-* ``openvino``: that graph converted by ``export.openvino`` (OpenVINO CPU runtime), input
-  shape fixed to the benchmark's size;
+* ``openvino``: that graph converted by ``export.openvino`` (OpenVINO CPU runtime, float32
+  inference precision), input shape fixed to the benchmark's size;
 * ``onnxruntime``: that graph converted by ``export.onnx`` (tf2onnx + ONNX Runtime), input
   shape fixed likewise;
 * ``tflite``: the float32 TFLite export (LiteRT, XNNPACK);
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -31,6 +31,12 @@ CONTENDERS = ("tf_function", "tf_folded", "tf_frozen", "openvino", "onnxruntime"
 DEFAULT_CONTENDERS = ("tf_function", "tf_folded", "tf_frozen", "openvino", "onnxruntime",
                       "tflite")
 REFERENCE = "tf_function"  # the Keras model as trained: the agreement reference
+# The packages each non-TensorFlow contender needs (``pip install 'deeplab_tf[openvino]'`` /
+# ``[onnx]``; LiteRT comes with the base install).
+RUNTIME_PACKAGES = {"openvino": ("openvino",), "onnxruntime": ("tf2onnx", "onnxruntime"),
+                    "tflite": ("ai_edge_litert",)}
+ORIGINAL_INPUT = "ImageTensor"
+ORIGINAL_OUTPUT = "SemanticPredictions"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,8 +101,34 @@ def _tf_predict(model, spec):
     return lambda image: serve(image).numpy()
 
 
-def graph_function(graph_def, input_name: str = "ImageTensor:0",
-                   output_name: str = "SemanticPredictions:0") -> Callable:
+def available_contenders() -> Tuple[str, ...]:
+    """``DEFAULT_CONTENDERS`` whose runtime packages are installed here (TensorFlow's always).
+
+    Only looks the packages up (nothing is imported): a package that is installed but cannot
+    be used (e.g. a tf2onnx that does not import with this TensorFlow) gives a failed row
+    with its reason in the comparison.
+    """
+    import importlib.util
+
+    return tuple(name for name in DEFAULT_CONTENDERS
+                 if all(importlib.util.find_spec(package) is not None
+                        for package in RUNTIME_PACKAGES.get(name, ())))
+
+
+def check_contenders(names: Sequence[str], frozen_graph: Optional[str]) -> Tuple[str, ...]:
+    """``names`` validated (no duplicates); ValueError naming ``--contenders`` otherwise."""
+    unknown = [name for name in names if name not in CONTENDERS]
+    if unknown:
+        raise ValueError(f"--contenders: unknown contender(s) {', '.join(unknown)} (expected "
+                         f"some of {', '.join(CONTENDERS)})")
+    if "original" in names and not frozen_graph:
+        raise ValueError("--contenders=original needs --compare_frozen_graph=PATH (the "
+                         "original's frozen_inference_graph.pb)")
+    return tuple(dict.fromkeys(names))
+
+
+def graph_function(graph_def, input_name: str = ORIGINAL_INPUT + ":0",
+                   output_name: str = ORIGINAL_OUTPUT + ":0") -> Callable:
     """A callable uint8 [1, H, W, 3] -> labels of a frozen GraphDef, run by TensorFlow."""
     import tensorflow as tf
 
@@ -111,15 +143,28 @@ def graph_function(graph_def, input_name: str = "ImageTensor:0",
 
 
 def load_graph_def(path: str):
-    """The GraphDef of a frozen .pb; ValueError naming the file when it is not one."""
+    """The GraphDef of a frozen .pb with the original's ImageTensor -> SemanticPredictions
+    nodes; ValueError naming ``--compare_frozen_graph`` and the file when it is not one."""
+    where = f"--compare_frozen_graph={path}"
+    try:
+        with open(path, "rb") as f:
+            content = f.read()
+    except OSError as error:
+        raise ValueError(f"{where}: cannot read the file ({error.strerror or error})") from None
     import tensorflow as tf
 
     try:
-        with open(path, "rb") as f:
-            return tf.compat.v1.GraphDef.FromString(f.read())
-    except (OSError, Exception) as error:
-        raise ValueError(f"--compare_frozen_graph={path}: not a readable frozen GraphDef "
-                         f"(.pb): {error}") from None
+        graph_def = tf.compat.v1.GraphDef.FromString(content)
+    except Exception as error:  # protobuf's DecodeError and friends
+        raise ValueError(f"{where}: not a frozen GraphDef (.pb): "
+                         f"{' '.join(str(error).split()) or type(error).__name__}") from None
+    nodes = {node.name for node in graph_def.node}
+    missing = [name for name in (ORIGINAL_INPUT, ORIGINAL_OUTPUT) if name not in nodes]
+    if missing:
+        raise ValueError(f"{where}: not a DeepLab frozen_inference_graph.pb (expected nodes "
+                         f"{ORIGINAL_INPUT} -> {ORIGINAL_OUTPUT}; missing {', '.join(missing)}; "
+                         f"{len(nodes)} nodes)")
+    return graph_def
 
 
 def build(name: str, setup: Setup) -> Callable[[np.ndarray], np.ndarray]:
@@ -145,9 +190,9 @@ def build(name: str, setup: Setup) -> Callable[[np.ndarray], np.ndarray]:
     if name == "openvino":
         import openvino as ov
 
-        from deeplab_tf.export.openvino import convert
+        from deeplab_tf.export.openvino import F32_CONFIG, convert
 
-        properties = {"PERFORMANCE_HINT": "LATENCY"}
+        properties = {"PERFORMANCE_HINT": "LATENCY", **F32_CONFIG}  # float32, as TensorFlow
         if setup.threads:
             properties["INFERENCE_NUM_THREADS"] = int(setup.threads)
         # A static input shape: OpenVINO's CPU plugin runs dynamic shapes much slower.

@@ -49,7 +49,10 @@ def run_app(main, binary: str):
 
             if isinstance(error, (tf.errors.NotFoundError, tf.errors.InvalidArgumentError,
                                   tf.errors.DataLossError, tf.errors.FailedPreconditionError)):
-                print(f"error: {_one_line(error.message)}", file=sys.stderr)
+                from deeplab_tf.data.records import error_message  # the shard/record line
+
+                print(f"error: {error_message(error) or _one_line(error.message)}",
+                      file=sys.stderr)
                 sys.exit(1)
             raise
 

@@ -8,6 +8,17 @@ bfloat16) and throughput at --batch_size; optionally training-step images/s (flo
 bfloat16, with and without XLA), the input pipeline's images/s, SavedModel and TFLite
 latency; peak memory. Prints a table (time, images/s, GFLOP/s, utilisation = 2 x
 multiply-adds / time / peak) and writes everything to --output_json.
+
+Side by side (``--contenders`` and/or ``--compare_frozen_graph``; instead of the above):
+
+    deeplab-bench --model_variant=mobilenet_v2 --crop_size=513,513 \\
+        --contenders=tf_folded,tf_frozen,openvino,onnxruntime,tflite \\
+        [--compare_frozen_graph=frozen_inference_graph.pb] [--checkpoint_path=CKPT] \\
+        [--compare_rounds=5]
+
+times each contender in its own process in alternating rounds (``bench.compare``) and prints
+its table: median, spread, ratios to the fastest, to tf_function and to the original's graph,
+GFLOP/s, utilisation of the peak measured in the same run, argmax agreement with tf_function.
 """
 
 from __future__ import annotations
@@ -18,7 +29,7 @@ import platform
 
 from deeplab_tf.cli._common import UserError, atomic_write_text, run_app
 from deeplab_tf.cli.flags import bench as bench_flags
-from deeplab_tf.cli.flags import data, export, model, parse_size
+from deeplab_tf.cli.flags import data, export, inference, model, parse_size
 
 _CROP_SIZE = export.CROP_SIZE
 _BATCH_SIZE = bench_flags.BATCH_SIZE
@@ -74,9 +85,67 @@ def _time_tflite(path, repeats):
     return time_call(call, warmup=1, repeats=repeats)
 
 
+def _comparing() -> bool:
+    """Whether this run is the side-by-side comparison (--contenders or --compare_frozen_graph)."""
+    return bench_flags.CONTENDERS.present or bool(bench_flags.COMPARE_FROZEN_GRAPH.value)
+
+
+def _check_comparison_flags():
+    """The comparison's flags checked before any work: one-line errors naming the flag."""
+    if inference.CHECKPOINT_PATH.value and not _comparing():
+        raise UserError("--checkpoint_path is read by the comparison only (--contenders or "
+                        "--compare_frozen_graph); the in-process modes time random weights")
+    if not _comparing():
+        return
+    from deeplab_tf.bench import contenders as contenders_lib
+
+    contenders_lib.check_contenders(bench_flags.CONTENDERS.value or (),
+                                    bench_flags.COMPARE_FROZEN_GRAPH.value)
+    if bench_flags.COMPARE_FROZEN_GRAPH.value:  # readable, with the original's nodes
+        contenders_lib.load_graph_def(bench_flags.COMPARE_FROZEN_GRAPH.value)
+
+
+def _compare(config, height, width, stats):
+    """The side-by-side comparison (``bench.compare``): prints the table, writes the JSON.
+
+    Weights: --checkpoint_path's (resolved and loaded here first, so that a bad checkpoint
+    is one error before any process starts), else random ones with realistic batch-norm
+    statistics.
+    """
+    from deeplab_tf.bench import compare as compare_lib
+    from deeplab_tf.bench import contenders as contenders_lib
+
+    frozen_graph = bench_flags.COMPARE_FROZEN_GRAPH.value
+    names = contenders_lib.check_contenders(
+        bench_flags.CONTENDERS.value or contenders_lib.available_contenders(), frozen_graph)
+    checkpoint = inference.CHECKPOINT_PATH.value
+    if checkpoint:
+        from deeplab_tf.checkpoints import load_for_inference, resolve_checkpoint_path
+        from deeplab_tf.model import build_model
+
+        checkpoint = resolve_checkpoint_path(checkpoint)
+        load_for_inference(build_model(config), checkpoint, config)
+    setup = contenders_lib.Setup(config.to_dict(), height, width, checkpoint_path=checkpoint,
+                                 frozen_graph=frozen_graph)
+    print(f"comparing {', '.join(dict.fromkeys([contenders_lib.REFERENCE, *names]))}"
+          f"{', original' if frozen_graph else ''}; {bench_flags.COMPARE_ROUNDS.value} rounds; "
+          f"weights: {checkpoint or 'random'}", flush=True)
+    report = compare_lib.compare(setup, names, rounds=bench_flags.COMPARE_ROUNDS.value,
+                                 log=lambda line: print(line, flush=True))
+    table = compare_lib.format_comparison(report)
+    print(table)
+    record = {"config": config.to_dict(), "height": height, "width": width, **stats,
+              "machine": {"processor": platform.processor() or platform.machine(),
+                          "cpu_count": os.cpu_count()},
+              "comparison": report.to_dict(), "table": table}
+    atomic_write_text(_OUTPUT_JSON.value, json.dumps(record, indent=2))
+    print(f"Wrote {_OUTPUT_JSON.value}")
+
+
 def main(argv):
     if len(argv) > 1:
         raise UserError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    _check_comparison_flags()
     from deeplab_tf import benchmark  # bench.model/timing, and train_benchmarks on the real Trainer
     from deeplab_tf.model import model_stats
 
@@ -87,6 +156,8 @@ def main(argv):
           f"decoder={list(config.decoder_output_stride)} at {height}x{width}")
     stats = model_stats(config, height, width)
     print(f"params: {stats['params']:,}  multiply-adds: {stats['madds'] / 1e9:.2f}B")
+    if _comparing():
+        return _compare(config, height, width, stats)
     peak = benchmark.peak_flops()
     print(f"machine peak: {peak['peak_flops'] / 1e9:.1f} GFLOP/s fp32 "
           f"(matmul {peak['matmul_flops'] / 1e9:.1f}, conv {peak['conv_flops'] / 1e9:.1f})")

@@ -8,6 +8,10 @@ prefetches. Distributed training calls it through
 
 ``eval_dataset`` yields one image at a time, in file order, padded for the output stride.
 
+Both check each record's image size from its header before decoding it
+(``DataConfig.max_image_pixels``, ``--max_image_pixels``) and name the shard and record of a
+corrupt or over-limit one (``records.error_message`` extracts that line from the error).
+
 Determinism: every element gets its own stateless seed ``(seed, element index)`` for its
 augmentation, so with ``DataConfig.seed`` set (and element order kept, which a seed implies)
 the same seed yields the same batches however the parallel stages are scheduled.
@@ -22,12 +26,13 @@ Example:
 from __future__ import annotations
 
 import random
+import sys
 from typing import Optional
 
 import tensorflow as tf
 
 from deeplab_tf.config import DataConfig
-from deeplab_tf.data import preprocess
+from deeplab_tf.data import image_io, preprocess
 from deeplab_tf.data import records as records_lib
 from deeplab_tf.data import registry
 from deeplab_tf.data import schema
@@ -47,6 +52,34 @@ def _decode_record(ignore_label: int):
         return image, label, source
 
     return decode
+
+
+def _pixel_limit(max_pixels: int, skip: bool):
+    """A ``filter`` predicate on ``(serialized, shard, index)``: False (skip, one stderr line)
+    or an InvalidArgumentError (stop) for a record whose image has more than ``max_pixels``
+    pixels, read from its header (``image_io.header_pixels``; the record's image/height x
+    image/width when the format is not recognised) before anything is decoded."""
+    def within(serialized, shard, index):
+        fields = schema.parse_example(serialized)
+        height, width = fields[schema.IMAGE_HEIGHT], fields[schema.IMAGE_WIDTH]
+        pixels = image_io.header_pixels(fields[schema.IMAGE_ENCODED])
+        pixels = tf.where(pixels >= 0, pixels, height * width)
+        ok = pixels <= max_pixels
+        text = tf.strings.join([
+            shard, ": record ", tf.strings.as_string(index), " (",
+            fields[schema.IMAGE_FILENAME], "): image of ", tf.strings.as_string(pixels),
+            " pixels (image/height x image/width ", tf.strings.as_string(height), "x",
+            tf.strings.as_string(width), "), over the limit --max_image_pixels=",
+            str(max_pixels)])
+        if skip:
+            report = tf.cond(ok, tf.no_op, lambda: tf.print(
+                tf.strings.join([text, ": skipped"]), output_stream=sys.stderr))
+        else:
+            report = tf.debugging.Assert(ok, [text], summarize=1)
+        with tf.control_dependencies([report]):
+            return tf.identity(ok)
+
+    return within
 
 
 def _tfds_decode(name: str, decode_fn):
@@ -80,16 +113,18 @@ def _records(data_config: DataConfig, split: str, *, ignore_label: int, training
     decode = _decode_record(ignore_label)
     skip = data_config.skip_corrupt_records
     if not training:
-        return records_lib.read_shards(files, skip), decode
-    if num_pipelines > 1 and len(files) < num_pipelines:
+        records = records_lib.read_shards(files, skip)
+    elif num_pipelines > 1 and len(files) < num_pipelines:
         # Too few files to give each pipeline its own: every pipeline reads all files in a
         # fixed order and keeps every num_pipelines-th record.
         records = records_lib.read_shards(files, skip).shard(num_pipelines, pipeline_id)
-        return records, decode
-    files = files[pipeline_id::num_pipelines]
-    records = records_lib.read_shards(
-        files, skip, cycle_length=min(data_config.num_readers, len(files)),
-        deterministic=deterministic, shuffle=True, shuffle_seed=data_config.seed)
+    else:
+        files = files[pipeline_id::num_pipelines]
+        records = records_lib.read_shards(
+            files, skip, cycle_length=min(data_config.num_readers, len(files)),
+            deterministic=deterministic, shuffle=True, shuffle_seed=data_config.seed)
+    if data_config.max_image_pixels:
+        records = records.filter(_pixel_limit(data_config.max_image_pixels, skip))
     return records, decode
 
 
@@ -117,6 +152,10 @@ def train_dataset(data_config: DataConfig, *, batch_size: int, mean_pixel,
         ``<shard>: record N is corrupt (truncated?)`` (``records.error_message`` extracts the
         line from the error), or is skipped and counted with
         ``data_config.skip_corrupt_records`` (one stderr line per shard with the count skipped).
+        A record whose image has more than ``data_config.max_image_pixels`` pixels (from
+        its header, before decoding) stops the input likewise with ``<shard>: record N
+        (<name>): image of P pixels (image/height x image/width HxW), over the limit
+        --max_image_pixels=L``, or is skipped with one stderr line (``...: skipped``).
     """
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
@@ -181,7 +220,7 @@ def eval_dataset(data_config: DataConfig, split: str, *, mean_pixel,
         tf.data.Dataset of dicts: ``image`` float32 [1, H', W', 3] in [0, 255], ``label``
         int32 [1, H', W', 1], ``height`` and ``width`` int32 [1] (the size before padding),
         ``filename`` string [1], ``shard`` string [1] and ``record`` int64 [1] (where it
-        came from; see ``train_dataset`` for corrupt shards).
+        came from; see ``train_dataset`` for corrupt shards and over-limit images).
     """
     info = registry.get_dataset_info(data_config.dataset, data_config.dataset_dir or None)
     ignore_label = info.ignore_label if ignore_label is None else int(ignore_label)

@@ -119,7 +119,14 @@ def read_shards(files, skip_corrupt: bool = False, cycle_length: int = 1,
                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
 
 
+# What the input pipeline's checks say (tf.debugging.Assert): "assertion failed: [<line>]".
+_RECORD_LINE = re.compile(r"assertion failed: \[(.*?: record \d+ .*?)\](?:\s*\n|\s*$)")
+
+
 def error_message(error: BaseException) -> Optional[str]:
-    """The ``<shard>: record N is corrupt (truncated?)`` line of an input error, or None."""
-    match = re.search(r"([^\[\]\n]*: record \d+ " + re.escape(_MESSAGE) + ")", str(error))
+    """The one line naming the shard and record of an input error, or None: ``<shard>:
+    record N is corrupt (truncated?)``, or the pipeline's pixel-limit line (``<shard>:
+    record N (<name>): image of P pixels (...), over the limit --max_image_pixels=L``)."""
+    text = getattr(error, "message", None) or str(error)
+    match = _RECORD_LINE.search(text)
     return match.group(1).strip() if match else None

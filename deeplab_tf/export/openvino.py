@@ -10,15 +10,18 @@ single/multi-scale + flip, the padding cropped off, labels at the input size):
 * output 0 ``SemanticPredictions``: int32 [1, H, W] labels; with ``probabilities=True`` also
   output 1 ``SemanticProbabilities``: float32 [1, H, W, classes].
 
-Weights stay float32 (no float16 compression), so labels equal TensorFlow's up to float
-rounding. ``OpenVINOPredictor`` converts in memory for ``deeplab-eval
---inference_backend=openvino``. Needs the ``openvino`` package (``pip install
-'deeplab_tf[openvino]'``).
+Weights stay float32 (no float16 compression). OpenVINO's CPU plugin, though, computes in
+bfloat16 by default where the CPU has native bfloat16 (AVX512_BF16, AMX): about 1 % of the
+labels of a tiny test model then differ from TensorFlow's. Compile with ``F32_CONFIG``
+(``INFERENCE_PRECISION_HINT=f32``, as ``OpenVINOPredictor`` and deeplab-bench do) for labels
+equal to TensorFlow's up to float rounding; the IR cannot carry that setting.
+``OpenVINOPredictor`` converts in memory for ``deeplab-eval --inference_backend=openvino``.
+Needs the ``openvino`` package (``pip install 'deeplab_tf[openvino]'``).
 
 Example:
 
 >>> xml = export_openvino(model, model_config, spec, "exp/openvino")
->>> compiled = openvino.Core().compile_model(xml, "CPU")
+>>> compiled = openvino.Core().compile_model(xml, "CPU", F32_CONFIG)
 >>> labels = compiled(image[np.newaxis])[0]     # int32 [1, H, W]
 """
 
@@ -35,6 +38,9 @@ import numpy as np
 INPUT_NAME = "ImageTensor"
 OUTPUT_NAME = "SemanticPredictions"
 PROBABILITIES_NAME = "SemanticProbabilities"
+# Compile settings for TensorFlow's float32 results (OpenVINO's CPU default is bfloat16 on
+# CPUs with native bfloat16).
+F32_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
 
 
 class OpenVINOExportError(ValueError):
@@ -160,7 +166,7 @@ class OpenVINOPredictor:
         self._core = ov.Core()
         self._model = convert(model, model_config, spec, probabilities=True)
         self._device = device
-        self._config = {"PERFORMANCE_HINT": "LATENCY"}
+        self._config = {"PERFORMANCE_HINT": "LATENCY", **F32_CONFIG}
         if num_threads:
             self._config["INFERENCE_NUM_THREADS"] = int(num_threads)
         self._max_shapes = max(1, int(max_shapes))

@@ -33,6 +33,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from deeplab_tf.data import schema
+from deeplab_tf.data.image_io import header_pixels
 from deeplab_tf.evaluation import inference
 
 PREDICTIONS = "semantic_predictions"
@@ -45,55 +46,6 @@ PREDICT_IMAGES = "predict_images"
 SERVING_DEFAULT = "serving_default"
 # semantic_predictions beyond an image's own size in a batch of differently sized images.
 PADDING_LABEL = -1
-
-
-def _bytes_at(encoded, start: int, count: int):
-    return tf.cast(tf.io.decode_raw(tf.strings.substr(encoded, start, count), tf.uint8),
-                   tf.int64)
-
-
-def _big_endian(encoded, start: int):
-    b = _bytes_at(encoded, start, 4)
-    return ((b[0] * 256 + b[1]) * 256 + b[2]) * 256 + b[3]
-
-
-def _little_endian(encoded, start: int, count: int):
-    b = _bytes_at(encoded, start, count)
-    value = tf.constant(0, tf.int64)
-    for index in reversed(range(count)):
-        value = value * 256 + b[index]
-    return value
-
-
-def header_pixels(encoded):
-    """Pixels (int64 scalar) an encoded image declares in its header, without decoding it;
-    -1 when the format is not recognised (the decoder then rejects it)."""
-    length = tf.strings.length(encoded)
-    two = tf.strings.substr(encoded, 0, tf.minimum(2, length))
-    four = tf.strings.substr(encoded, 0, tf.minimum(4, length))
-    unknown = tf.constant(-1, tf.int64)
-
-    def jpeg():
-        shape = tf.cast(tf.image.extract_jpeg_shape(encoded), tf.int64)
-        return shape[0] * shape[1]
-
-    def png():
-        return _big_endian(encoded, 16) * _big_endian(encoded, 20)
-
-    def gif():
-        return _little_endian(encoded, 6, 2) * _little_endian(encoded, 8, 2)
-
-    def bmp():
-        width = _little_endian(encoded, 18, 4)
-        height = _little_endian(encoded, 22, 4)
-        height = tf.where(height >= 2 ** 31, 2 ** 32 - height, height)  # top-down: negative
-        return width * height
-
-    return tf.case([(tf.logical_and(tf.equal(two, b"\xff\xd8"), length >= 4), jpeg),
-                    (tf.logical_and(tf.equal(four, b"\x89PNG"), length >= 24), png),
-                    (tf.logical_and(tf.equal(four, b"GIF8"), length >= 10), gif),
-                    (tf.logical_and(tf.equal(two, b"BM"), length >= 26), bmp)],
-                   default=lambda: unknown, exclusive=False)
 
 
 def decode_checked(encoded, max_image_pixels: int):

@@ -27,3 +27,17 @@ OUTPUT_JSON = flags.DEFINE_string("output_json", "bench_output/bench.json",
                                   "Where to write the results.")
 JSON = flags.DEFINE_string("json", None, "deeplab-model-stats: also write the figures to this "
                            "JSON file.")
+CONTENDERS = flags.DEFINE_list(
+    "contenders", None,
+    "Run the side-by-side comparison (bench.compare: each contender in its own process, "
+    "alternating rounds) instead of the in-process modes: some of tf_function, tf_folded, "
+    "tf_frozen, openvino, onnxruntime, tflite, original. Given empty (--contenders=): every "
+    "contender whose runtime is installed here. tf_function (the reference) always runs.")
+COMPARE_FROZEN_GRAPH = flags.DEFINE_string(
+    "compare_frozen_graph", None,
+    "An original frozen_inference_graph.pb (ImageTensor:0 uint8 [1, H, W, 3] -> "
+    "SemanticPredictions:0): adds the 'original' contender, run on the same image (implies "
+    "the comparison; --contenders defaults to every available one).")
+COMPARE_ROUNDS = flags.DEFINE_integer(
+    "compare_rounds", 5, "Timed rounds of the comparison (median and spread reported).",
+    lower_bound=1)

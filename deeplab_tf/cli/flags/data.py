@@ -38,6 +38,14 @@ SKIP_CORRUPT_RECORDS = flags.DEFINE_boolean(
     "Skip (and count) corrupt or truncated TFRecord records instead of stopping with an "
     "error naming the shard and record.")
 
+MAX_IMAGE_PIXELS = flags.DEFINE_integer(
+    "max_image_pixels", default(_D, "max_image_pixels"),
+    "Largest image (height x width) accepted, read from the image's header before decoding: "
+    "the training/eval input pipeline stops on a larger record naming its shard and record "
+    "(or skips it with --skip_corrupt_records); serving signatures reject larger images "
+    "(InvalidArgument); the dataset converters stop (or skip with --skip_invalid). 0: no "
+    "limit in the pipeline and the converters.")
+
 
 def is_tfds() -> bool:
     return DATASET.value.startswith("tfds:")
@@ -86,6 +94,7 @@ def data_config(eval_split_flag: str = "eval_split", **fields) -> DataConfig:
     return DataConfig(dataset=DATASET.value, dataset_dir=DATASET_DIR.value or "",
                       num_readers=NUM_READERS.value,
                       skip_corrupt_records=SKIP_CORRUPT_RECORDS.value,
+                      max_image_pixels=MAX_IMAGE_PIXELS.value,
                       **resize_fields(), **fields)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from absl import flags
 
+from deeplab_tf.cli.flags import data
 from deeplab_tf.cli.flags.values import default, size_default
 from deeplab_tf.config import EXPORT_FORMATS, TFLITE_MODES, TFLITE_OUTPUTS, ExportConfig
 
@@ -63,7 +64,4 @@ OVERWRITE = flags.DEFINE_boolean(
 SAVE_INFERENCE_GRAPH = flags.DEFINE_boolean(
     "save_inference_graph", default(_X, "save_inference_graph"),
     "Frozen graph: also write the unfrozen graph (inference_graph.pbtxt) beside it.")
-MAX_IMAGE_PIXELS = flags.DEFINE_integer(
-    "max_image_pixels", default(_X, "max_image_pixels"),
-    "Largest image (height x width) accepted: serving signatures reject larger ones; the "
-    "dataset converters stop (or skip with --skip_invalid) on larger ones.")
+MAX_IMAGE_PIXELS = data.MAX_IMAGE_PIXELS  # defined with the data flags (every reader of images)

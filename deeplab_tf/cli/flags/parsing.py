@@ -27,7 +27,7 @@ USES = {
     "deeplab-eval": _INFERENCE + ("eval",),
     "deeplab-vis": _INFERENCE + ("vis", "--image_dir"),  # --image_dir: the old --vis_image_dir
     "deeplab-export": _INFERENCE + ("export",),
-    "deeplab-bench": ("model", "data", "bench", "--crop_size"),
+    "deeplab-bench": ("model", "data", "bench", "--crop_size", "--checkpoint_path"),
     "deeplab-model-stats": ("model", "data", "--crop_size", "--json"),
     "deeplab-convert-checkpoint": ("model", "convert", "--initialize_last_layer",
                                    "--last_layers_contain_logits_only"),
