@@ -325,3 +325,26 @@ def test_tf_initial_checkpoints_alias_of_pascal_md(capsys):
         with pytest.raises(ValueError, match="--tf_initial_checkpoints=a/model.ckpt"):
             train.initial_checkpoint()
     assert compat.statuses()["tf_initial_checkpoints"][1] == "notice"
+
+
+def test_cityscapes_md_split_names_read_the_fine_shards(tmp_path, capsys):
+    """cityscapes.md's --train_split="train" / --eval_split="val" (the original's first names)
+    read train_fine / val_fine shards, with a notice; existing train-* shards win."""
+    from absl.testing import flagsaver
+
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
+    for name in ("train_fine-00000-of-00001.tfrecord", "val_fine-00000-of-00001.tfrecord"):
+        (tmp_path / name).write_bytes(b"")
+    with flagsaver.flagsaver(dataset="cityscapes", dataset_dir=str(tmp_path)):
+        config = data.data_config(train_split="train", eval_split="val")
+        assert (config.train_split, config.eval_split) == ("train_fine", "val_fine")
+        err = capsys.readouterr().err
+        assert "--train_split=train" in err and "--eval_split=val" in err and "val_fine" in err
+        assert data.data_config(eval_split_flag="vis_split", eval_split="val").eval_split == \
+            "val_fine"
+        assert "--vis_split=val" in capsys.readouterr().err
+        (tmp_path / "train-00000-of-00001.tfrecord").write_bytes(b"")
+        assert data.data_config(train_split="train").train_split == "train"
+    with flagsaver.flagsaver(dataset="pascal_voc_seg", dataset_dir=str(tmp_path)):
+        assert data.data_config(eval_split="val").eval_split == "val"

@@ -72,6 +72,7 @@ def main(argv):
     directory = _eval_common.checkpoint_dir()
     info = data.dataset_info()
     data_config = data.data_config(eval_split=split)
+    split = data_config.eval_split
 
     # TensorFlow and the model only once the flags are checked.
     from deeplab_tf.data import pipeline

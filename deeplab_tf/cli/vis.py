@@ -64,6 +64,7 @@ def main(argv):
     else:
         info = data.dataset_info()
         data_config = data.data_config(eval_split_flag="vis_split", eval_split=split)
+        split = data_config.eval_split
 
     # TensorFlow and the model only once the flags are checked.
     from deeplab_tf.evaluation import visualize
