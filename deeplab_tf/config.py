@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Tuple
 
-from deeplab_tf.config_base import ConfigMixin, _as_int_tuple, _as_size  # noqa: F401
+from deeplab_tf.config_base import (DEFAULT_MAX_IMAGE_PIXELS, ConfigMixin,  # noqa: F401
+                                    _as_int_tuple, _as_size)
 
 # The model variants the library builds, and facts about each: the variable scope used by
 # the original checkpoints and the low-level feature taps (by output stride) the decoder can
@@ -184,7 +185,7 @@ class DataConfig(ConfigMixin):
     seed: Optional[int] = None
     deterministic: bool = False
     skip_corrupt_records: bool = False
-    max_image_pixels: int = 64_000_000
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 
+# The largest image (height x width) read by default: --max_image_pixels' default for the
+# input pipeline, the converters and the serving signatures (DataConfig, ExportConfig).
+DEFAULT_MAX_IMAGE_PIXELS = 64_000_000
+
 
 def _as_int_tuple(value, name):
     if value is None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Tuple
 
-from deeplab_tf.config_base import ConfigMixin, _as_int_tuple, _as_size
+from deeplab_tf.config_base import DEFAULT_MAX_IMAGE_PIXELS, ConfigMixin, _as_int_tuple, _as_size
 
 TFLITE_MODES = ("float32", "float16", "dynamic_range", "int8")
 
@@ -151,7 +151,7 @@ class ExportConfig(ConfigMixin):
     min_resize_value: Optional[int] = None
     max_resize_value: Optional[int] = None
     resize_factor: Optional[int] = None
-    max_image_pixels: int = 64_000_000
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)

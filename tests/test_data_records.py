@@ -137,13 +137,19 @@ def test_image_over_the_pixel_limit_is_named_before_decoding(over_limit, capfd):
         f"over the limit --max_image_pixels={LIMIT}: skipped",
         f"{shard}: record 3 (liar): image of 1600 pixels (image/height x image/width 10x10), "
         f"over the limit --max_image_pixels={LIMIT}: skipped"]
-    # Training skips them too; at the default limit (and with 0: none) every record is read.
+    # Training skips them too, and says so once per record, not once an epoch (3 batches of
+    # 8 from the 2 records left: 12 epochs); at the default limit (and with 0: none) every
+    # record is read.
     train = DataConfig(dataset="", dataset_dir=directory, train_split="val", seed=0,
                        train_crop_size=(17, 19), max_image_pixels=LIMIT,
                        skip_corrupt_records=True)
-    _, _, source = next(iter(pipeline.train_dataset(train, batch_size=8, mean_pixel=0.0,
-                                                    with_source=True)))
-    assert sorted({n.decode() for n in source["filename"].numpy()}) == ["photo", "small"]
+    batches = list(pipeline.train_dataset(train, batch_size=8, mean_pixel=0.0,
+                                          with_source=True).take(3))
+    for _, _, source in batches:
+        assert sorted({n.decode() for n in source["filename"].numpy()}) == ["photo", "small"]
+    said_in_training = [line for line in capfd.readouterr().err.splitlines()
+                        if "max_image_pixels" in line]
+    assert sorted(said_in_training) == said
     for limit in (DataConfig().max_image_pixels, 0):
         every = DataConfig(dataset="", dataset_dir=directory, max_image_pixels=limit)
         assert _names(pipeline.eval_dataset(every, "val", mean_pixel=0.0).take(3)) == [
@@ -152,6 +158,45 @@ def test_image_over_the_pixel_limit_is_named_before_decoding(over_limit, capfd):
         DataConfig(max_image_pixels=-1)
 
 
+def test_eval_path_in_process_says_which_record_is_over_the_flags_limit(over_limit, capfd,
+                                                                          monkeypatch):
+    """deeplab-eval's path without a model or a subprocess (seconds): run_app parses
+    --max_image_pixels into the DataConfig, the evaluation reads the split and stops on the
+    record, and run_app prints that line with exit status 1."""
+    from absl import app, flags
+    from absl.testing import flagsaver
+
+    from deeplab_tf.cli._common import run_app
+    from deeplab_tf.cli.flags import data
+    from deeplab_tf.evaluation import evaluator
+
+    directory, shard = over_limit
+
+    def main(argv):
+        config = data.data_config(eval_split="val")
+        assert config.max_image_pixels == LIMIT
+        evaluator.evaluate(lambda images: tf.zeros(tf.shape(images)[:3], tf.int32),
+                           pipeline.eval_dataset(config, "val", mean_pixel=0.0),
+                           num_classes=3, ignore_label=255, log_every=0)
+
+    # absl parses flags once per process; this test's parse is undone afterwards.
+    monkeypatch.setattr(app._register_and_parse_flags_with_usage, "done", False)
+    monkeypatch.setattr("sys.argv", ["deeplab-eval", "--dataset=", f"--dataset_dir={directory}",
+                                     "--eval_split=val", f"--max_image_pixels={LIMIT}"])
+    was_parsed = flags.FLAGS.is_parsed()
+    try:
+        with flagsaver.flagsaver(), pytest.raises(SystemExit) as exit_:
+            run_app(main, "deeplab-eval")
+    finally:
+        if not was_parsed:
+            flags.FLAGS.unparse_flags()
+    assert exit_.value.code == 1
+    assert capfd.readouterr().err.strip().splitlines()[-1] == (
+        f"error: {shard}: record 1 (big): image of 1200 pixels (image/height x image/width "
+        f"30x40), over the limit --max_image_pixels={LIMIT}")
+
+
+@pytest.mark.slow  # a console script and a model: the in-process test above is the default one
 def test_deeplab_eval_says_which_record_is_over_the_flags_limit(over_limit, tmp_path):
     import subprocess
     import sys

@@ -164,8 +164,8 @@ def test_onnx_export(workspace):
     onnxruntime = pytest.importorskip("onnxruntime")
     export_dir = workspace["root"] / "onnx"
     result = _run("deeplab-export", f"--checkpoint_path={workspace['checkpoint']}",
-                  f"--export_dir={export_dir}", "--format=onnx", *CROP,
-                  *_model_flags(workspace["config"]))
+                  f"--export_dir={export_dir}", "--format=onnx", "--export_probabilities",
+                  *CROP, *_model_flags(workspace["config"]))
     if result.returncode != 0 and "tf2onnx" in result.stderr:
         pytest.skip(f"tf2onnx does not work with this TensorFlow: "
                     f"{result.stderr.strip().splitlines()[-1]}")
@@ -176,12 +176,16 @@ def test_onnx_export(workspace):
     (source,) = session.get_inputs()
     assert source.type == "tensor(uint8)" and source.shape[0] == 1 and source.shape[3] == 3
     assert all(not isinstance(d, int) for d in source.shape[1:3])  # dynamic height, width
-    (output,) = session.get_outputs()
-    assert output.type == "tensor(int32)"
+    output, scores = session.get_outputs()  # --export_probabilities: labels, probabilities
+    assert output.type == "tensor(int32)" and scores.type == "tensor(float)"
 
     def predict(image):
-        (labels,) = session.run(None, {source.name: image[None]})
+        labels, probabilities = session.run(None, {source.name: image[None]})
         assert labels.dtype == np.int32 and labels.shape == (1,) + image.shape[:2]
+        assert probabilities.dtype == np.float32
+        assert probabilities.shape == (1,) + image.shape[:2] + (3,)
+        np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-4)
+        np.testing.assert_array_equal(probabilities.argmax(-1), labels)
         return labels[0]
 
     agreements = _agreements(predict, workspace["cases"])

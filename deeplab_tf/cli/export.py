@@ -205,7 +205,8 @@ def _export_other(model_, config, export_config, export_dir):
             from deeplab_tf.export.onnx import export_onnx
 
             path = export_onnx(model_, config, spec, export_dir,
-                               model_name=export_config.model_name, crop_size=crop)
+                               model_name=export_config.model_name, crop_size=crop,
+                               probabilities=export_config.export_probabilities)
     except ImportError as error:
         raise UserError(f"--format={fmt} is not available here ({error})") from None
     print(f"Wrote {fmt} model {path}.")
@@ -250,17 +251,6 @@ def main(argv):
               f"(encoded images), predict_images (uint8 pixels); scales "
               f"{list(export_config.inference_scales)}"
               f"{', flipped' if export_config.add_flipped_images else ''}.")
-        return
-    if export_config.format == "frozen_graph":
-        from deeplab_tf.evaluation.inference import InferenceSpec
-        from deeplab_tf.export.frozen_graph import export_frozen_graph
-
-        path = export_frozen_graph(
-            model, config, InferenceSpec.from_export_config(config, export_config),
-            export_config.export_path or os.path.join(_EXPORT_DIR.value,
-                                                      "frozen_inference_graph.pb"),
-            save_inference_graph=export_config.save_inference_graph)
-        print(f"Wrote {path} (ImageTensor -> SemanticPredictions, SemanticProbabilities).")
         return
     from deeplab_tf.export.tflite import export_tflite
 

@@ -55,10 +55,22 @@ def _decode_record(ignore_label: int):
 
 
 def _pixel_limit(max_pixels: int, skip: bool):
-    """A ``filter`` predicate on ``(serialized, shard, index)``: False (skip, one stderr line)
-    or an InvalidArgumentError (stop) for a record whose image has more than ``max_pixels``
+    """A ``filter`` predicate on ``(serialized, shard, index)``: False (skip, one stderr line
+    per record, said the first time only: training reads every record once an epoch) or an
+    InvalidArgumentError (stop) for a record whose image has more than ``max_pixels``
     pixels, read from its header (``image_io.header_pixels``; the record's image/height x
     image/width when the format is not recognised) before anything is decoded."""
+    if skip:  # The records already said, for as long as the dataset lives.
+        said = tf.lookup.experimental.MutableHashTable(tf.string, tf.int64, default_value=0)
+
+    def say_once(text):
+        seen = said.lookup(text)
+        with tf.control_dependencies([seen]):
+            mark = said.insert(text, tf.constant(1, tf.int64))
+        with tf.control_dependencies([mark]):
+            return tf.cond(seen > 0, tf.no_op, lambda: tf.print(
+                tf.strings.join([text, ": skipped"]), output_stream=sys.stderr))
+
     def within(serialized, shard, index):
         fields = schema.parse_example(serialized)
         height, width = fields[schema.IMAGE_HEIGHT], fields[schema.IMAGE_WIDTH]
@@ -72,8 +84,7 @@ def _pixel_limit(max_pixels: int, skip: bool):
             tf.strings.as_string(width), "), over the limit --max_image_pixels=",
             str(max_pixels)])
         if skip:
-            report = tf.cond(ok, tf.no_op, lambda: tf.print(
-                tf.strings.join([text, ": skipped"]), output_stream=sys.stderr))
+            report = tf.cond(ok, tf.no_op, lambda: say_once(text))
         else:
             report = tf.debugging.Assert(ok, [text], summarize=1)
         with tf.control_dependencies([report]):
@@ -155,7 +166,8 @@ def train_dataset(data_config: DataConfig, *, batch_size: int, mean_pixel,
         A record whose image has more than ``data_config.max_image_pixels`` pixels (from
         its header, before decoding) stops the input likewise with ``<shard>: record N
         (<name>): image of P pixels (image/height x image/width HxW), over the limit
-        --max_image_pixels=L``, or is skipped with one stderr line (``...: skipped``).
+        --max_image_pixels=L``, or is skipped with one stderr line (``...: skipped``, the first
+        epoch only).
     """
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")

@@ -33,7 +33,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from deeplab_tf.data import schema
-from deeplab_tf.data.image_io import header_pixels
+from deeplab_tf.data.image_io import DEFAULT_MAX_IMAGE_PIXELS, header_pixels
 from deeplab_tf.evaluation import inference
 
 PREDICTIONS = "semantic_predictions"
@@ -78,8 +78,8 @@ class ServingModule(tf.Module):
     """
 
     def __init__(self, model, spec: inference.InferenceSpec, *,
-                 export_probabilities: bool = False, max_image_pixels: int = 64_000_000,
-                 track_variables: bool = True):
+                 export_probabilities: bool = False,
+                 max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, track_variables: bool = True):
         super().__init__(name="deeplab_serving")
         if track_variables:
             self.model = model
