@@ -1,7 +1,7 @@
 """Loading checkpoints into a DeepLab model: the original's TF1 checkpoints and this project's.
 
 Every ``ConvBN`` knows the original variable names of its weights
-(``layers.original_variable_map``), so both kinds of checkpoint are loaded the same way:
+(``layers.conv_bn.original_variable_map``), so both kinds of checkpoint are loaded the same way:
 
 1. read the checkpoint with ``tf.train.load_checkpoint`` (no slim needed);
 2. pair each model variable with a checkpoint key — the original name itself for a TF1
@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from deeplab_tf.checkpoint_paths import CheckpointError, resolve_checkpoint_path
-from deeplab_tf.layers import original_variable_map
+from deeplab_tf.layers.conv_bn import original_variable_map
 
 # The original's last layers (model.get_extra_layer_scopes + logits).
 LOGITS_SCOPES = ("logits",)

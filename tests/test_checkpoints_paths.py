@@ -14,7 +14,7 @@ import tensorflow as tf
 import helpers
 from deeplab_tf.checkpoints import (CheckpointError, load_checkpoint, load_for_inference,
                                     resolve_checkpoint_path)
-from deeplab_tf.layers import original_variable_map
+from deeplab_tf.layers.conv_bn import original_variable_map
 from deeplab_tf.model import build_model
 
 ZOO = "deeplabv3_pascal_train_aug"

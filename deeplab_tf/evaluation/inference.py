@@ -39,7 +39,7 @@ from deeplab_tf.evaluation.multiscale import (  # noqa: F401 (re-exported)
     pad_images, predict_labels, predict_probabilities, upsample_logits)
 from deeplab_tf.evaluation.sliding_window import (  # noqa: F401 (re-exported)
     predict_labels_sliding_window, predict_probabilities_sliding_window)
-from deeplab_tf.layers import resize_bilinear
+from deeplab_tf.layers.resize import resize_bilinear
 
 LABELS = "labels"
 PROBABILITIES = "probabilities"
@@ -178,7 +178,7 @@ def prepare_model(model, spec: InferenceSpec, model_config: Optional[ModelConfig
     Raises:
         ValueError: folding asked for but no ModelConfig known.
     """
-    from deeplab_tf.layers import fold_batch_norm
+    from deeplab_tf.layers.conv_bn import fold_batch_norm
 
     if not spec.fold_batch_norm or not hasattr(model, "_flatten_layers") or _is_folded(model):
         return model

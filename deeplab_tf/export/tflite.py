@@ -41,7 +41,7 @@ import tensorflow as tf
 
 from deeplab_tf.config import ExportConfig, ModelConfig
 from deeplab_tf.evaluation import inference
-from deeplab_tf.layers import resize_bilinear
+from deeplab_tf.layers.resize import resize_bilinear
 from deeplab_tf import fileio
 from deeplab_tf.model import mean_pixel
 

@@ -55,7 +55,7 @@ from deeplab_tf.checkpoints import in_scopes, last_layer_scopes, load_checkpoint
 from deeplab_tf.config import ModelConfig, TrainConfig
 from deeplab_tf.evaluation.inference import predict_labels
 from deeplab_tf.fileio import directory_lock
-from deeplab_tf.layers import original_variable_map
+from deeplab_tf.layers.conv_bn import original_variable_map
 from deeplab_tf.model import build_model
 from deeplab_tf.train import losses
 from deeplab_tf.train.checkpointing import TrainCheckpoint
