@@ -73,7 +73,7 @@ def _model_and_spec(setup: Setup):
     config = ModelConfig.from_dict(setup.model_config)
     model = build_model(config)
     if setup.checkpoint_path:
-        from deeplab_tf.checkpoints import load_for_inference
+        from deeplab_tf.checkpoint_inference import load_for_inference
 
         load_for_inference(model, setup.checkpoint_path)
     else:
