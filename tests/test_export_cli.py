@@ -15,7 +15,7 @@ import train_data
 from deeplab_tf.config import EvalConfig, ModelConfig
 from deeplab_tf.evaluation import evaluator
 from deeplab_tf.evaluation.inference import predict_labels
-from deeplab_tf.export.tflite import LiteRTModel
+from deeplab_tf.export.litert import LiteRTModel
 from deeplab_tf.layers.conv_bn import original_variable_map
 from deeplab_tf.model import build_model
 from export_helpers import scenes, write_scene_tfrecords
@@ -97,8 +97,7 @@ def _recipe(checkpoints):
 
 def _check_saved_model(path, model, **eval_kwargs):
     loaded = tf.saved_model.load(path)
-    predict = evaluator.make_predict_fn(model, EvalConfig(**eval_kwargs), output_stride=16,
-                                        pad_value=(127.5,) * 3)
+    predict = evaluator.make_predict_fn(model, EvalConfig(**eval_kwargs), model.config)
     for image in _images():
         got = loaded.signatures["predict_images"](images=tf.constant(image[None]))
         np.testing.assert_array_equal(got["semantic_predictions"].numpy(),

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import keras
 import tensorflow as tf
 
 import helpers
