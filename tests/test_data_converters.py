@@ -13,7 +13,7 @@ from absl.testing import flagsaver
 from PIL import Image
 
 from deeplab_tf.config import DataConfig
-from deeplab_tf.data import pipeline, schema
+from deeplab_tf.data import cityscapes_labels, pipeline, schema
 from deeplab_tf.data.converters import ade20k, cityscapes, folder, shards, voc2012
 from deeplab_tf.data.converters.conversion import STAGING_DIR
 from deeplab_tf.data.converters.errors import ConversionError
@@ -99,8 +99,8 @@ def test_cityscapes_label_ids_map_to_train_ids(tmp_path):
             assert raw[schema.IMAGE_FORMAT] == b"png"
             np.testing.assert_array_equal(image, info["images"][stem])
             np.testing.assert_array_equal(label, info["labels"][stem])
-    assert cityscapes.label_id_to_train_id_table()[26] == 13  # car
-    assert sum(t != 255 for t in cityscapes.label_id_to_train_id_table()) == 19
+    assert cityscapes_labels.label_id_to_train_id_table()[26] == 13  # car
+    assert sum(t != 255 for t in cityscapes_labels.label_id_to_train_id_table()) == 19
 
 
 def test_ade20k_round_trip(tmp_path):
