@@ -28,7 +28,7 @@ _DATA_SUFFIX = ".data-00000-of-00001"
 
 
 class CheckpointError(ValueError):
-    """A checkpoint that cannot be used (one-line message); ``checkpoints.CheckpointError``."""
+    """A checkpoint that cannot be used (one-line message)."""
 
 
 def _cache_root() -> str:

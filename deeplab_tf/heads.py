@@ -19,7 +19,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from deeplab_tf.layers import ConvBN, ResizeLike, SeparableConvBN, scale_dimension, resize_bilinear
+from deeplab_tf.layers.conv_bn import ConvBN
+from deeplab_tf.layers.resize import ResizeLike, scale_dimension, resize_bilinear
+from deeplab_tf.layers.separable_conv_bn import SeparableConvBN
 
 HEAD_BATCH_NORM = dict(bn_momentum=0.9997, bn_epsilon=1e-5)
 DECODER_PROJECTION_FILTERS = 48

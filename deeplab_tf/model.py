@@ -24,7 +24,8 @@ from deeplab_tf import heads
 from deeplab_tf.backbones import get_backbone
 from deeplab_tf.config import ModelConfig
 from deeplab_tf.backbones import mean_pixel  # noqa: F401 (public here too)
-from deeplab_tf.layers import Normalization, fold_batch_norm, iter_original_layers  # noqa: F401
+from deeplab_tf.layers.conv_bn import fold_batch_norm, iter_original_layers  # noqa: F401
+from deeplab_tf.layers.normalization import Normalization
 
 
 @keras.saving.register_keras_serializable(package="deeplab_tf")

@@ -19,7 +19,8 @@ import pytest
 import helpers
 from deeplab_tf import ModelConfig
 from deeplab_tf.backbones import get_backbone, mobilenet_v2, resnet_v1
-from deeplab_tf.layers import ConvBN, Normalization, original_variable_map
+from deeplab_tf.layers.conv_bn import ConvBN, original_variable_map
+from deeplab_tf.layers.normalization import Normalization
 
 SIZE = 65
 

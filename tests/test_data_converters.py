@@ -13,8 +13,11 @@ from absl.testing import flagsaver
 from PIL import Image
 
 from deeplab_tf.config import DataConfig
-from deeplab_tf.data import pipeline, schema
-from deeplab_tf.data.converters import ade20k, cityscapes, common, folder, shards, voc2012
+from deeplab_tf.data import cityscapes_labels, pipeline, schema
+from deeplab_tf.data.converters import ade20k, cityscapes, folder, shards, voc2012
+from deeplab_tf.data.converters.conversion import STAGING_DIR
+from deeplab_tf.data.converters.errors import ConversionError
+from deeplab_tf.data.converters.progress import Progress
 from tests import miniature
 
 
@@ -80,7 +83,7 @@ def test_voc_with_sbd_round_trip(voc):
     assert _final_outputs(output_dir) == sorted(
         ["manifest.json"] + [schema.shard_name(s, i, min(4, n))
                              for s, n in expected_sizes.items() for i in range(min(4, n))])
-    assert not os.path.exists(os.path.join(output_dir, common.STAGING_DIR))
+    assert not os.path.exists(os.path.join(output_dir, STAGING_DIR))
 
 
 def test_cityscapes_label_ids_map_to_train_ids(tmp_path):
@@ -96,8 +99,8 @@ def test_cityscapes_label_ids_map_to_train_ids(tmp_path):
             assert raw[schema.IMAGE_FORMAT] == b"png"
             np.testing.assert_array_equal(image, info["images"][stem])
             np.testing.assert_array_equal(label, info["labels"][stem])
-    assert cityscapes.label_id_to_train_id_table()[26] == 13  # car
-    assert sum(t != 255 for t in cityscapes.label_id_to_train_id_table()) == 19
+    assert cityscapes_labels.label_id_to_train_id_table()[26] == 13  # car
+    assert sum(t != 255 for t in cityscapes_labels.label_id_to_train_id_table()) == 19
 
 
 def test_ade20k_round_trip(tmp_path):
@@ -184,14 +187,14 @@ def test_interrupted_conversion_leaves_nothing_final_and_resumes(custom, tmp_pat
     output_dir = str(tmp_path / "out")
     options = dict(num_classes=3, palette_file=str(raw / "palette.txt"), dataset_name="resume",
                    num_shards=3, show_progress=False)
-    with pytest.raises(common.ConversionError, match=r"img_005\.png: undecodable image"):
+    with pytest.raises(ConversionError, match=r"img_005\.png: undecodable image"):
         folder.convert(str(raw / "images"), str(raw / "masks"), output_dir, **options)
     assert _final_outputs(output_dir) == []  # No shard under its final name, no manifest.
-    staging = os.path.join(output_dir, common.STAGING_DIR)
+    staging = os.path.join(output_dir, STAGING_DIR)
     assert sorted(os.listdir(staging)) == [
         "train-00000-of-00003.tfrecord", "train-00000-of-00003.tfrecord.json",
         "train-00001-of-00003.tfrecord", "train-00001-of-00003.tfrecord.json"]
-    (tmp_path / "out" / common.STAGING_DIR / "train-00002-of-00003.tfrecord.tmp-99999").write_bytes(b"x")
+    (tmp_path / "out" / STAGING_DIR / "train-00002-of-00003.tfrecord.tmp-99999").write_bytes(b"x")
 
     bad.write_bytes(good_bytes)  # Fixed: the re-run writes only the missing shard.
     written = []
@@ -264,7 +267,7 @@ def test_folder_bad_input_is_reported_and_nothing_is_written(tmp_path, case, mes
                 colours[3, 4] = (1, 2, 3)
             _write(os.path.join(label_dir, stem + ".png"), colours)
     output_dir = str(tmp_path / "out")
-    with pytest.raises(common.ConversionError, match=message) as error:
+    with pytest.raises(ConversionError, match=message) as error:
         folder.convert(image_dir, label_dir, output_dir, **options)
     assert "\n" not in str(error.value)
     assert _final_outputs(output_dir) == []
@@ -274,14 +277,14 @@ def test_public_converters_report_missing_inputs(tmp_path):
     info = miniature.make_voc(tmp_path / "voc", num_train=2, num_val=1)
     with open(os.path.join(info["voc_dir"], "ImageSets", "Segmentation", "train.txt"), "a") as f:
         f.write("2011_999999\n")
-    with pytest.raises(common.ConversionError, match=r"JPEGImages/2011_999999\.jpg: file not found"):
+    with pytest.raises(ConversionError, match=r"JPEGImages/2011_999999\.jpg: file not found"):
         voc2012.convert(info["root"], str(tmp_path / "out"), show_progress=False)
-    with pytest.raises(common.ConversionError, match=r"no VOC2012 folder"):
+    with pytest.raises(ConversionError, match=r"no VOC2012 folder"):
         voc2012.convert(str(tmp_path), str(tmp_path / "out"), show_progress=False)
-    with pytest.raises(common.ConversionError, match=r"gtFine/train: directory not found"):
+    with pytest.raises(ConversionError, match=r"gtFine/train: directory not found"):
         os.makedirs(tmp_path / "city" / "leftImg8bit" / "train")
         cityscapes.convert(str(tmp_path / "city"), str(tmp_path / "out"), show_progress=False)
-    with pytest.raises(common.ConversionError, match=r"no ADEChallengeData2016 folder"):
+    with pytest.raises(ConversionError, match=r"no ADEChallengeData2016 folder"):
         ade20k.convert(str(tmp_path), str(tmp_path / "out"), show_progress=False)
     assert _final_outputs(str(tmp_path / "out")) == []
 
@@ -293,7 +296,7 @@ def test_cityscapes_unknown_label_id_is_reported(tmp_path):
     ids = info["label_ids"][stem].copy()
     ids[0, 0] = 200
     _write(tmp_path / "raw" / "gtFine" / "val" / city / f"{stem}_gtFine_labelIds.png", ids)
-    with pytest.raises(common.ConversionError,
+    with pytest.raises(ConversionError,
                        match=r"gtFine_labelIds\.png: Cityscapes labelId values not in the label table: \[200\]"):
         cityscapes.convert(info["root"], str(tmp_path / "out"), show_progress=False)
 
@@ -337,7 +340,7 @@ def test_progress_lines_when_not_a_terminal():
 
     stream = io_lib.StringIO()
     counted = []
-    progress = common.Progress(20, "demo", stream=stream, listener=counted.append)
+    progress = Progress(20, "demo", stream=stream, listener=counted.append)
     for _ in range(20):
         progress.update()
     progress.close()
@@ -354,7 +357,7 @@ def test_progress_bar_on_a_terminal():
             return True
 
     stream = Terminal()
-    progress = common.Progress(5, "demo", stream=stream)
+    progress = Progress(5, "demo", stream=stream)
     for _ in range(5):
         progress.update()
     progress.close()

@@ -144,7 +144,6 @@ def test_data_config_defaults_and_round_trip():
 
 def test_cityscapes_facts_have_one_home():
     from deeplab_tf.data import cityscapes_labels, tfds_source
-    from deeplab_tf.data.converters import cityscapes
 
     info = registry.DATASETS["cityscapes"]
     assert info.class_names == cityscapes_labels.CLASS_NAMES
@@ -152,7 +151,7 @@ def test_cityscapes_facts_have_one_home():
     assert info.num_classes == 19 and info.ignore_label == 255
     adapter = tfds_source.ADAPTERS["cityscapes"]
     assert adapter.info.class_names == info.class_names and adapter.info.num_classes == 19
-    assert adapter.label_table == cityscapes.label_id_to_train_id_table()
+    assert adapter.label_table == cityscapes_labels.label_id_to_train_id_table()
     np.testing.assert_array_equal(adapter.info.palette, info.palette)
     assert info.palette[13].tolist() == [0, 0, 142]  # car
     table = cityscapes_labels.label_id_to_train_id_table()

@@ -16,6 +16,7 @@ import tensorflow as tf
 from PIL import Image
 from scipy import ndimage
 
+from deeplab_tf.data.preprocess import padded_size
 from deeplab_tf.evaluation import inference
 from helpers import tiny_config
 from test_inference import calibrated_model
@@ -108,8 +109,8 @@ def _predict(model, image, crop=513, **kwargs):
     default the original's eval_crop_size, 513) or k*16+1 when larger, cropped back."""
     height, width = image.shape[:2]
     padded = inference.pad_images(image[None].astype(np.float32),
-                                  max(crop, inference.valid_size(height, 16)),
-                                  max(crop, inference.valid_size(width, 16)), (MEAN_PIXEL,) * 3)
+                                  max(crop, padded_size(height, 16)),
+                                  max(crop, padded_size(width, 16)), (MEAN_PIXEL,) * 3)
     return inference.predict_labels(model, padded, **kwargs).numpy()[0, :height, :width]
 
 

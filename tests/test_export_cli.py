@@ -15,8 +15,8 @@ import train_data
 from deeplab_tf.config import EvalConfig, ModelConfig
 from deeplab_tf.evaluation import evaluator
 from deeplab_tf.evaluation.inference import predict_labels
-from deeplab_tf.export.tflite import LiteRTModel
-from deeplab_tf.layers import original_variable_map
+from deeplab_tf.export.litert import LiteRTModel
+from deeplab_tf.layers.conv_bn import original_variable_map
 from deeplab_tf.model import build_model
 from export_helpers import scenes, write_scene_tfrecords
 from test_inference import calibrated_model
@@ -53,12 +53,12 @@ def checkpoints(tmp_path_factory):
             "calibration": calibration, "num_classes": config.num_classes}
 
 
-def test_load_weights_reads_checkpoints_with_an_optimizer(tmp_path):
+def test_load_for_inference_reads_checkpoints_with_an_optimizer(tmp_path):
     """A Checkpoint(model, optimizer, step) names trainable variables by the optimizer's path
     (optimizer/_trainable_variables/<i>): they are found through the object graph."""
     import keras
 
-    from deeplab_tf.export import load_weights
+    from deeplab_tf.checkpoint_inference import load_for_inference
 
     config = helpers.tiny_config(num_classes=3)
     model = calibrated_model(config, seed=5)
@@ -70,7 +70,7 @@ def test_load_weights_reads_checkpoints_with_an_optimizer(tmp_path):
     keys = tf.train.load_checkpoint(path).get_variable_to_shape_map()
     assert any(key.startswith("optimizer/_trainable_variables/") for key in keys)
     other = build_model(config)
-    report = load_weights(other, path, config)
+    report = load_for_inference(other, path, config)
     assert len(report.loaded) == len(original_variable_map(model))
     for name, var in original_variable_map(other).items():
         np.testing.assert_array_equal(var.numpy(), original_variable_map(model)[name].numpy())
@@ -97,8 +97,7 @@ def _recipe(checkpoints):
 
 def _check_saved_model(path, model, **eval_kwargs):
     loaded = tf.saved_model.load(path)
-    predict = evaluator.make_predict_fn(model, EvalConfig(**eval_kwargs), output_stride=16,
-                                        pad_value=(127.5,) * 3)
+    predict = evaluator.make_predict_fn(model, EvalConfig(**eval_kwargs), model.config)
     for image in _images():
         got = loaded.signatures["predict_images"](images=tf.constant(image[None]))
         np.testing.assert_array_equal(got["semantic_predictions"].numpy(),

@@ -52,6 +52,7 @@ def workspace(tmp_path_factory):
 
     from deeplab_tf.data import manifest
     from deeplab_tf.evaluation import inference
+    from deeplab_tf.data.preprocess import padded_size
     from deeplab_tf.model import mean_pixel
 
     root = tmp_path_factory.mktemp("runtimes_cli")
@@ -66,8 +67,8 @@ def workspace(tmp_path_factory):
         # The Keras model as trained (batch norm not folded) on the image padded with the
         # mean pixel as deeplab-eval pads it (--eval_crop_size), the padding cropped off.
         padded = inference.pad_images(image[None].astype(np.float32),
-                                      max(PAD_TO, inference.valid_size(height, 16)),
-                                      max(PAD_TO, inference.valid_size(width, 16)),
+                                      max(PAD_TO, padded_size(height, 16)),
+                                      max(PAD_TO, padded_size(width, 16)),
                                       mean_pixel(config.model_variant))
         labels = inference.predict_labels(model, padded).numpy()[0, :height, :width]
         cases.append((image, truth[0], labels))

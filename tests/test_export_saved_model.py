@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from deeplab_tf.config import EvalConfig, ExportConfig
 from deeplab_tf.data import schema
+from deeplab_tf.data.preprocess import padded_size
 from deeplab_tf.evaluation import evaluator, inference
 from deeplab_tf.export import saved_model
 from deeplab_tf.export.saved_model import ExportError, export_saved_model
@@ -117,8 +118,8 @@ def test_signatures_equal_eval_predictions_at_two_sizes(exported):
         outputs = loaded.signatures["predict_images"](images=tf.constant(image[None]))
         np.testing.assert_array_equal(outputs["semantic_predictions"].numpy(), expected)
         padded = inference.pad_images(image[None].astype(np.float32),
-                                      inference.valid_size(height, 16),
-                                      inference.valid_size(width, 16), MEAN_PIXEL)
+                                      padded_size(height, 16),
+                                      padded_size(width, 16), MEAN_PIXEL)
         probabilities = inference.predict_probabilities(exported["model"], padded)
         np.testing.assert_allclose(outputs["semantic_probabilities"].numpy(),
                                    probabilities.numpy()[:, :height, :width], atol=1e-5)

@@ -1,6 +1,7 @@
 """TFLite export: every mode converts, runs in LiteRT and agrees with the Keras model on scenes
 a small trained model segments well; int8 is calibrated from TFRecord shards."""
 
+import dataclasses
 import json
 import os
 
@@ -8,10 +9,13 @@ import numpy as np
 import pytest
 
 from deeplab_tf.config import ExportConfig
+from deeplab_tf.evaluation import inference
 from deeplab_tf.evaluation.inference import predict_labels, upsample_logits
-from deeplab_tf.export import tflite
-from deeplab_tf.export.tflite import LiteRTModel, TFLiteExportError, export_tflite
+from deeplab_tf.export import litert, tflite
+from deeplab_tf.export.litert import LiteRTModel
+from deeplab_tf.export.tflite import TFLiteExportError, export_tflite
 from export_helpers import scene_config, scenes, train_scene_model, write_scene_tfrecords
+from helpers import np_resize_bilinear_align_corners
 
 CROP = (33, 49)
 MEAN_PIXEL = (127.5, 127.5, 127.5)  # mobilenet_v2's
@@ -117,6 +121,8 @@ def test_metadata_json_describes_input_and_output(exports):
     assert info["output"] == {"name": "semantic_predictions", "shape": [1, 33, 49],
                               "dtype": "int32"}
     assert info["num_classes"] == 3 and info["tflite_mode"] == "int8"
+    assert info["inference_spec"]["pad_value"] == list(MEAN_PIXEL)
+    assert info["inference_spec"]["crop_size"] == list(CROP)
     assert info["export"]["calibration_steps"] == 16
 
 
@@ -131,24 +137,70 @@ def test_logits_output_matches_keras_logits(trained, exports):
     np.testing.assert_array_equal(runner.predict(image), trained["keras_labels"][:1])
 
 
-def test_fit_to_input_pads_small_and_shrinks_large_images():
+def _spec(**fields):
+    config = ExportConfig(format="tflite", crop_size=CROP, **fields)
+    return tflite.tflite_spec(scene_config(), config)
+
+
+def test_prepare_image_pads_small_and_shrinks_large_images():
+    spec = _spec()
+    assert spec.crop_size == CROP and spec.pad_value == MEAN_PIXEL and spec.single_pass
     small = np.full((20, 30, 3), 7, np.uint8)
-    prepared, content = tflite.fit_to_input(small, CROP, MEAN_PIXEL)
-    assert prepared.shape == CROP + (3,) and content == (20, 30)
-    assert (prepared[:20, :30] == 7).all() and (prepared[20:] == 127.5).all()
-    assert (prepared[:, 30:] == 127.5).all()
-    large = np.zeros((66, 66, 3), np.uint8)  # scale 0.5 to fit 33 rows
-    prepared, content = tflite.fit_to_input(large, CROP, MEAN_PIXEL)
-    assert content == (33, 33) and (prepared[:, 33:] == 127.5).all()
+    prepared, sizes, used = litert.prepare_image(small, spec, CROP)
+    assert prepared.shape == (1,) + CROP + (3,) and used == spec
+    assert (prepared[0, :20, :30] == 7).all() and (prepared[0, 20:] == 127.5).all()
+    assert (prepared[0, :, 30:] == 127.5).all()
+    assert list(sizes.numpy()) == [20, 30, 20, 30]
+    # The same function as the one inference path's pre-processing.
+    padded, _ = inference.pad_inputs(small[None], spec)
+    np.testing.assert_array_equal(prepared, padded.numpy())
+    # Too large: the spec's resize to range (a lower max_resize_value) shrinks it to fit.
+    large = np.zeros((66, 66, 3), np.uint8)
+    prepared, sizes, used = litert.prepare_image(large, spec, CROP)
+    assert used.max_resize_value == 33 and list(sizes.numpy()) == [66, 66, 33, 33]
+    assert prepared.shape == (1,) + CROP + (3,) and (prepared[0, :, 33:] == 127.5).all()
+    tall = np.zeros((80, 40, 3), np.uint8)  # 80 rows into 33: 33 x 17
+    _, sizes, _ = litert.prepare_image(tall, spec, CROP)
+    assert list(sizes.numpy()) == [80, 40, 33, 17]
+
+
+def test_a_multi_scale_spec_is_refused():
+    with pytest.raises(ValueError, match="one pass"):
+        litert.fitting_spec(dataclasses.replace(_spec(), scales=(0.5, 1.0)), 10, 10, CROP)
 
 
 def test_predict_image_of_another_size(trained, exports):
-    runner = LiteRTModel(exports("float32")["path"])
+    runner = LiteRTModel(exports("float32")["path"])  # the spec from the .json beside it
+    assert runner.spec == _spec()
     images, labels = scenes(np.random.default_rng(3), 2, 25, 40)
     for image, label in zip(images, labels):
-        predicted = runner.predict_image(image, MEAN_PIXEL)
+        predicted = runner.predict_image(image)
         assert predicted.shape == label.shape
         assert (predicted == label).mean() > 0.85
+
+
+def test_predict_image_of_a_larger_image_resizes_back(trained, exports):
+    """66x98 is twice the 33x49 input: downscaled (align corners), predicted, labels
+    resized back nearest (align corners), as a NumPy recomputation says."""
+    runner = LiteRTModel(exports("float32")["path"])
+    image = scenes(np.random.default_rng(4), 1, 66, 98)[0][0]
+    small = np_resize_bilinear_align_corners(image[None].astype(np.float32), *CROP)
+    small_labels = predict_labels(trained["model"], small).numpy()[0]
+    rows = np.floor(np.arange(66) * (CROP[0] - 1) / 65 + 0.5).astype(int)
+    cols = np.floor(np.arange(98) * (CROP[1] - 1) / 97 + 0.5).astype(int)
+    expected = small_labels[rows][:, cols]
+    predicted = runner.predict_image(image)
+    assert predicted.shape == (66, 98)
+    agreement = (predicted == expected).mean()
+    print(f"66x98 through the 33x49 TFLite input: agreement {agreement:.5f}")
+    assert agreement >= 0.99
+
+
+def test_predict_image_needs_a_spec(exports):
+    with open(exports("float32")["path"], "rb") as f:
+        runner = LiteRTModel(f.read())  # bytes: no .json to read
+    with pytest.raises(ValueError, match="needs the model's InferenceSpec"):
+        runner.predict_image(np.zeros((10, 10, 3), np.uint8))
 
 
 def test_existing_file_needs_overwrite(trained, exports):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from deeplab_tf.config import EvalConfig
+from deeplab_tf.data.preprocess import padded_size
 from deeplab_tf.evaluation import inference
 from deeplab_tf.evaluation.evaluator import make_predict_fn
 from deeplab_tf.model import build_model
@@ -125,8 +125,8 @@ def test_graph_mode_any_size(model):
         np.testing.assert_array_equal(fn(_images(h, w)).numpy(), eager.numpy())
 
 
-def test_pad_images_and_valid_size():
-    assert [inference.valid_size(n, 16) for n in (1, 16, 17, 18, 500, 513)] == \
+def test_pad_images_and_padded_size():
+    assert [padded_size(n, 16) for n in (1, 16, 17, 18, 500, 513)] == \
         [1, 17, 17, 33, 513, 513]
     images = _images(5, 7, batch=2)
     padded = inference.pad_images(images, 9, 8, pad_value=(1.0, 2.0, 3.0)).numpy()
@@ -184,10 +184,6 @@ def test_make_predict_fn_pads_like_the_original(model):
     predict = make_predict_fn(model, _spec(crop_size=(65, 33)))
     expected = inference.predict_labels(model, inference.pad_images(images, 65, 65, PAD))
     np.testing.assert_array_equal(predict(images).numpy(), expected.numpy()[:, :37, :53])
-    # The old keyword form (EvalConfig + stride + pad value) computes the same.
-    old = make_predict_fn(model, EvalConfig(eval_crop_size=(65, 33), fold_batch_norm=False),
-                          output_stride=16, pad_value=PAD)
-    np.testing.assert_array_equal(old(images).numpy(), expected.numpy()[:, :37, :53])
 
 
 def test_make_predict_fn_sliding_window(model):

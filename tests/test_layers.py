@@ -2,12 +2,13 @@
 
 import numpy as np
 import pytest
-import keras
 import tensorflow as tf
 
 import helpers
-from deeplab_tf.layers import (ConvBN, Normalization, ResizeLike, SeparableConvBN,
-                               fixed_padding_amounts, resize_bilinear, scale_dimension)
+from deeplab_tf.layers.conv_bn import ConvBN, fixed_padding_amounts
+from deeplab_tf.layers.normalization import Normalization
+from deeplab_tf.layers.resize import ResizeLike, resize_bilinear, scale_dimension
+from deeplab_tf.layers.separable_conv_bn import SeparableConvBN
 
 
 def _randomise_bn(bn, rng):

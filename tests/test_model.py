@@ -10,7 +10,7 @@ import helpers
 from deeplab_tf import ModelConfig, build_model
 from deeplab_tf.backbones import BACKBONES
 from deeplab_tf.config import MODEL_VARIANTS
-from deeplab_tf.layers import original_variable_map
+from deeplab_tf.layers.conv_bn import original_variable_map
 from deeplab_tf.model import DeepLab, output_stride_of
 
 SIZE = 65
@@ -32,7 +32,7 @@ def test_output_shape_every_variant(variant, output_stride, use_decoder):
 
 def _features_model(variant, output_stride, size):
     """A model exposing the backbone's features and decoder taps."""
-    from deeplab_tf.layers import Normalization
+    from deeplab_tf.layers.normalization import Normalization
 
     spec = BACKBONES[variant]
     config = ModelConfig(model_variant=variant, output_stride=output_stride,

@@ -179,7 +179,7 @@ def _check_interface(graph_path, image):
 def _project_labels(checkpoint, image, crop):
     """The project's own inference of the exported computation, in this process."""
     from deeplab_tf import ModelConfig, build_model
-    from deeplab_tf.checkpoints import load_for_inference
+    from deeplab_tf.checkpoint_inference import load_for_inference
     from deeplab_tf.config_inference import ExportConfig
     from deeplab_tf.evaluation.inference import InferenceSpec, predict, prepare_model
 

@@ -10,7 +10,7 @@ import pytest
 
 import helpers
 from deeplab_tf import presets
-from deeplab_tf.layers import original_variable_map
+from deeplab_tf.layers.conv_bn import original_variable_map
 from deeplab_tf.model import DeepLab, build_model
 
 NAME = "mobilenetv2_coco_voc_trainaug"

@@ -12,7 +12,9 @@ import tensorflow as tf
 from helpers import tiny_config
 from deeplab_tf.config import TrainConfig
 from deeplab_tf.model import build_model
-from deeplab_tf.train.loop import Trainer, TrainingError, gradient_multipliers
+from deeplab_tf.train.checks import TrainingError
+from deeplab_tf.train.loop import Trainer
+from deeplab_tf.train.multipliers import gradient_multipliers
 
 CROP = 33
 IGNORE = 255

@@ -82,7 +82,8 @@ def nan_in_one_replica():
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from helpers import tiny_config
     from deeplab_tf.config import TrainConfig
-    from deeplab_tf.train.loop import Trainer, TrainingError
+    from deeplab_tf.train.checks import TrainingError
+    from deeplab_tf.train.loop import Trainer
 
     def nan_dataset_fn(input_context):
         rng = np.random.default_rng(0)

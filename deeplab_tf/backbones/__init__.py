@@ -14,14 +14,14 @@ import dataclasses
 from typing import Callable, Dict
 
 from deeplab_tf.backbones import mobilenet_v2, resnet_v1, xception
-from deeplab_tf.layers import Normalization
+from deeplab_tf.layers.normalization import Normalization
 
 
 @dataclasses.dataclass(frozen=True)
 class BackboneSpec:
     builder: Callable
     scope: str  # variable scope of the original checkpoints
-    normalization: str  # deeplab_tf.layers.Normalization mode
+    normalization: str  # deeplab_tf.layers.normalization.Normalization mode
     decoder_taps: Dict[int, str]  # output stride -> endpoint name
 
 

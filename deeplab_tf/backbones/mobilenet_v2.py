@@ -42,7 +42,7 @@ from __future__ import annotations
 import keras
 
 from deeplab_tf.backbones.strides import dilated_units
-from deeplab_tf.layers import ConvBN, scope_to_name
+from deeplab_tf.layers.conv_bn import ConvBN, scope_to_name
 
 SCOPE = "MobilenetV2"
 

@@ -43,7 +43,7 @@ import math
 import keras
 
 from deeplab_tf.backbones.strides import dilated_units
-from deeplab_tf.layers import ConvBN, scope_to_name
+from deeplab_tf.layers.conv_bn import ConvBN, scope_to_name
 
 # variant -> (variable scope of the original checkpoints, units per block, beta root).
 VARIANTS = {

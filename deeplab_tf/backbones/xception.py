@@ -21,7 +21,8 @@ from __future__ import annotations
 import keras
 
 from deeplab_tf.backbones.strides import dilated_units
-from deeplab_tf.layers import ConvBN, SeparableConvBN, scope_to_name
+from deeplab_tf.layers.conv_bn import ConvBN, scope_to_name
+from deeplab_tf.layers.separable_conv_bn import SeparableConvBN
 
 # (block scope, depth_list, skip_connection_type, activation_fn_in_separable_conv,
 #  num_units, stride). The exit flow's last block also takes multi_grid unit rates.

@@ -79,7 +79,7 @@ def _model_and_spec(setup: Setup):
     config = ModelConfig.from_dict(setup.model_config)
     model = build_model(config)
     if setup.checkpoint_path:
-        from deeplab_tf.checkpoints import load_for_inference
+        from deeplab_tf.checkpoint_inference import load_for_inference
 
         load_for_inference(model, setup.checkpoint_path)
     else:
@@ -207,14 +207,15 @@ def build(name: str, setup: Setup) -> Callable[[np.ndarray], np.ndarray]:
             convert_onnx(model, config, spec, crop_size=(setup.height, setup.width)),
             setup.threads)
         return lambda image: runner.predict(image)["labels"]
-    # tflite: float32 export at the padded size; fit_to_input pads with the mean pixel.
+    # tflite: float32 export at the padded size; predict_image pads as the spec says.
     from deeplab_tf.config import ExportConfig
     from deeplab_tf.data.preprocess import padded_size
-    from deeplab_tf.export.tflite import LiteRTModel, convert_tflite
+    from deeplab_tf.export.litert import LiteRTModel
+    from deeplab_tf.export.tflite import convert_tflite
 
     size = (padded_size(setup.height, spec.output_stride),
             padded_size(setup.width, spec.output_stride))
     content = convert_tflite(prepare_model(model, spec, config),
                              ExportConfig(format="tflite", crop_size=size))
-    runner = LiteRTModel(content, num_threads=setup.threads or os.cpu_count())
-    return lambda image: runner.predict_image(image[0], spec.pad_value)[np.newaxis]
+    runner = LiteRTModel(content, num_threads=setup.threads or os.cpu_count(), spec=spec)
+    return lambda image: runner.predict_image(image[0])[np.newaxis]

@@ -18,7 +18,9 @@ from typing import Dict, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from deeplab_tf.data.converters import common, folder
+from deeplab_tf.data.converters import folder
+from deeplab_tf.data.converters.conversion import convert_dataset
+from deeplab_tf.data.converters.labels import read_index_png
 
 
 def make_synthetic_dataset(root: str, num_images: int = 96, size: Tuple[int, int] = (375, 500),
@@ -48,11 +50,11 @@ def time_conversion(image_dir: str, label_dir: str, output_dir: str, num_workers
     """Converts the folder; returns images/s over the whole run and after the first 10% of the
     images (the latter leaves out worker start-up, which large datasets amortise)."""
     shutil.rmtree(output_dir, ignore_errors=True)
-    splits = folder.collect_splits(image_dir, label_dir, common.read_index_png)
+    splits = folder.collect_splits(image_dir, label_dir, read_index_png)
     total = sum(len(s) for s in splits.values())
     stamps = []
     start = time.perf_counter()
-    common.convert_dataset(
+    convert_dataset(
         output_dir=output_dir, dataset_name="bench", ignore_label=255,
         class_names=[f"c{i}" for i in range(num_classes)], splits=splits,
         num_shards=num_shards, num_workers=num_workers, show_progress=False,

@@ -18,7 +18,8 @@ import tensorflow as tf
 from deeplab_tf.config import ExportConfig, ModelConfig
 from deeplab_tf.evaluation.inference import predict_labels
 from deeplab_tf.export.saved_model import directory_size, export_saved_model
-from deeplab_tf.export.tflite import LiteRTModel, export_tflite
+from deeplab_tf.export.litert import LiteRTModel
+from deeplab_tf.export.tflite import export_tflite
 from deeplab_tf.model import build_model
 
 # The original's model-zoo configurations (PASCAL VOC, 21 classes, eval output stride 16).

@@ -3,7 +3,6 @@ report. Their flags are in ``deeplab_tf.cli.flags.converters``."""
 
 from __future__ import annotations
 
-import inspect
 import os
 
 from deeplab_tf.cli._common import UserError
@@ -22,9 +21,9 @@ def require(*holders) -> None:
             raise UserError(f"--{holder.name} is required")
 
 
-def common_options(default_num_shards: int, convert=None) -> dict:
+def common_options(default_num_shards: int) -> dict:
     """Keyword arguments every converter's ``convert`` takes, from the shared flags
-    (``--max_image_pixels`` too when given, if ``convert`` takes it)."""
+    (``--max_image_pixels`` too when given)."""
     require(OUTPUT_DIR)
     num_shards = NUM_SHARDS.value if NUM_SHARDS.value is not None else default_num_shards
     if num_shards < 1:
@@ -34,8 +33,6 @@ def common_options(default_num_shards: int, convert=None) -> dict:
     options = dict(num_shards=num_shards, num_workers=NUM_WORKERS.value,
                    skip_invalid=SKIP_INVALID.value, show_progress=PROGRESS.value)
     if export.MAX_IMAGE_PIXELS.present:
-        if convert is None or "max_image_pixels" not in inspect.signature(convert).parameters:
-            raise UserError("--max_image_pixels is not supported by this converter yet")
         options["max_image_pixels"] = export.MAX_IMAGE_PIXELS.value
     return options
 

@@ -53,11 +53,12 @@ def checkpoints(max_count: int, interval_secs: float) -> Iterator[str]:
     With ``max_count == 1`` the directory's latest checkpoint is used at once (an error if it
     has none); otherwise each new checkpoint as it appears (``max_count <= 0``: forever).
     """
+    from deeplab_tf.checkpoint_paths import resolve_checkpoint_path
     from deeplab_tf.checkpoints import latest_checkpoint
     from deeplab_tf.evaluation.evaluator import checkpoints_iterator
 
     if _CHECKPOINT_PATH.value:
-        path = _resolve(_CHECKPOINT_PATH.value)
+        path = resolve_checkpoint_path(_CHECKPOINT_PATH.value)
         if not os.path.exists(path + ".index") and not os.path.isdir(path):
             raise UserError(f"--checkpoint_path={path}: no checkpoint there ({path}.index missing)")
         yield path
@@ -88,19 +89,6 @@ def checkpoint_step(path: str) -> Optional[int]:
         pass
     suffix = os.path.basename(path).rsplit("-", 1)[-1]
     return int(suffix) if suffix.isdigit() else None
-
-
-def restore(model, path: str) -> None:
-    """Loads every model variable from ``path`` (an error if any is missing)."""
-    from deeplab_tf.checkpoints import load_checkpoint
-
-    report = load_checkpoint(model, path)
-    if report.missing_in_checkpoint:
-        raise UserError(
-            f"Checkpoint {report.path} lacks {len(report.missing_in_checkpoint)} of the model's "
-            f"variables (e.g. {sorted(report.missing_in_checkpoint)[0]}): do the model flags "
-            "match the training run?")
-    logging.info("%s", report.summary())
 
 
 # --- the model -----------------------------------------------------------------------------
@@ -139,51 +127,28 @@ def model_config(num_classes: int, directory: Optional[str]) -> Tuple[ModelConfi
     return config, source
 
 
-def _resolve(path: str) -> str:
-    try:
-        from deeplab_tf.checkpoints import resolve_checkpoint_path
-    except ImportError:  # pragma: no cover (older library)
-        return path
-    return resolve_checkpoint_path(path)
+def _load(model_, path: str, model_config: ModelConfig) -> None:
+    """Loads every model variable from ``path`` (the one inference loading rule)."""
+    from deeplab_tf.checkpoint_inference import load_for_inference
 
-
-def _load(model_, path: str) -> None:
-    """Loads every model variable from ``path`` with the one inference loading rule
-    (``checkpoints.load_for_inference``) where the library has it, else ``restore``."""
-    from deeplab_tf import checkpoints
-
-    load_for_inference = getattr(checkpoints, "load_for_inference", None)
-    if load_for_inference is None:
-        restore(model_, path)
-        return
-    report = load_for_inference(model_, path)
-    logging.info("%s", report.summary() if hasattr(report, "summary") else report)
+    logging.info("%s", load_for_inference(model_, path, model_config).summary())
 
 
 def _tf_predict_fn(model_, model_config: ModelConfig, eval_config: EvalConfig):
-    """images float32 [B, H, W, 3] -> labels int32 [B, H, W] through the library's one
-    inference path (``inference.predict`` with an ``InferenceSpec``) where it exists."""
+    """images float32 [B, H, W, 3] -> labels int32 [B, H, W] through the one inference path
+    (``inference.predict`` with an ``InferenceSpec``)."""
+    import tensorflow as tf
+
     from deeplab_tf.evaluation import inference as inference_lib
 
-    spec_cls = getattr(inference_lib, "InferenceSpec", None)
-    if spec_cls is not None and hasattr(inference_lib, "predict"):
-        import tensorflow as tf
+    spec = inference_lib.InferenceSpec.from_configs(model_config, eval_config)
+    prepared = inference_lib.prepare_model(model_, spec, model_config)
 
-        spec = spec_cls.from_configs(model_config, eval_config)
-        prepared = inference_lib.prepare_model(model_, spec, model_config)
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+    def predict(images):
+        return inference_lib.predict(prepared, images, spec)["labels"]
 
-        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
-        def predict(images):
-            return inference_lib.predict(prepared, images, spec)["labels"]
-
-        return predict
-    from deeplab_tf.evaluation import evaluator
-    from deeplab_tf.model import fold_batch_norm, mean_pixel
-
-    if eval_config.fold_batch_norm:
-        fold_batch_norm(model_)
-    return evaluator.make_predict_fn(model_, eval_config, output_stride=model_config.output_stride,
-                                     pad_value=mean_pixel(model_config.model_variant))
+    return predict
 
 
 def _openvino_predict_fn(model_, model_config: ModelConfig, eval_config: EvalConfig):
@@ -217,7 +182,7 @@ class Predictor:
         from deeplab_tf.model import build_model
 
         model_ = build_model(self.model_config)
-        _load(model_, path)
+        _load(model_, path, self.model_config)
         if self.eval_config.inference_backend == "openvino":
             return _openvino_predict_fn(model_, self.model_config, self.eval_config)
         return _tf_predict_fn(model_, self.model_config, self.eval_config)

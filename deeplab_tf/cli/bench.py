@@ -120,7 +120,8 @@ def _compare(config, height, width, stats):
         bench_flags.CONTENDERS.value or contenders_lib.available_contenders(), frozen_graph)
     checkpoint = inference.CHECKPOINT_PATH.value
     if checkpoint:
-        from deeplab_tf.checkpoints import load_for_inference, resolve_checkpoint_path
+        from deeplab_tf.checkpoint_inference import load_for_inference
+        from deeplab_tf.checkpoint_paths import resolve_checkpoint_path
         from deeplab_tf.model import build_model
 
         checkpoint = resolve_checkpoint_path(checkpoint)
@@ -142,11 +143,29 @@ def _compare(config, height, width, stats):
     print(f"Wrote {_OUTPUT_JSON.value}")
 
 
+def _train_rows(config, height, width, batch_size, jit_values, madds):
+    """Rows of the table for the real Trainer step (``bench.train``), float32 and bfloat16."""
+    from deeplab_tf.bench.model import Result
+    from deeplab_tf.bench.train import train_benchmarks
+
+    rows = []
+    for r in train_benchmarks(config.to_dict(), height, width, batch_size,
+                              ("float32", "bfloat16"), tuple(jit_values), steps=3):
+        if r.summary:  # forward + two backward products: 3 x forward FLOPs
+            rows.append(Result(r.name, batch_size, r.summary.median,
+                               3 * 2.0 * madds * batch_size, r.reason))
+    return rows
+
+
 def main(argv):
     if len(argv) > 1:
         raise UserError(f"Unexpected arguments: {' '.join(argv[1:])}")
     _check_comparison_flags()
     from deeplab_tf import benchmark  # bench.model/timing, and train_benchmarks on the real Trainer
+
+
+    from deeplab_tf.bench.model import Result, agreement, format_table, inference_benchmarks
+    from deeplab_tf.bench.timing import peak_flops, peak_memory_mb
     from deeplab_tf.model import model_stats
 
     height, width = parse_size(_CROP_SIZE.value, "crop_size")
@@ -159,40 +178,42 @@ def main(argv):
     if _comparing():
         return _compare(config, height, width, stats)
     peak = benchmark.peak_flops()
+
+
+    peak = peak_flops()
     print(f"machine peak: {peak['peak_flops'] / 1e9:.1f} GFLOP/s fp32 "
           f"(matmul {peak['matmul_flops'] / 1e9:.1f}, conv {peak['conv_flops'] / 1e9:.1f})")
 
-    results = benchmark.inference_benchmarks(config, height, width, 1, _MODES.value,
-                                             repeats=_REPEATS.value)
+    results = inference_benchmarks(config, height, width, 1, _MODES.value,
+                                   repeats=_REPEATS.value)
     if _THROUGHPUT.value and _BATCH_SIZE.value > 1:
         best = min((r for r in results if r.name != "inference/eager"),
                    key=lambda r: r.seconds, default=None)
         mode = best.name.split("/", 1)[1] if best else "function"
-        results += benchmark.inference_benchmarks(config, height, width, _BATCH_SIZE.value,
-                                                  (mode,), repeats=max(2, _REPEATS.value // 2))
+        results += inference_benchmarks(config, height, width, _BATCH_SIZE.value, (mode,),
+                                        repeats=max(2, _REPEATS.value // 2))
         results[-1].name += f"@batch{_BATCH_SIZE.value}"
     extra = {}
     if _SAVED_MODEL.value:
         seconds = _time_saved_model(_SAVED_MODEL.value, height, width, _REPEATS.value)
-        results.append(benchmark.Result("inference/saved_model", 1, seconds, 2.0 * stats["madds"]))
+        results.append(Result("inference/saved_model", 1, seconds, 2.0 * stats["madds"]))
     for path in _TFLITE.value or ():
         seconds = _time_tflite(path, _REPEATS.value)
-        results.append(benchmark.Result(f"inference/tflite:{os.path.basename(path)}", 1, seconds,
-                                        2.0 * stats["madds"]))
+        results.append(Result(f"inference/tflite:{os.path.basename(path)}", 1, seconds,
+                              2.0 * stats["madds"]))
     if _TRAIN.value:
-        for jit in jit_values:
-            results += benchmark.train_benchmarks(config, height, width,
-                                                  _TRAIN_BATCH_SIZE.value, jit=jit)
+        results += _train_rows(config, height, width, _TRAIN_BATCH_SIZE.value, jit_values,
+                               stats["madds"])
     if _PIPELINE_DIR.value:
         from deeplab_tf.bench import data as data_benchmark
 
         rate = data_benchmark.pipeline_throughput(_PIPELINE_DIR.value, crop_size=(height, width))
         extra["input pipeline (images/s)"] = f"{rate:.1f}"
     if _AGREEMENT.value:
-        for key, value in benchmark.agreement(config, height, width).items():
+        for key, value in agreement(config, height, width).items():
             extra[key] = f"{value:.6g}"
-    extra["peak memory (MiB)"] = f"{benchmark.peak_memory_mb():.0f}"
-    print(benchmark.format_table(results, peak["peak_flops"], extra))
+    extra["peak memory (MiB)"] = f"{peak_memory_mb():.0f}"
+    print(format_table(results, peak["peak_flops"], extra))
 
     record = {
         "config": config.to_dict(), "height": height, "width": width, **stats,

@@ -22,7 +22,7 @@ def main(argv):
 
     manifest = ade20k.convert(
         _ADE20K_ROOT.value, converter_flags.OUTPUT_DIR.value,
-        **converter_flags.common_options(ade20k.DEFAULT_NUM_SHARDS, ade20k.convert))
+        **converter_flags.common_options(ade20k.DEFAULT_NUM_SHARDS))
     converter_flags.report(manifest, converter_flags.OUTPUT_DIR.value)
     return 0
 

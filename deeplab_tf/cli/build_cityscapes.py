@@ -25,7 +25,7 @@ def main(argv):
     manifest = cityscapes.convert(
         _CITYSCAPES_ROOT.value, converter_flags.OUTPUT_DIR.value,
         splits=_SPLITS.value or list(cityscapes.DEFAULT_SPLITS),
-        **converter_flags.common_options(cityscapes.DEFAULT_NUM_SHARDS, cityscapes.convert))
+        **converter_flags.common_options(cityscapes.DEFAULT_NUM_SHARDS))
     converter_flags.report(manifest, converter_flags.OUTPUT_DIR.value)
     return 0
 

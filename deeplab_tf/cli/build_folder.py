@@ -52,7 +52,7 @@ def main(argv):
         class_names=_CLASS_NAMES.value, palette_file=_PALETTE_FILE.value,
         split_lists=_split_lists(), val_fraction=_VAL_FRACTION.value, seed=_SPLIT_SEED.value,
         dataset_name=_DATASET_NAME.value,
-        **converter_flags.common_options(folder.DEFAULT_NUM_SHARDS, folder.convert))
+        **converter_flags.common_options(folder.DEFAULT_NUM_SHARDS))
     converter_flags.report(manifest, converter_flags.OUTPUT_DIR.value)
     return 0
 

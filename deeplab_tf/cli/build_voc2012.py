@@ -25,7 +25,7 @@ def main(argv):
 
     manifest = voc2012.convert(
         _VOC_ROOT.value, converter_flags.OUTPUT_DIR.value, sbd_root=_SBD_ROOT.value,
-        **converter_flags.common_options(voc2012.DEFAULT_NUM_SHARDS, voc2012.convert))
+        **converter_flags.common_options(voc2012.DEFAULT_NUM_SHARDS))
     converter_flags.report(manifest, converter_flags.OUTPUT_DIR.value)
     return 0
 

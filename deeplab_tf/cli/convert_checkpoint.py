@@ -71,7 +71,7 @@ def main(argv):
         raise UserError("--tf1_checkpoint is required")
     if not _OUTPUT.value:
         raise UserError("--output is required")
-    from deeplab_tf.checkpoints import resolve_checkpoint_path
+    from deeplab_tf.checkpoint_paths import resolve_checkpoint_path
 
     tf1_checkpoint = resolve_checkpoint_path(_TF1_CHECKPOINT.value)
     num_classes = _checkpoint_num_classes(tf1_checkpoint)

@@ -160,16 +160,10 @@ def model_config(checkpoint_path, kind):
 
 
 def _load(model_, checkpoint, config):
-    """The one inference loading rule (checkpoints.load_for_inference) where the library has
-    it, else export.load_weights; returns the report."""
-    from deeplab_tf import checkpoints
+    """The one inference loading rule (``load_for_inference``); returns the report."""
+    from deeplab_tf.checkpoint_inference import load_for_inference
 
-    load_for_inference = getattr(checkpoints, "load_for_inference", None)
-    if load_for_inference is not None:
-        return load_for_inference(model_, checkpoint)
-    from deeplab_tf.export import load_weights
-
-    return load_weights(model_, checkpoint, config)
+    return load_for_inference(model_, checkpoint, config)
 
 
 def _spec(config, export_config):
@@ -225,7 +219,8 @@ def main(argv):
                         "frozen_inference_graph.pb for a frozen graph)")
     _check_destination(export_config, export_dir)
 
-    from deeplab_tf.checkpoints import checkpoint_kind, resolve_checkpoint_path
+    from deeplab_tf.checkpoint_paths import resolve_checkpoint_path
+    from deeplab_tf.checkpoints import checkpoint_kind
     from deeplab_tf.model import build_model
 
     checkpoint = resolve_checkpoint_path(checkpoint_arg)

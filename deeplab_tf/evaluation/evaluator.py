@@ -76,33 +76,23 @@ class PredictFn:
         return self._outputs(tf.cast(images, tf.float32))
 
 
-def make_predict_fn(model, spec, model_config: Optional[ModelConfig] = None, *,
-                    output_stride: Optional[int] = None, pad_value=None) -> PredictFn:
+def make_predict_fn(model, spec, model_config: Optional[ModelConfig] = None) -> PredictFn:
     """The predict function of deeplab-eval and deeplab-vis.
 
     Args:
         model: a DeepLab Keras model (or any callable images -> logits).
-        spec: InferenceSpec (or, old form, an EvalConfig with ``output_stride`` and
-            ``pad_value`` given).
-        model_config: ModelConfig of ``model`` (needed to fold batch norm unless the model
-            has ``.config``).
-        output_stride, pad_value: old form only: the model's encoder stride and mean pixel.
+        spec: InferenceSpec, or an EvalConfig (then ``InferenceSpec.from_configs``).
+        model_config: ModelConfig of ``model``: needed with an EvalConfig, and to fold batch
+            norm unless the model has ``.config``.
+
+    Raises:
+        ValueError: an EvalConfig without model_config.
     """
     if isinstance(spec, EvalConfig):
-        if model_config is not None:
-            spec = InferenceSpec.from_configs(model_config, spec)
-        else:
-            if output_stride is None or pad_value is None:
-                raise ValueError("make_predict_fn with an EvalConfig needs model_config (or "
-                                 "output_stride and pad_value)")
-            fold = spec.fold_batch_norm and (getattr(model, "config", None) is not None)
-            spec = InferenceSpec(
-                output_stride=output_stride, pad_value=pad_value, scales=spec.eval_scales,
-                add_flipped_images=spec.add_flipped_images, crop_size=spec.eval_crop_size,
-                sliding_window_size=spec.sliding_window_size,
-                sliding_window_overlap=spec.sliding_window_overlap,
-                min_resize_value=spec.min_resize_value, max_resize_value=spec.max_resize_value,
-                resize_factor=spec.resize_factor, fold_batch_norm=fold)
+        if model_config is None:
+            raise ValueError("make_predict_fn with an EvalConfig needs model_config (the "
+                             "model's stride and mean pixel come from it)")
+        spec = InferenceSpec.from_configs(model_config, spec)
     return PredictFn(model, spec, model_config)
 
 

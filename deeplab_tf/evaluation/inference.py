@@ -39,14 +39,10 @@ from deeplab_tf.evaluation.multiscale import (  # noqa: F401 (re-exported)
     pad_images, predict_labels, predict_probabilities, upsample_logits)
 from deeplab_tf.evaluation.sliding_window import (  # noqa: F401 (re-exported)
     predict_labels_sliding_window, predict_probabilities_sliding_window)
-from deeplab_tf.layers import resize_bilinear
+from deeplab_tf.layers.resize import resize_bilinear
 
 LABELS = "labels"
 PROBABILITIES = "probabilities"
-
-# Old name of the padding rule (``data.preprocess.padded_size`` is the one definition).
-valid_size = padded_size
-
 
 def _optional_pair(value, name) -> Optional[Tuple[int, int]]:
     if value is None:
@@ -178,7 +174,7 @@ def prepare_model(model, spec: InferenceSpec, model_config: Optional[ModelConfig
     Raises:
         ValueError: folding asked for but no ModelConfig known.
     """
-    from deeplab_tf.layers import fold_batch_norm
+    from deeplab_tf.layers.conv_bn import fold_batch_norm
 
     if not spec.fold_batch_norm or not hasattr(model, "_flatten_layers") or _is_folded(model):
         return model
@@ -207,18 +203,19 @@ def _resize_nearest(labels, size):
     return resized[..., 0]
 
 
-def predict(model, images, spec: InferenceSpec) -> dict:
-    """Labels and probabilities of images of any size, computed as ``spec`` says.
+def pad_inputs(images, spec: InferenceSpec):
+    """Steps 1 and 2 of ``predict``: resize to range (if ``spec`` resizes), then pad at the
+    bottom/right with the mean pixel to the next ``k * output_stride + 1`` and to at least
+    ``crop_size``. Also the pre-processing of the fixed-size TFLite model (``export.tflite``).
 
     Args:
-        model: the model to run (``prepare_model(model, spec)`` for the fast formulation).
         images: uint8 or float32 [B, H, W, 3], plain RGB pixels in [0, 255].
         spec: InferenceSpec.
 
     Returns:
-        {"labels": int32 [B, H, W], "probabilities": float32 [B, H, W, C]}. For a single
-        pass the labels are the argmax of the upsampled logits (the original's
-        ``predict_labels``); otherwise the argmax of the averaged probabilities.
+        (padded float32 [B, H', W', 3], sizes int32 [4]): ``sizes`` holds the input's height
+        and width, then the height and width before padding (after the resize), for
+        ``crop_outputs``.
     """
     images = tf.cast(tf.convert_to_tensor(images), tf.float32)
     shape = tf.shape(images)
@@ -235,6 +232,50 @@ def predict(model, images, spec: InferenceSpec) -> dict:
     padded = pad_images(resized, tf.maximum(padded_size(inner_h, spec.output_stride), min_h),
                         tf.maximum(padded_size(inner_w, spec.output_stride), min_w),
                         spec.pad_value)
+    return padded, tf.stack([height, width, inner_h, inner_w])
+
+
+def crop_outputs(outputs: dict, sizes, spec: InferenceSpec) -> dict:
+    """Step 4 of ``predict``: the padding cropped off; when ``spec`` resized, labels resized
+    back nearest-neighbour and probabilities bilinear (both align corners).
+
+    Args:
+        outputs: {"labels": int32 [B, H', W'], "probabilities": float32 [B, H', W', C]} (either
+            may be left out) at the padded size.
+        sizes: ``pad_inputs``' sizes.
+        spec: InferenceSpec.
+
+    Returns:
+        The same keys at the input's size.
+    """
+    sizes = tf.convert_to_tensor(sizes)
+    inner_h, inner_w = sizes[2], sizes[3]
+    cropped = {key: tf.convert_to_tensor(value)[:, :inner_h, :inner_w]
+               for key, value in outputs.items()}
+    if not spec.resizes:
+        return cropped
+    back = sizes[:2]
+    unchanged = _same_size(sizes[2:], sizes[0], sizes[1])
+    resize_back = {LABELS: _resize_nearest, PROBABILITIES: resize_bilinear}
+    return {key: tf.cond(unchanged, lambda v=value: v,
+                         lambda v=value, k=key: resize_back[k](v, back))
+            for key, value in cropped.items()}
+
+
+def predict(model, images, spec: InferenceSpec) -> dict:
+    """Labels and probabilities of images of any size, computed as ``spec`` says.
+
+    Args:
+        model: the model to run (``prepare_model(model, spec)`` for the fast formulation).
+        images: uint8 or float32 [B, H, W, 3], plain RGB pixels in [0, 255].
+        spec: InferenceSpec.
+
+    Returns:
+        {"labels": int32 [B, H, W], "probabilities": float32 [B, H, W, C]}. For a single
+        pass the labels are the argmax of the upsampled logits (the original's
+        ``predict_labels``); otherwise the argmax of the averaged probabilities.
+    """
+    padded, sizes = pad_inputs(images, spec)
     kwargs = dict(scales=spec.scales, add_flipped_images=spec.add_flipped_images)
     if spec.sliding_window_size is not None:
         probabilities = predict_probabilities_sliding_window(
@@ -248,15 +289,7 @@ def predict(model, images, spec: InferenceSpec) -> dict:
     else:
         probabilities = predict_probabilities(model, padded, **kwargs)
         labels = tf.argmax(probabilities, axis=3, output_type=tf.int32)
-    labels = labels[:, :inner_h, :inner_w]
-    probabilities = probabilities[:, :inner_h, :inner_w]
-    if spec.resizes:
-        back = tf.stack([height, width])
-        unchanged = _same_size(tf.stack([inner_h, inner_w]), height, width)
-        labels = tf.cond(unchanged, lambda: labels, lambda: _resize_nearest(labels, back))
-        probabilities = tf.cond(unchanged, lambda: probabilities,
-                                lambda: resize_bilinear(probabilities, back))
-    return {LABELS: labels, PROBABILITIES: probabilities}
+    return crop_outputs({LABELS: labels, PROBABILITIES: probabilities}, sizes, spec)
 
 
 def predict_labels_padded(model, images, *, output_stride: int, pad_value,

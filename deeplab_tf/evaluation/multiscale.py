@@ -17,7 +17,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
-from deeplab_tf.layers import resize_bilinear, scale_dimension
+from deeplab_tf.layers.resize import resize_bilinear, scale_dimension
 
 
 def upsample_logits(logits, size):

@@ -38,11 +38,10 @@ _IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", "
 
 def cityscapes_train_id_to_label_id() -> tuple:
     """The official labelId of each of the 19 Cityscapes trainIds (7, 8, 11, ..., 33), from
-    the converter's label table (the one definition of the Cityscapes labels)."""
-    from deeplab_tf.data.converters.cityscapes import IGNORE_LABEL, LABELS
+    ``data.cityscapes_labels`` (the one definition of the Cityscapes labels)."""
+    from deeplab_tf.data.cityscapes_labels import train_id_to_label_id
 
-    by_train_id = {train_id: label_id for _, label_id, train_id in LABELS
-                   if train_id != IGNORE_LABEL}
+    by_train_id = train_id_to_label_id()
     return tuple(by_train_id[i] for i in range(len(by_train_id)))
 
 

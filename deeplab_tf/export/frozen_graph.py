@@ -64,16 +64,6 @@ def check_export_path(export_path: str) -> None:
                                f"is not writable: {error.strerror or error}") from None
 
 
-def _write(path: str, data: bytes) -> None:
-    if hasattr(fileio, "atomic_write_bytes"):
-        fileio.atomic_write_bytes(path, data)
-        return
-    with fileio.atomic_path(path) as tmp:  # Until fileio.atomic_write_bytes lands.
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-
-
 def inference_function(model, spec: inference.InferenceSpec):
     """The concrete function ImageTensor -> {SemanticPredictions, SemanticProbabilities}."""
     input_spec = tf.TensorSpec([1, None, None, 3], tf.uint8, name=INPUT_NAME)
@@ -126,8 +116,8 @@ def export_frozen_graph(model, model_config, spec: inference.InferenceSpec, expo
     missing = {INPUT_NAME, OUTPUT_NAME, PROBABILITIES_NAME} - names
     if missing:  # A TensorFlow change renamed the nodes: never write a graph clients can't use.
         raise FrozenGraphError(f"Internal: frozen graph lacks nodes {sorted(missing)}")
-    _write(export_path, frozen.SerializeToString())
+    fileio.atomic_write_bytes(export_path, frozen.SerializeToString())
     if save_inference_graph:
         path = os.path.join(os.path.dirname(os.path.abspath(export_path)), INFERENCE_GRAPH_NAME)
-        _write(path, str(unfrozen).encode())
+        fileio.atomic_write_bytes(path, str(unfrozen).encode())
     return export_path

@@ -1,11 +1,12 @@
-"""TFLite export: a fixed-size model, four quantisation modes, run with the LiteRT interpreter.
+"""TFLite export: a fixed-size model, four quantisation modes (run it with ``export.litert``).
 
 The TFLite graph is ``model -> align-corners upsample to the input size -> [ArgMax]``, with
 the input size fixed (``ExportConfig.crop_size``, batch 1). Pre-processing stays outside the
-graph (quantisation needs a plain input): the caller fits the image into the input size
-(``fit_to_input``: downscale if larger, pad bottom/right with the mean pixel) and crops the
-prediction back. The normalisation to the backbone's range is the model's first layer, so the
-input is plain RGB pixels in every mode.
+graph (quantisation needs a plain input) and is the one inference path's: ``tflite_spec`` is
+the export's ``InferenceSpec``, written into the ``.json`` beside the model, and
+``litert.LiteRTModel.predict_image`` / the int8 calibration pre-process with it through
+``inference.pad_inputs``. The normalisation to the backbone's range is the model's first
+layer, so the input is plain RGB pixels in every mode.
 
 Modes (``ExportConfig.tflite_mode``):
 
@@ -25,12 +26,13 @@ norm into the convolutions.
 Example:
 
 >>> content = convert_tflite(model, ExportConfig(format="tflite", crop_size=(513, 513)))
->>> runner = LiteRTModel(content)
->>> labels = runner.predict_image(image, mean_pixel(variant))  # uint8 [H, W, 3] of any size -> int32 [H, W]
+>>> runner = LiteRTModel(content, spec=tflite_spec(model_config, export_config))
+>>> labels = runner.predict_image(image)  # uint8 [H, W, 3] of any size -> int32 [H, W]
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import warnings
@@ -39,17 +41,16 @@ from typing import Iterable, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from deeplab_tf import fileio
 from deeplab_tf.config import ExportConfig, ModelConfig
 from deeplab_tf.evaluation import inference
-from deeplab_tf.layers import resize_bilinear
-from deeplab_tf import fileio
-from deeplab_tf.model import mean_pixel
+from deeplab_tf.evaluation.inference import InferenceSpec
+from deeplab_tf.export.litert import METADATA_SUFFIX, SPEC_KEY, LiteRTModel, prepare_image
 
 INPUT_NAME = "images"
 PREDICTIONS = "semantic_predictions"
 LOGITS = "logits"
 TFLITE_SUFFIX = ".tflite"
-METADATA_SUFFIX = ".json"
 
 
 class TFLiteExportError(ValueError):
@@ -158,43 +159,21 @@ def convert_tflite(model, export_config: ExportConfig,
     return content
 
 
-def fit_to_input(image: np.ndarray, crop_size: Tuple[int, int],
-                 pad_value) -> Tuple[np.ndarray, Tuple[int, int]]:
-    """Fits an image into the fixed input size, as the TFLite model expects it.
-
-    An image larger than ``crop_size`` in either side is first downscaled (align-corners
-    bilinear, aspect ratio kept) to fit; then it is padded at the bottom/right with
-    ``pad_value`` (the mean pixel), as deeplab-eval pads.
-
-    Args:
-        image: [H, W, 3] pixels (uint8 or float).
-        crop_size: (h, w). The model's input size.
-        pad_value: 3 floats.
-
-    Returns:
-        (float32 [h, w, 3], (content height, content width)): crop the prediction to the
-        content size (and resize it back to H x W, nearest, if the image was downscaled).
-    """
-    crop_h, crop_w = crop_size
-    height, width = image.shape[:2]
-    image = np.asarray(image, np.float32)
-    if height > crop_h or width > crop_w:
-        scale = min(crop_h / height, crop_w / width)
-        height = min(crop_h, max(1, int(round(height * scale))))
-        width = min(crop_w, max(1, int(round(width * scale))))
-        image = resize_bilinear(image[np.newaxis], (height, width)).numpy()[0]
-    out = np.empty((crop_h, crop_w, 3), np.float32)
-    out[...] = np.asarray(pad_value, np.float32)
-    out[:height, :width] = image
-    return out, (height, width)
+def tflite_spec(model_config: ModelConfig, export_config: ExportConfig) -> InferenceSpec:
+    """The TFLite model's pre- and post-processing: the export's ``InferenceSpec``
+    (``from_export_config``: the model's stride and mean pixel, resize to range), single
+    scale, padded up to the fixed input size ``crop_size``."""
+    spec = InferenceSpec.from_export_config(model_config, export_config)
+    return dataclasses.replace(spec, scales=(1.0,), add_flipped_images=False,
+                               crop_size=tuple(export_config.crop_size))
 
 
-def representative_images_from_tfrecords(dataset_dir: str, split: str, crop_size, pad_value,
-                                         steps: int):
+def representative_images_from_tfrecords(dataset_dir: str, split: str, spec: InferenceSpec,
+                                         input_size: Tuple[int, int], steps: int):
     """Yields ``steps`` float32 [1, h, w, 3] calibration inputs from a split's TFRecord shards.
 
-    Images (in file order, repeated if the split is smaller than ``steps``) are fitted into
-    the input size with ``fit_to_input``, as at inference.
+    Images (in file order, repeated if the split is smaller than ``steps``) are pre-processed
+    with ``prepare_image``, as at inference.
 
     Raises:
         ValueError: no shards for the split (``data.schema.list_shards``' message) or no images.
@@ -206,21 +185,11 @@ def representative_images_from_tfrecords(dataset_dir: str, split: str, crop_size
         lambda record: schema.decode_image(schema.parse_example(record)[schema.IMAGE_ENCODED]))
     count = 0
     for image in records.repeat().take(steps):
-        prepared, _ = fit_to_input(image.numpy(), crop_size, pad_value)
+        prepared, _, _ = prepare_image(image.numpy(), spec, input_size)
         count += 1
-        yield prepared[np.newaxis]
+        yield prepared
     if count == 0:
         raise ValueError(f"Split {split!r} in {dataset_dir} has no images")
-
-
-def _write_atomically(path: str, data: bytes) -> None:
-    if hasattr(fileio, "atomic_write_bytes"):
-        fileio.atomic_write_bytes(path, data)
-        return
-    with fileio.atomic_path(path) as tmp:  # Until fileio.atomic_write_bytes lands.
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
 
 
 def export_tflite(model, model_config: ModelConfig, export_config: ExportConfig,
@@ -228,8 +197,9 @@ def export_tflite(model, model_config: ModelConfig, export_config: ExportConfig,
                   metadata: Optional[dict] = None) -> dict:
     """Converts and writes ``export_dir/<model_name>_<mode>.tflite`` plus a ``.json`` beside it.
 
-    The JSON describes the input (name, shape, dtype, padding value) and output, so a
-    runtime needs no other knowledge of the model.
+    The JSON describes the input (name, shape, dtype, padding value), the output and the
+    pre-processing (``inference_spec``, read by ``LiteRTModel``), so a runtime needs no other
+    knowledge of the model.
 
     Args:
         model, export_config, representative_images: see ``convert_tflite``. For int8 without
@@ -248,12 +218,12 @@ def export_tflite(model, model_config: ModelConfig, export_config: ExportConfig,
     if os.path.exists(path) and not overwrite:
         raise TFLiteExportError(f"{path} already exists (pass overwrite / --overwrite to "
                                 "replace it)")
-    pad_value = mean_pixel(model_config.model_variant)
+    spec = tflite_spec(model_config, export_config)
     if (export_config.tflite_mode == "int8" and representative_images is None
             and export_config.calibration_dataset_dir):
         representative_images = representative_images_from_tfrecords(
-            export_config.calibration_dataset_dir, export_config.calibration_split,
-            export_config.crop_size, pad_value, export_config.calibration_steps)
+            export_config.calibration_dataset_dir, export_config.calibration_split, spec,
+            export_config.crop_size, export_config.calibration_steps)
     content = convert_tflite(model, export_config, representative_images)
     height, width = export_config.crop_size
     argmax = export_config.tflite_output == "argmax"
@@ -262,10 +232,11 @@ def export_tflite(model, model_config: ModelConfig, export_config: ExportConfig,
         "input": {"name": INPUT_NAME, "shape": [1, height, width, 3],
                   "dtype": "uint8" if export_config.tflite_mode == "int8" else "float32",
                   "pixels": "RGB 0..255 (normalisation is inside the model)",
-                  "pad_value": list(pad_value)},
+                  "pad_value": list(spec.pad_value)},
         "output": {"name": PREDICTIONS if argmax else LOGITS,
                    "shape": [1, height, width] + ([] if argmax else [model_config.num_classes]),
                    "dtype": "int32" if argmax else "float32"},
+        SPEC_KEY: dataclasses.asdict(spec),
         "num_classes": model_config.num_classes,
         "model": model_config.to_dict(),
         "export": export_config.to_dict(),
@@ -273,71 +244,6 @@ def export_tflite(model, model_config: ModelConfig, export_config: ExportConfig,
         **(metadata or {}),
     }
     metadata_path = path[:-len(TFLITE_SUFFIX)] + METADATA_SUFFIX
-    _write_atomically(metadata_path, json.dumps(info, indent=2, sort_keys=True).encode())
-    _write_atomically(path, content)
+    fileio.atomic_write_text(metadata_path, json.dumps(info, indent=2, sort_keys=True))
+    fileio.atomic_write_bytes(path, content)
     return {"path": path, "metadata_path": metadata_path, **info}
-
-
-class LiteRTModel:
-    """Runs an exported TFLite model with the LiteRT interpreter (``ai-edge-litert``).
-
-    Args:
-        model: bytes (flatbuffer) or a path to a ``.tflite`` file.
-        num_threads: int or None. Interpreter threads.
-    """
-
-    def __init__(self, model, num_threads: Optional[int] = None):
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError:
-            raise ImportError("Running TFLite models needs the LiteRT interpreter: "
-                              "pip install ai-edge-litert") from None
-        if isinstance(model, (bytes, bytearray)):
-            self.interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
-        else:
-            self.interpreter = Interpreter(model_path=os.fspath(model), num_threads=num_threads)
-        self.interpreter.allocate_tensors()
-        self.input_details = self.interpreter.get_input_details()[0]
-        self.output_details = self.interpreter.get_output_details()[0]
-
-    @property
-    def input_size(self) -> Tuple[int, int]:
-        shape = self.input_details["shape"]
-        return int(shape[1]), int(shape[2])
-
-    @property
-    def input_dtype(self):
-        return self.input_details["dtype"]
-
-    def op_names(self) -> set:
-        """The TFLite operators of the model (e.g. to check for unsupported ones)."""
-        return {op["op_name"] for op in self.interpreter._get_ops_details()}
-
-    def run(self, images: np.ndarray) -> np.ndarray:
-        """Raw call: images [1, h, w, 3] of the input size -> the model's output array."""
-        images = np.asarray(images)
-        if self.input_dtype == np.uint8:
-            images = np.clip(np.round(images), 0, 255).astype(np.uint8)
-        else:
-            images = images.astype(self.input_dtype)
-        self.interpreter.set_tensor(self.input_details["index"], images)
-        self.interpreter.invoke()
-        return self.interpreter.get_tensor(self.output_details["index"])
-
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        """int32 labels [1, h, w] of input-size images (argmax of logits if needed)."""
-        output = self.run(images)
-        if output.ndim == 4:
-            output = output.argmax(axis=-1)
-        return output.astype(np.int32)
-
-    def predict_image(self, image: np.ndarray, pad_value) -> np.ndarray:
-        """int32 labels [H, W] of one image [H, W, 3] of any size (``fit_to_input`` around
-        ``predict``). ``pad_value``: the model's mean pixel (the export's JSON has it)."""
-        height, width = image.shape[:2]
-        prepared, (content_h, content_w) = fit_to_input(image, self.input_size, pad_value)
-        labels = self.predict(prepared[np.newaxis])[0, :content_h, :content_w]
-        if (content_h, content_w) != (height, width):
-            labels = tf.image.resize(labels[..., np.newaxis], (height, width),
-                                     method="nearest").numpy()[..., 0]
-        return labels

@@ -28,6 +28,10 @@ replica is not finite (all replicas stop there, nothing is saved, so the last go
 checkpoint stays the newest; the batch's source is named when the data provides it) or
 when a label value is neither a class nor the ignore label.
 
+Beside this module: ``checks`` (those errors), ``progress`` (``TrainResult``, the progress
+line), ``preemption`` (SIGTERM), ``model_setup`` (dtype policy, batch-norm decay),
+``checkpointing`` and ``summaries``.
+
 Example:
 
 >>> trainer = Trainer(model_config, train_config, train_logdir="/tmp/run",
@@ -37,87 +41,32 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import inspect
-import math
-import signal
-import threading
 import time
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Optional
 
 import keras
 import tensorflow as tf
 from absl import logging
 
-from deeplab_tf.checkpoints import in_scopes, last_layer_scopes, load_checkpoint
+from deeplab_tf.checkpoints import load_checkpoint
 from deeplab_tf.config import ModelConfig, TrainConfig
 from deeplab_tf.evaluation.inference import predict_labels
 from deeplab_tf.fileio import directory_lock
-from deeplab_tf.layers import original_variable_map
 from deeplab_tf.model import build_model
 from deeplab_tf.train import losses
 from deeplab_tf.train.checkpointing import TrainCheckpoint
-from deeplab_tf.train.multipliers import gradient_multipliers  # noqa: F401 (also public here)
+from deeplab_tf.train.checks import TrainingError, batch_sources, check_step
+from deeplab_tf.train.model_setup import dtype_policy, set_batch_norm_decay
+from deeplab_tf.train.multipliers import gradient_multipliers
+from deeplab_tf.train.preemption import SigtermFlag
+from deeplab_tf.train.progress import TrainResult, log_progress
 from deeplab_tf.train.schedules import LearningRate
 from deeplab_tf.train.strategy import (create_strategy, is_chief, per_replica_batch_size,
                                        task_name)
 from deeplab_tf.train.summaries import TrainSummaries
-
-_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
-
-
-class TrainingError(ValueError):
-    """Training cannot go on (bad labels, non-finite loss, no data); one-line message."""
-
-
-@dataclasses.dataclass
-class TrainResult:
-    """What ``Trainer.run`` did.
-
-    Attributes:
-        step: int. Steps done in total (also those of earlier runs in the same logdir).
-        start_step: int. Step this run started from (0, or a resumed checkpoint's).
-        loss: float or None. Total loss of the last step run.
-        images_per_second: float or None. Throughput after the first (tracing) step.
-        checkpoint: str or None. Newest checkpoint written or resumed.
-        preempted: bool. True if stopped by SIGTERM.
-        history: list of (step, total loss) at every progress line.
-    """
-
-    step: int
-    start_step: int
-    loss: Optional[float] = None
-    images_per_second: Optional[float] = None
-    checkpoint: Optional[str] = None
-    preempted: bool = False
-    history: List[Tuple[int, float]] = dataclasses.field(default_factory=list)
-
-
-@contextlib.contextmanager
-def dtype_policy(mixed_precision: str):
-    """Sets Keras' global dtype policy while layers are built, then restores it."""
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(_POLICIES[mixed_precision])
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-
-
-def set_batch_norm_decay(model, decay: float):
-    """Sets the moving-average decay (Keras ``momentum``) of every batch norm of ``model``."""
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = float(decay)
-
-
-def _format_eta(seconds: float) -> str:
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
-
 
 class Trainer:
     """Trains a DeepLab model under a ``tf.distribute`` strategy (see the module docstring).
@@ -201,7 +150,7 @@ class Trainer:
             self._forward_backward = tf.function(self._forward_backward_fn, jit_compile=True)
         self._train_step = tf.function(self._train_step_fn)
         self._predict_step = tf.function(self._predict_step_fn)
-        self._sigterm = threading.Event()
+        self._sigterm = SigtermFlag()
 
     # ----------------------------------------------------------------- construction
     def _make_optimizer(self):
@@ -297,71 +246,17 @@ class Trainer:
             logging.info("%s", report.summary())
         return None
 
-    def _on_sigterm(self, signum, frame):
-        logging.warning("SIGTERM received: saving a checkpoint after the current step.")
-        self._sigterm.set()
-
-    @contextlib.contextmanager
-    def _sigterm_handler(self):
-        try:
-            previous = signal.signal(signal.SIGTERM, self._on_sigterm)
-        except ValueError:  # not the main thread: no handler
-            yield
-            return
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-
-    def _batch_sources(self, batch, local_non_finite) -> str:
-        """Names the batches of this worker's replicas whose loss was not finite."""
-        bad = [i for i, flag in enumerate(local_non_finite) if flag > 0]
-        if not bad:
-            return "on another worker"
-        replicas = "replica " + ", ".join(str(i) for i in bad) + " of this worker"
-        if len(batch) < 3:
-            return f"{replicas} ({self.data_description})"
-        sources = self.strategy.experimental_local_results(batch[2])
-        names = []
-        for i in bad:
-            for value in tf.nest.flatten(sources[i]):
-                value = value.numpy().reshape(-1)[:4]
-                names.extend(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
-                             for v in value)
-        return f"{replicas}, batch of {', '.join(names)}"
-
     def _check(self, step: int, values: dict, batch=None):
-        if values["invalid_labels"] > 0:
-            largest = int(values["largest_invalid_label"])
-            raise TrainingError(
-                f"Step {step}: {int(values['invalid_labels'])} label values are neither a class "
-                f"in [0, {self.model_config.num_classes}) nor the ignore label "
-                f"({self.ignore_label})" + (f"; the largest is {largest}" if largest >= 0 else "")
-                + ". Check --num_classes / --dataset against the data")
-        loss = values["cross_entropy"] + values["regularization"]
-        if values["non_finite"] > 0 or not math.isfinite(loss):
-            latest = self.checkpoint.latest()
-            where = ("" if batch is None else
-                     "; " + self._batch_sources(batch, values["local_non_finite"]))
-            raise TrainingError(
-                f"Step {step}: the loss is not finite ({loss}) on "
-                f"{int(values['non_finite'])} of {self.num_replicas} replica(s){where}; all "
-                f"replicas stopped without saving, so the newest checkpoint is still "
-                f"{latest or 'none (nothing saved yet)'}. "
-                "Try a lower --base_learning_rate or check the input data")
+        sources = None if batch is None else functools.partial(
+            batch_sources, self.strategy, batch, values["local_non_finite"],
+            self.data_description)
+        check_step(step, values, num_classes=self.model_config.num_classes,
+                   ignore_label=self.ignore_label, num_replicas=self.num_replicas,
+                   newest_checkpoint=self.checkpoint.latest, sources=sources)
 
     def _log(self, step, values, rate, images_per_second, eta):
-        loss = values["cross_entropy"] + values["regularization"]
-        logging.info(
-            "step %d/%d  loss %.4f (cross-entropy %.4f)  lr %.6g  %s images/s  ETA %s", step,
-            self.config.training_number_of_steps, loss, values["cross_entropy"], rate,
-            "-" if images_per_second is None else f"{images_per_second:.2f}",
-            "-" if eta is None else _format_eta(eta))
-        scalars = {"loss/total": loss, "loss/cross_entropy": values["cross_entropy"],
-                   "loss/regularization": values["regularization"], "learning_rate": rate}
-        if images_per_second is not None:
-            scalars["images_per_second"] = images_per_second
-        self.summaries.scalars(step, scalars)
+        log_progress(self.summaries, step, self.config.training_number_of_steps, values, rate,
+                     images_per_second, eta)
 
     def _image_summaries(self, step, batch):
         predictions = self._predict_step(batch[0])
@@ -402,7 +297,7 @@ class Trainer:
                      total_steps, config.train_batch_size, self.num_replicas)
         step = start
         window_steps, window_seconds = 0, 0.0  # timed steps since the last progress line
-        with self._sigterm_handler():
+        with self._sigterm.installed():
             while step < total_steps:
                 step_started = time.perf_counter()
                 try:

@@ -28,7 +28,7 @@ from typing import Optional, Sequence, Tuple
 
 import tensorflow as tf
 
-from deeplab_tf.layers import resize_bilinear
+from deeplab_tf.layers.resize import resize_bilinear
 
 
 def mean_loss(total, count):

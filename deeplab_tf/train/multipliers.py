@@ -6,7 +6,7 @@ Shared by the custom training loop (``train.loop.Trainer``) and ``DeepLab.compil
 from __future__ import annotations
 
 from deeplab_tf.checkpoints import in_scopes, last_layer_scopes
-from deeplab_tf.layers import original_variable_map
+from deeplab_tf.layers.conv_bn import original_variable_map
 
 
 def gradient_multipliers(model, last_layer_gradient_multiplier: float = 1.0,

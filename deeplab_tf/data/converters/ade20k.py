@@ -15,16 +15,13 @@ import glob
 import os
 from typing import Dict, List
 
-from deeplab_tf.data import image_io
-from deeplab_tf.data import registry
-from deeplab_tf.data.converters.conversion import convert_dataset
+from deeplab_tf.data.converters.conversion import convert_registered
 from deeplab_tf.data.converters.encoding import Source
 from deeplab_tf.data.converters.errors import ConversionError
 from deeplab_tf.data.converters.labels import read_index_png
 
 DATASET_NAME = "ade20k"
 DEFAULT_NUM_SHARDS = 4
-IGNORE_LABEL = 0
 SPLITS = {"train": "training", "val": "validation"}
 
 
@@ -57,21 +54,12 @@ def collect_splits(ade20k_root: str) -> Dict[str, List[Source]]:
 
 
 def convert(ade20k_root: str, output_dir: str, *, num_shards: int = DEFAULT_NUM_SHARDS,
-            num_workers: int = 1, skip_invalid: bool = False, show_progress: bool = True,
-            max_image_pixels: int = image_io.DEFAULT_MAX_IMAGE_PIXELS) -> dict:
-    """Converts ADE20K to shards + manifest; returns the manifest."""
-    info = registry.DATASETS[DATASET_NAME]
-    return convert_dataset(
-        output_dir=output_dir,
-        dataset_name=DATASET_NAME,
-        class_names=info.class_names,
-        ignore_label=IGNORE_LABEL,
-        splits=collect_splits(ade20k_root),
-        num_shards=num_shards,
-        num_workers=num_workers,
-        skip_invalid=skip_invalid,
-        created_by="deeplab-build-ade20k",
-        source=os.path.abspath(find_root(ade20k_root)),
-        show_progress=show_progress,
-        max_image_pixels=max_image_pixels,
-    )
+            **options) -> dict:
+    """Converts ADE20K to shards + manifest; returns the manifest.
+
+    ``options``: ``convert_dataset``'s ``num_workers`` (1), ``skip_invalid`` (False),
+    ``show_progress`` (True), ``max_image_pixels`` (``image_io.DEFAULT_MAX_IMAGE_PIXELS``).
+    """
+    return convert_registered(DATASET_NAME, collect_splits(ade20k_root), output_dir=output_dir,
+                              num_shards=num_shards, created_by="deeplab-build-ade20k",
+                              source=os.path.abspath(find_root(ade20k_root)), **options)

@@ -19,9 +19,7 @@ import os
 from typing import Dict, List, Sequence
 
 from deeplab_tf.data import cityscapes_labels
-from deeplab_tf.data import image_io
-from deeplab_tf.data import registry
-from deeplab_tf.data.converters.conversion import convert_dataset
+from deeplab_tf.data.converters.conversion import convert_registered
 from deeplab_tf.data.converters.encoding import Source
 from deeplab_tf.data.converters.errors import ConversionError
 from deeplab_tf.data.converters.labels import LookupLabels
@@ -29,12 +27,6 @@ from deeplab_tf.data.converters.labels import LookupLabels
 DATASET_NAME = "cityscapes"
 DEFAULT_NUM_SHARDS = 10
 DEFAULT_SPLITS = ("train_fine", "val_fine")
-IGNORE_LABEL = cityscapes_labels.IGNORE_LABEL
-
-# The label table is a fact of the dataset, kept in ``data.cityscapes_labels``; these names
-# stay for existing callers.
-LABELS = cityscapes_labels.LABELS
-label_id_to_train_id_table = cityscapes_labels.label_id_to_train_id_table
 
 # Split -> the (leftImg8bit subset, annotation folder) pairs it gathers, as the original's
 # split names (train_coarse = train + train_extra with coarse labels: 22,973 images).
@@ -49,7 +41,7 @@ SPLITS = {
 
 
 def _collect(root: str, split: str) -> List[Source]:
-    reader = LookupLabels(label_id_to_train_id_table(unknown=-1), "Cityscapes labelId")
+    reader = LookupLabels(cityscapes_labels.label_id_to_train_id_table(unknown=-1), "Cityscapes labelId")
     sources = []
     for subset, annotation in SPLITS[split]:
         image_dir = os.path.join(root, "leftImg8bit", subset)
@@ -82,22 +74,13 @@ def collect_splits(cityscapes_root: str, splits: Sequence[str] = DEFAULT_SPLITS
 
 
 def convert(cityscapes_root: str, output_dir: str, *, splits: Sequence[str] = DEFAULT_SPLITS,
-            num_shards: int = DEFAULT_NUM_SHARDS, num_workers: int = 1,
-            skip_invalid: bool = False, show_progress: bool = True,
-            max_image_pixels: int = image_io.DEFAULT_MAX_IMAGE_PIXELS) -> dict:
-    """Converts Cityscapes to shards + manifest; returns the manifest (see convert_dataset)."""
-    info = registry.DATASETS[DATASET_NAME]
-    return convert_dataset(
-        output_dir=output_dir,
-        dataset_name=DATASET_NAME,
-        class_names=info.class_names,
-        ignore_label=IGNORE_LABEL,
-        splits=collect_splits(cityscapes_root, splits),
-        num_shards=num_shards,
-        num_workers=num_workers,
-        skip_invalid=skip_invalid,
-        created_by="deeplab-build-cityscapes",
-        source=os.path.abspath(cityscapes_root),
-        show_progress=show_progress,
-        max_image_pixels=max_image_pixels,
-    )
+            num_shards: int = DEFAULT_NUM_SHARDS, **options) -> dict:
+    """Converts Cityscapes to shards + manifest; returns the manifest.
+
+    ``options``: ``convert_dataset``'s ``num_workers`` (1), ``skip_invalid`` (False),
+    ``show_progress`` (True), ``max_image_pixels`` (``image_io.DEFAULT_MAX_IMAGE_PIXELS``).
+    """
+    return convert_registered(DATASET_NAME, collect_splits(cityscapes_root, splits),
+                              output_dir=output_dir, num_shards=num_shards,
+                              created_by="deeplab-build-cityscapes",
+                              source=os.path.abspath(cityscapes_root), **options)

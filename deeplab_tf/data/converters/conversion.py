@@ -123,6 +123,25 @@ def convert_dataset(*, output_dir: str, dataset_name: str, class_names: Sequence
                                source, show_progress, on_progress, max_image_pixels)
 
 
+def convert_registered(dataset_name: str, splits: Mapping[str, Sequence[Source]], *,
+                       created_by: str, source: str, **options) -> dict:
+    """``convert_dataset`` for a dataset of ``data.registry`` (VOC 2012, Cityscapes, ADE20K):
+    the class names and ignore label recorded are the registry's.
+
+    Args:
+        dataset_name: str. A ``registry.DATASETS`` name.
+        splits, created_by, source: as ``convert_dataset``.
+        **options: the other ``convert_dataset`` arguments (``output_dir``, ``num_shards``,
+            ``num_workers``, ``skip_invalid``, ``show_progress``, ``max_image_pixels``, ...).
+    """
+    from deeplab_tf.data import registry
+
+    info = registry.DATASETS[dataset_name]
+    return convert_dataset(dataset_name=dataset_name, class_names=info.class_names,
+                           ignore_label=info.ignore_label, splits=splits,
+                           created_by=created_by, source=source, **options)
+
+
 def _convert_locked(output_dir, dataset_name, class_names, ignore_label, splits, num_shards,
                     num_workers, skip_invalid, palette, created_by, source, show_progress,
                     on_progress, max_image_pixels) -> dict:

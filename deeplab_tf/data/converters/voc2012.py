@@ -22,16 +22,13 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from deeplab_tf.data import image_io
-from deeplab_tf.data import registry
-from deeplab_tf.data.converters.conversion import convert_dataset
+from deeplab_tf.data.converters.conversion import convert_registered
 from deeplab_tf.data.converters.encoding import Source
 from deeplab_tf.data.converters.errors import ConversionError, one_line
 from deeplab_tf.data.converters.labels import read_index_png
 
 DATASET_NAME = "pascal_voc_seg"
 DEFAULT_NUM_SHARDS = 4
-IGNORE_LABEL = 255
 VOC_SPLITS = ("train", "val", "trainval")
 
 
@@ -131,23 +128,13 @@ def _train_aug(sbd: str, lists, voc_source, voc_image_dir) -> List[Source]:
 
 
 def convert(voc_root: str, output_dir: str, *, sbd_root: Optional[str] = None,
-            num_shards: int = DEFAULT_NUM_SHARDS, num_workers: int = 1,
-            skip_invalid: bool = False, show_progress: bool = True,
-            max_image_pixels: int = image_io.DEFAULT_MAX_IMAGE_PIXELS) -> dict:
-    """Converts VOC 2012 (and SBD) to shards + manifest; returns the manifest."""
+            num_shards: int = DEFAULT_NUM_SHARDS, **options) -> dict:
+    """Converts VOC 2012 (and SBD) to shards + manifest; returns the manifest.
+
+    ``options``: ``convert_dataset``'s ``num_workers`` (1), ``skip_invalid`` (False),
+    ``show_progress`` (True), ``max_image_pixels`` (``image_io.DEFAULT_MAX_IMAGE_PIXELS``).
+    """
     voc, splits = collect_splits(voc_root, sbd_root)
-    info = registry.DATASETS[DATASET_NAME]
-    return convert_dataset(
-        output_dir=output_dir,
-        dataset_name=DATASET_NAME,
-        class_names=info.class_names,
-        ignore_label=IGNORE_LABEL,
-        splits=splits,
-        num_shards=num_shards,
-        num_workers=num_workers,
-        skip_invalid=skip_invalid,
-        created_by="deeplab-build-voc2012",
-        source=os.path.abspath(voc),
-        show_progress=show_progress,
-        max_image_pixels=max_image_pixels,
-    )
+    return convert_registered(DATASET_NAME, splits, output_dir=output_dir,
+                              num_shards=num_shards, created_by="deeplab-build-voc2012",
+                              source=os.path.abspath(voc), **options)

@@ -1,18 +1,9 @@
-"""Building blocks shared by every backbone and head.
+"""``ConvBN``: convolution -> batch norm -> activation, as the original's ``slim.conv2d``.
 
-The original network (TF1 slim) is a stack of three kinds of operation, rebuilt here:
-
-* ``ConvBN``: one convolution (regular or depthwise) -> batch norm -> optional ReLU/ReLU6,
-  with the original's *fixed* symmetric padding for strided convolutions (pad, then VALID)
-  instead of 'SAME'. Each ``ConvBN`` carries the original's variable scope (``scope``), so
-  converting a checkpoint is a name map (``original_variables``).
-* ``SeparableConvBN``: the original's split separable convolution, depthwise (with
-  ``dilation_rate``) -> BN -> [act] -> pointwise 1x1 -> BN -> [act]. With
-  ``pre_activation=True`` a ReLU is applied to the input and none inside, which is the
-  Xception unit's ``activation_fn_in_separable_conv=False`` form; with ``activation='relu'``
-  it is ASPP/decoder's ``split_separable_conv2d``.
-* ``resize_bilinear``: bilinear resize with align_corners=True semantics, used for every
-  feature and logits resize as in the original.
+Strided convolutions use the original's *fixed* symmetric padding (pad, then VALID) instead
+of 'SAME'. Each ``ConvBN`` carries the original's variable scope (``scope``), so converting a
+checkpoint is a name map: ``original_variable_map(model)`` collects it over a whole model,
+and ``fold_batch_norm(model)`` folds every batch norm into its convolution for inference.
 
 Example:
 
@@ -37,31 +28,6 @@ def fixed_padding_amounts(kernel_size: int, rate: int = 1):
     effective = kernel_size + (kernel_size - 1) * (rate - 1)
     total = effective - 1
     return total // 2, total - total // 2
-
-
-def scale_dimension(dim, scale):
-    """The original's ``scale_dimension``: ``int((dim - 1) * scale + 1)``.
-
-    Works on Python ints and on integer tensors (for dynamic shapes). For ``scale = 1/s``
-    with integer ``s`` it equals ``(dim - 1) // s + 1`` exactly.
-    """
-    if isinstance(dim, tf.Tensor):
-        return tf.cast((tf.cast(dim, tf.float32) - 1.0) * scale + 1.0, tf.int32)
-    return int((float(dim) - 1.0) * scale + 1.0)
-
-
-def resize_bilinear(images, size):
-    """Bilinear resize with align_corners=True (corner pixels map onto corner pixels).
-
-    Args:
-        images: tensor [batch, height, width, channels], any float dtype.
-        size: (new_height, new_width), ints or scalar int tensors.
-
-    Returns:
-        The resized tensor, in the dtype of ``images``.
-    """
-    resized = tf.compat.v1.image.resize_bilinear(images, size, align_corners=True)
-    return tf.cast(resized, images.dtype)
 
 
 def _kernel_initializer(stddev):
@@ -185,16 +151,21 @@ class ConvBN(keras.layers.Layer):
             x = tf.nn.conv2d(x, kernel, self.strides, padding, dilations=self.dilation_rate)
         return tf.nn.bias_add(x, bias)
 
-    def build(self, input_shape):
+    def _padded_shape(self, input_shape) -> tuple:
+        """The shape the convolution sees: ``input_shape`` after the fixed padding."""
         shape = list(input_shape)
         if self._pad:
             begin, end = fixed_padding_amounts(self.kernel_size, self.dilation_rate)
             for axis in (1, 2):
                 if shape[axis] is not None:
                     shape[axis] += begin + end
-        self.conv.build(tuple(shape))
+        return tuple(shape)
+
+    def build(self, input_shape):
+        shape = self._padded_shape(input_shape)
+        self.conv.build(shape)
         if self.bn is not None:
-            self.bn.build(self.conv.compute_output_shape(tuple(shape)))
+            self.bn.build(self.conv.compute_output_shape(shape))
 
     def call(self, inputs, training=None):
         x = inputs
@@ -212,13 +183,7 @@ class ConvBN(keras.layers.Layer):
         return x
 
     def compute_output_shape(self, input_shape):
-        shape = list(input_shape)
-        if self._pad:
-            begin, end = fixed_padding_amounts(self.kernel_size, self.dilation_rate)
-            for axis in (1, 2):
-                if shape[axis] is not None:
-                    shape[axis] += begin + end
-        return self.conv.compute_output_shape(tuple(shape))
+        return self.conv.compute_output_shape(self._padded_shape(input_shape))
 
     def original_variables(self) -> dict:
         """Map from the original checkpoint's variable names to this layer's variables."""
@@ -243,148 +208,6 @@ class ConvBN(keras.layers.Layer):
             kernel_stddev=self.kernel_stddev, scope=self.scope,
             sync_batch_norm=self.sync_batch_norm,
             batch_norm_trainable=self.batch_norm_trainable)
-        return config
-
-
-@keras.saving.register_keras_serializable(package="deeplab_tf")
-class SeparableConvBN(keras.layers.Layer):
-    """The original's split separable convolution (depthwise -> BN -> pointwise -> BN).
-
-    Args:
-        filters: int. Pointwise output channels.
-        kernel_size: int. Depthwise kernel size.
-        strides: int. Depthwise stride.
-        dilation_rate: int. Depthwise atrous rate.
-        explicit_padding: bool. Fixed padding for strided depthwise convs (see ``ConvBN``).
-        pre_activation: bool. ReLU on the input (Xception's
-            ``activation_fn_in_separable_conv=False``).
-        activation: None, "relu" or "relu6". After each of the two batch norms.
-        bn_momentum, bn_epsilon: float. Batch norm decay and epsilon.
-        weight_decay: float. L2 on the pointwise kernel.
-        depthwise_weight_decay: float. L2 on the depthwise kernel (the original: none).
-        depthwise_stddev, pointwise_stddev: float. Truncated-normal initializer stddevs.
-        scope: str. The original's scope; variables live under ``scope + "_depthwise"`` and
-            ``scope + "_pointwise"``.
-        sync_batch_norm, batch_norm_trainable: bool. See ``ConvBN``.
-    """
-
-    def __init__(self, filters, kernel_size=3, strides=1, dilation_rate=1,
-                 explicit_padding=True, pre_activation=False, activation="relu",
-                 bn_momentum=0.9997, bn_epsilon=1e-5, weight_decay=0.0,
-                 depthwise_weight_decay=0.0, depthwise_stddev=0.33, pointwise_stddev=0.06,
-                 scope="separable_conv", sync_batch_norm=False, batch_norm_trainable=True,
-                 **kwargs):
-        kwargs.setdefault("name", scope_to_name(scope))
-        super().__init__(**kwargs)
-        self.filters = filters
-        self.kernel_size = kernel_size
-        self.strides = strides
-        self.dilation_rate = dilation_rate
-        self.explicit_padding = explicit_padding
-        self.pre_activation = pre_activation
-        self.activation = activation
-        self.bn_momentum = bn_momentum
-        self.bn_epsilon = bn_epsilon
-        self.weight_decay = weight_decay
-        self.depthwise_weight_decay = depthwise_weight_decay
-        self.depthwise_stddev = depthwise_stddev
-        self.pointwise_stddev = pointwise_stddev
-        self.scope = scope
-        self.sync_batch_norm = sync_batch_norm
-        self.batch_norm_trainable = batch_norm_trainable
-
-        bn = dict(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon,
-                  sync_batch_norm=sync_batch_norm, batch_norm_trainable=batch_norm_trainable,
-                  dtype=self.dtype_policy)
-        self.depthwise = ConvBN(
-            None, kernel_size, strides=strides, dilation_rate=dilation_rate, depthwise=True,
-            explicit_padding=explicit_padding, activation=activation,
-            weight_decay=depthwise_weight_decay, kernel_stddev=depthwise_stddev,
-            scope=scope + "_depthwise", name="depthwise", **bn)
-        self.pointwise = ConvBN(
-            filters, 1, activation=activation, weight_decay=weight_decay,
-            kernel_stddev=pointwise_stddev, scope=scope + "_pointwise", name="pointwise", **bn)
-
-    def build(self, input_shape):
-        self.depthwise.build(input_shape)
-        self.pointwise.build(self.depthwise.compute_output_shape(input_shape))
-
-    def call(self, inputs, training=None):
-        x = inputs
-        if self.pre_activation and training:
-            x = tf.nn.relu(x)  # one ReluGrad in the backward pass (tf.maximum's costs more)
-        elif self.pre_activation:
-            # tf.maximum, not tf.nn.relu: grappler's remapper otherwise tries to fuse this
-            # ReLU with the residual Add that feeds it (and whose output the next residual
-            # also uses), fails, and then skips every fusion of the graph. Same values.
-            x = tf.maximum(x, tf.zeros([], x.dtype))
-        x = self.depthwise(x, training=training)
-        return self.pointwise(x, training=training)
-
-    def compute_output_shape(self, input_shape):
-        return self.pointwise.compute_output_shape(
-            self.depthwise.compute_output_shape(input_shape))
-
-    def original_variables(self) -> dict:
-        names = dict(self.depthwise.original_variables())
-        names.update(self.pointwise.original_variables())
-        return names
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            filters=self.filters, kernel_size=self.kernel_size, strides=self.strides,
-            dilation_rate=self.dilation_rate, explicit_padding=self.explicit_padding,
-            pre_activation=self.pre_activation, activation=self.activation,
-            bn_momentum=self.bn_momentum, bn_epsilon=self.bn_epsilon,
-            weight_decay=self.weight_decay, depthwise_weight_decay=self.depthwise_weight_decay,
-            depthwise_stddev=self.depthwise_stddev, pointwise_stddev=self.pointwise_stddev,
-            scope=self.scope, sync_batch_norm=self.sync_batch_norm,
-            batch_norm_trainable=self.batch_norm_trainable)
-        return config
-
-
-@keras.saving.register_keras_serializable(package="deeplab_tf")
-class ResizeLike(keras.layers.Layer):
-    """Align-corners bilinear resize of ``inputs[0]`` to the spatial size of ``inputs[1]``."""
-
-    def call(self, inputs):
-        x, reference = inputs
-        shape = tf.shape(reference)
-        return resize_bilinear(x, [shape[1], shape[2]])
-
-    def compute_output_shape(self, input_shapes):
-        x, reference = input_shapes
-        return (x[0], reference[1], reference[2], x[3])
-
-
-@keras.saving.register_keras_serializable(package="deeplab_tf")
-class Normalization(keras.layers.Layer):
-    """The backbone's input normalisation, applied inside the model as the original does.
-
-    Args:
-        mode: str. ``"zero_mean_unit_range"`` maps [0, 255] to [-1, 1];
-            ``"subtract_imagenet_mean"`` subtracts the original's mean RGB.
-    """
-
-    MEAN_RGB = (123.15, 115.90, 103.06)
-    MODES = ("zero_mean_unit_range", "subtract_imagenet_mean")
-
-    def __init__(self, mode="zero_mean_unit_range", **kwargs):
-        super().__init__(**kwargs)
-        if mode not in self.MODES:
-            raise ValueError(f"mode must be one of {self.MODES}. Received: mode={mode!r}")
-        self.mode = mode
-
-    def call(self, inputs):
-        x = tf.cast(inputs, self.compute_dtype)
-        if self.mode == "zero_mean_unit_range":
-            return x * (2.0 / 255.0) - 1.0
-        return x - tf.constant(self.MEAN_RGB, dtype=x.dtype)
-
-    def get_config(self):
-        config = super().get_config()
-        config["mode"] = self.mode
         return config
 
 
