@@ -161,9 +161,6 @@ def main(argv):
     if len(argv) > 1:
         raise UserError(f"Unexpected arguments: {' '.join(argv[1:])}")
     _check_comparison_flags()
-    from deeplab_tf import benchmark  # bench.model/timing, and train_benchmarks on the real Trainer
-
-
     from deeplab_tf.bench.model import Result, agreement, format_table, inference_benchmarks
     from deeplab_tf.bench.timing import peak_flops, peak_memory_mb
     from deeplab_tf.model import model_stats
@@ -177,9 +174,6 @@ def main(argv):
     print(f"params: {stats['params']:,}  multiply-adds: {stats['madds'] / 1e9:.2f}B")
     if _comparing():
         return _compare(config, height, width, stats)
-    peak = benchmark.peak_flops()
-
-
     peak = peak_flops()
     print(f"machine peak: {peak['peak_flops'] / 1e9:.1f} GFLOP/s fp32 "
           f"(matmul {peak['matmul_flops'] / 1e9:.1f}, conv {peak['conv_flops'] / 1e9:.1f})")
