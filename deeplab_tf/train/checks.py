@@ -64,7 +64,7 @@ def check_step(step: int, values: dict, *, num_classes: int, ignore_label: Optio
         latest = newest_checkpoint()
         where = "" if sources is None else "; " + sources()
         raise TrainingError(
-            f"Step {step}: the loss is not finite ({loss}) on "
+            f"Step {step}: the loss or its gradients are not finite (loss {loss}) on "
             f"{int(values['non_finite'])} of {num_replicas} replica(s){where}; all "
             f"replicas stopped without saving, so the newest checkpoint is still "
             f"{latest or 'none (nothing saved yet)'}. "

@@ -203,6 +203,11 @@ class Trainer:
         invalid, largest = losses.invalid_labels(labels, self.model_config.num_classes,
                                                  self.ignore_label)
         finite = tf.math.is_finite(cross_entropy + regularization)
+        if self.config.mixed_precision != "float16":  # (loss scaling skips such updates itself)
+            # A NaN input can give a finite loss (oneDNN's fused ReLU maps NaN to 0) and
+            # still NaN gradients: this step's update spoilt the weights, so stop here too.
+            finite = tf.logical_and(finite, tf.math.is_finite(tf.linalg.global_norm(
+                [tf.cast(grad, tf.float32) for grad, _ in updates])))
         return {"cross_entropy": cross_entropy, "regularization": regularization,
                 "invalid_labels": tf.cast(invalid, tf.float32),
                 "largest_invalid_label": largest,
