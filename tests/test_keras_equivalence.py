@@ -4,12 +4,12 @@ weights and gradient multipliers) give the same loss sequence and the same varia
 
 The model has no image-pooling branch. This tiny network's float32 gradients carry a few
 percent of rounding noise in its first layers (measured in one and the same loop: weights
-perturbed by 1e-7 relative change the gradient by 3% and the loss by 1e-3 at step 2, 1e-2 at
-step 4), and with the image-pooling branch the two loops' graphs round differently there
-(loss 1 agrees to 3e-8, not exactly), which 20 steps grow into percents. Without it both
-graphs compute the same operations and agree to float precision over all 20 steps, so any
-difference in what is computed (the rate's step, the loss's normalisation, the multipliers,
-the weight decay, the top-k annealing step) shows as a large difference.
+perturbed by 1e-7 relative change the gradient by 3%, and the loss by 3e-4 (relative) at
+step 2 and 1e-2 at step 4), and with the image-pooling branch the two loops' graphs round
+differently there (loss 1 agrees to 3e-8, not exactly), which 20 steps grow into percents.
+Without it both graphs compute the same operations and agree to float precision over all 20
+steps, so any difference in what is computed (the rate's step, the loss's normalisation, the
+multipliers, the weight decay, the top-k annealing step) shows as a large difference.
 """
 
 import keras
