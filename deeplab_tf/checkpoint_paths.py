@@ -64,7 +64,8 @@ def _extract(tarball: str, target: str) -> None:
                 members = _safe_members(archive, tarball)
                 archive.extractall(staging, members=members, filter="data")
         except (tarfile.TarError, EOFError, OSError) as error:
-            raise CheckpointError(f"Cannot extract {tarball}: {error}") from None
+            reason = " ".join(str(error).split())  # tarfile lists one line per method
+            raise CheckpointError(f"Cannot extract {tarball}: {reason}") from None
         os.chmod(staging, 0o755)
         try:
             os.rename(staging, target)

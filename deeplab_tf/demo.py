@@ -5,9 +5,12 @@
 Steps, each through the real console scripts, each skipped when its output already exists
 (so a re-run reuses what is done; training resumes from its last checkpoint):
 
-1. generate the demo scenes in the PASCAL VOC layout (``deeplab_tf.demo_data``);
-2. convert them with ``deeplab-build-voc2012``;
-3. train with ``deeplab-train --flagfile=configs/demo/mobilenetv2_dm05_demo.flags``;
+1. generate the demo scenes as an images + colour-masks folder with a palette file and split
+   lists (``deeplab_tf.demo_data``);
+2. convert them with ``deeplab-build-folder`` into the custom dataset ``demo_shapes`` (its own
+   class names: background, disc, square, triangle, bar; described by ``manifest.json``);
+3. train with ``deeplab-train --flagfile=configs/demo/mobilenetv2_dm05_demo.flags`` (its
+   ``--dataset=demo_shapes`` is read from the manifest in ``--dataset_dir``);
 4. evaluate with ``deeplab-eval`` (per-class IoU table, ``mIoU: 0.NNN``);
 5. export a SavedModel and an int8 TFLite model with ``deeplab-export``;
 6. draw predictions on a few validation images with ``deeplab-vis``;
@@ -44,6 +47,21 @@ def _run(module, *args):
     print(f"({time.time() - started:.0f} s)", flush=True)
 
 
+def convert_args(scenes: dict, output_dir: str) -> list:
+    """``deeplab-build-folder`` flags converting ``demo_data.write_folder_layout``'s folders
+    (``scenes``) into the custom dataset ``demo_shapes`` at ``output_dir``."""
+    from deeplab_tf import demo_data
+
+    return [f"--image_dir={scenes['images']}", f"--label_dir={scenes['masks']}",
+            f"--palette_file={scenes['palette']}",
+            f"--num_classes={len(demo_data.DEMO_CLASSES)}",
+            f"--class_names={','.join(demo_data.DEMO_CLASSES)}",
+            f"--ignore_label={demo_data.IGNORE_LABEL}",
+            f"--split_lists=train={scenes['train']},val={scenes['val']}",
+            f"--dataset_name={demo_data.DATASET_NAME}", f"--output_dir={output_dir}",
+            "--num_workers=1"]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Run the deeplab_tf demo end to end.")
     parser.add_argument("--workdir", default="demo_output")
@@ -62,22 +80,30 @@ def main(argv=None):
     recipe = f"--flagfile={os.path.abspath(args.recipe)}"
     started = time.time()
 
-    _step("1/6 demo scenes (PASCAL VOC layout)")
-    val_list = os.path.join(raw, "VOCdevkit", "VOC2012", "ImageSets", "Segmentation", "val.txt")
-    if os.path.exists(val_list):
+    from deeplab_tf import demo_data
+
+    manifest = os.path.join(records, "manifest.json")
+    if os.path.exists(manifest):
+        with open(manifest) as f:
+            found = json.load(f).get("dataset")
+        if found != demo_data.DATASET_NAME:  # an older demo's (PASCAL VOC layout) output
+            sys.exit(f"error: {manifest} describes dataset {found!r}, not "
+                     f"{demo_data.DATASET_NAME!r} (an older demo's output): remove {work} "
+                     "(make clean) and run the demo again")
+
+    _step("1/6 demo scenes (images + colour masks folder)")
+    scenes = demo_data.folder_layout(raw)
+    if os.path.exists(scenes["val"]):  # written last
         print(f"reusing {raw}")
     else:
-        from deeplab_tf.demo_data import write_voc_layout
-
-        write_voc_layout(raw, NUM_TRAIN, NUM_VAL)
+        demo_data.write_folder_layout(raw, NUM_TRAIN, NUM_VAL)
         print(f"wrote {NUM_TRAIN} train + {NUM_VAL} val scenes under {raw}")
 
-    _step("2/6 convert with deeplab-build-voc2012")
-    if os.path.exists(os.path.join(records, "manifest.json")):
+    _step("2/6 convert with deeplab-build-folder")
+    if os.path.exists(manifest):
         print(f"reusing {records}")
     else:
-        _run("deeplab_tf.cli.build_voc2012", f"--voc_root={raw}", f"--output_dir={records}",
-             "--num_workers=1")
+        _run("deeplab_tf.cli.build_folder", *convert_args(scenes, records))
 
     _step("3/6 train with deeplab-train")
     _run("deeplab_tf.cli.train", recipe, f"--dataset_dir={records}", f"--train_logdir={train_dir}")
@@ -104,16 +130,19 @@ def main(argv=None):
 
     _step("6/6 draw predictions with deeplab-vis")
     os.makedirs(vis_in, exist_ok=True)
-    images = sorted(glob.glob(os.path.join(raw, "VOCdevkit", "VOC2012", "JPEGImages", "*.jpg")))
-    for path in images[-NUM_VIS:]:
-        shutil.copyfile(path, os.path.join(vis_in, os.path.basename(path)))
-    _run("deeplab_tf.cli.vis", recipe, f"--checkpoint_dir={train_dir}", f"--image_dir={vis_in}",
+    with open(scenes["val"]) as f:
+        val_names = f.read().split()
+    for name in val_names[-NUM_VIS:]:
+        shutil.copyfile(os.path.join(scenes["images"], name + ".jpg"),
+                        os.path.join(vis_in, name + ".jpg"))
+    _run("deeplab_tf.cli.vis", recipe, f"--dataset_dir={records}",
+         f"--checkpoint_dir={train_dir}", f"--vis_image_dir={vis_in}",
          f"--vis_logdir={vis_dir}", "--max_number_of_iterations=1")
 
     results = json.load(open(os.path.join(eval_dir, "results.json")))
     print(f"\n=== done in {time.time() - started:.0f} s ===")
     print(f"mIoU: {results['miou']:.3f}")
-    print(f"dataset (TFRecord):  {records}")
+    print(f"dataset (TFRecord):  {records} (classes: {', '.join(demo_data.DEMO_CLASSES)})")
     print(f"checkpoints:         {train_dir}")
     print(f"evaluation:          {eval_dir}/results.json, confusion_matrix.csv/.png")
     print(f"SavedModel:          {sorted(glob.glob(os.path.join(export_dir, 'saved_model', 'deeplab', '[0-9]*')))[-1]}")

@@ -1,13 +1,11 @@
-"""The embedded demo dataset: deterministic synthetic scenes in the PASCAL VOC 2012 layout.
+"""The embedded demo dataset: deterministic synthetic scenes as an images + masks folder.
 
-Each scene is a textured background with one to three coloured shapes (disc, square,
-triangle, bar), written as ``VOCdevkit/VOC2012/JPEGImages/<id>.jpg`` with a palette PNG label
-in ``SegmentationClass/<id>.png`` (class indices in the VOC palette; a one-pixel band of 255
-around every shape, like VOC's boundary annotations) and the ``ImageSets/Segmentation`` split
-lists. So the demo exercises the real VOC converter, ``deeplab-build-voc2012``.
-
-Shapes use VOC class indices 1-4 (DEMO_CLASSES names what they draw); the same seed always
-gives the same files.
+Each scene is a textured background with one to three coloured shapes; its classes are the
+demo's own, ``DEMO_CLASSES`` (background, disc, square, triangle, bar), with a one-pixel band
+of the ignore label (255) around every shape. ``write_folder_layout`` writes the scenes as
+JPEG images and RGB colour masks with a palette file and train / val split lists, which
+``deeplab-build-folder`` converts into a custom dataset with a manifest (the workflow of a
+user's own data); the same seed always gives the same files.
 
     python -m deeplab_tf.demo_data --output_dir=demo_output/raw --num_train=300 --num_val=60
 """
@@ -20,9 +18,15 @@ import os
 import numpy as np
 from PIL import Image
 
+from deeplab_tf.fileio import atomic_path, atomic_write_text
+
 DEMO_CLASSES = ("background", "disc", "square", "triangle", "bar")
-# Mean colour of each shape class (RGB); each instance varies around it.
-_COLOURS = {1: (220, 50, 40), 2: (40, 200, 60), 3: (50, 80, 230), 4: (235, 210, 40)}
+DATASET_NAME = "demo_shapes"
+IGNORE_LABEL = 255
+# Mask colour of each class (RGB), and of the ignore band; a shape is drawn in its class's
+# colour, each instance varying around it.
+DEMO_PALETTE = ((0, 0, 0), (220, 50, 40), (40, 200, 60), (50, 80, 230), (235, 210, 40))
+IGNORE_COLOUR = (255, 255, 255)
 
 
 def _background(rng, size):
@@ -71,49 +75,63 @@ def make_scene(rng, size=(112, 112)):
     for _ in range(rng.integers(1, 4)):
         kind = int(rng.integers(1, 5))
         mask = _shape_mask(kind, rng, size)
-        colour = np.array(_COLOURS[kind], np.float32) * rng.uniform(0.8, 1.1)
+        colour = np.array(DEMO_PALETTE[kind], np.float32) * rng.uniform(0.8, 1.1)
         image[mask] = colour + rng.normal(0, 8, size=(int(mask.sum()), 3))
         label[mask] = kind
-    label[_boundary(label)] = 255
+    label[_boundary(label)] = IGNORE_LABEL
     return np.clip(image, 0, 255).astype(np.uint8), label
 
 
-def write_voc_layout(output_dir, num_train=300, num_val=60, size=(112, 112), seed=0):
-    """Writes the demo scenes under ``output_dir/VOCdevkit/VOC2012``; returns that path.
+def write_palette_file(path: str) -> str:
+    """Writes the demo's ``deeplab-build-folder`` palette file (mask colour -> class)."""
+    lines = [f"{r} {g} {b}  # {name}" for (r, g, b), name in zip(DEMO_PALETTE, DEMO_CLASSES)]
+    lines.append("{} {} {} {}  # shape boundaries: the ignore label".format(
+        *IGNORE_COLOUR, IGNORE_LABEL))
+    return atomic_write_text(path, "\n".join(lines) + "\n")
 
-    Existing files with the same content are left as they are (re-running is cheap).
+
+def folder_layout(output_dir) -> dict:
+    """Paths of the demo's folder layout under ``output_dir`` (see ``write_folder_layout``)."""
+    return {"images": os.path.join(output_dir, "images"),
+            "masks": os.path.join(output_dir, "masks"),
+            "palette": os.path.join(output_dir, "palette.txt"),
+            "train": os.path.join(output_dir, "train.txt"),
+            "val": os.path.join(output_dir, "val.txt")}
+
+
+def write_folder_layout(output_dir, num_train=300, num_val=60, size=(112, 112), seed=0):
+    """Writes the demo scenes as an images folder and a colour-masks folder.
+
+    ``output_dir/images/<id>.jpg``, ``output_dir/masks/<id>.png`` (RGB: ``DEMO_PALETTE``, the
+    ignore band in ``IGNORE_COLOUR``), ``output_dir/palette.txt`` (``write_palette_file``) and
+    the split lists ``output_dir/train.txt`` / ``val.txt`` (one stem per line): what
+    ``deeplab-build-folder`` takes. Returns ``folder_layout(output_dir)``. Files are replaced
+    atomically and ``val.txt`` comes last, so its presence means the layout is complete.
     """
-    from deeplab_tf.data.palettes import pascal_palette
-
-    root = os.path.join(output_dir, "VOCdevkit", "VOC2012")
-    for sub in ("JPEGImages", "SegmentationClass", os.path.join("ImageSets", "Segmentation")):
-        os.makedirs(os.path.join(root, sub), exist_ok=True)
-    palette = pascal_palette(256).astype(np.uint8).reshape(-1).tolist()
+    paths = folder_layout(output_dir)
+    os.makedirs(paths["images"], exist_ok=True)
+    os.makedirs(paths["masks"], exist_ok=True)
+    colours = np.zeros((256, 3), np.uint8)
+    colours[:len(DEMO_PALETTE)] = DEMO_PALETTE
+    colours[IGNORE_LABEL] = IGNORE_COLOUR
     rng = np.random.default_rng(seed)
     names = {"train": [], "val": []}
     for index in range(num_train + num_val):
-        split = "train" if index < num_train else "val"
         name = f"demo_{index:05d}"
         image, label = make_scene(rng, size)
-        _save_atomic(Image.fromarray(image), os.path.join(root, "JPEGImages", name + ".jpg"),
+        _save_atomic(Image.fromarray(image), os.path.join(paths["images"], name + ".jpg"),
                      quality=95)
-        png = Image.fromarray(label, mode="P")
-        png.putpalette(palette)
-        _save_atomic(png, os.path.join(root, "SegmentationClass", name + ".png"))
-        names[split].append(name)
-    lists = dict(names, trainval=names["train"] + names["val"])
-    for split, items in lists.items():
-        path = os.path.join(root, "ImageSets", "Segmentation", split + ".txt")
-        with open(path + ".tmp", "w") as f:
-            f.write("\n".join(items) + "\n")
-        os.replace(path + ".tmp", path)
-    return root
+        _save_atomic(Image.fromarray(colours[label]), os.path.join(paths["masks"], name + ".png"))
+        names["train" if index < num_train else "val"].append(name)
+    write_palette_file(paths["palette"])
+    for split in ("train", "val"):
+        atomic_write_text(paths[split], "\n".join(names[split]) + "\n")
+    return paths
 
 
 def _save_atomic(image, path, **kwargs):
-    tmp = path + ".tmp"
-    image.save(tmp, format="JPEG" if path.endswith(".jpg") else "PNG", **kwargs)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="JPEG" if path.endswith(".jpg") else "PNG", **kwargs)
 
 
 def main(argv=None):
@@ -124,9 +142,9 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=112)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    root = write_voc_layout(args.output_dir, args.num_train, args.num_val,
-                            (args.size, args.size), args.seed)
-    print(f"Wrote {args.num_train} train + {args.num_val} val scenes under {root}")
+    write_folder_layout(args.output_dir, args.num_train, args.num_val, (args.size, args.size),
+                        args.seed)
+    print(f"Wrote {args.num_train} train + {args.num_val} val scenes under {args.output_dir}")
 
 
 if __name__ == "__main__":

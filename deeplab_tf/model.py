@@ -108,9 +108,11 @@ class DeepLab(keras.Model):
                        batch_size: int = 8) -> np.ndarray:
         """int32 [B, H, W] labels at the input size, through the one inference path.
 
-        Images are padded to ``k * output_stride + 1`` with the backbone's mean pixel,
-        predicted (multi-scale and left-right flip averaged if asked) and cropped back,
-        exactly as deeplab-eval and the exports compute them.
+        ``deeplab_tf.evaluation.inference.predict`` with the ``InferenceSpec`` of this
+        model's config: images padded to ``k * output_stride + 1`` with the backbone's mean
+        pixel, predicted (multi-scale and left-right flip averaged if asked) and cropped back,
+        as deeplab-eval and the exports compute them. The model runs as it is (batch norm not
+        folded: no copy is built, and later training shows at once).
 
         Args:
             images: float32 or uint8 RGB [B, H, W, 3] (or one image [H, W, 3]), plain pixels.
@@ -118,6 +120,7 @@ class DeepLab(keras.Model):
             add_flipped_images: bool. Also average left-right flipped inputs.
             batch_size: int. Images per forward pass.
         """
+        from deeplab_tf.config import EvalConfig
         from deeplab_tf.evaluation import inference
 
         images = np.asarray(images)
@@ -128,13 +131,12 @@ class DeepLab(keras.Model):
             raise ValueError(
                 "images must be RGB [B, H, W, 3] or [H, W, 3]. Received: shape="
                 f"{tuple(images.shape)}")
-        outputs = []
-        for start in range(0, len(images), int(batch_size)):
-            batch = tf.convert_to_tensor(images[start:start + int(batch_size)], tf.float32)
-            outputs.append(inference.predict_labels_padded(
-                self, batch, output_stride=self._model_config.output_stride,
-                pad_value=mean_pixel(self._model_config.model_variant),
-                scales=tuple(scales), add_flipped_images=add_flipped_images).numpy())
+        spec = inference.InferenceSpec.from_configs(self._model_config, EvalConfig(
+            eval_scales=tuple(scales), add_flipped_images=bool(add_flipped_images),
+            eval_crop_size=None, fold_batch_norm=False))
+        outputs = [inference.predict(self, images[start:start + int(batch_size)], spec)
+                   [inference.LABELS].numpy()
+                   for start in range(0, len(images), int(batch_size))]
         labels = np.concatenate(outputs) if outputs else np.zeros((0,) + images.shape[1:3],
                                                                     np.int32)
         return labels[0] if single else labels

@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-import glob
 import os
-import tarfile
-import tempfile
 from typing import Optional, Tuple
 
 from deeplab_tf.config import ModelConfig
@@ -169,42 +166,6 @@ def list() -> None:  # noqa: A001 (the name the issue asks for)
     print(table())
 
 
-def _extract_tarball(path: str) -> str:
-    """Extracts a zoo tarball once, atomically, beside it; returns the folder."""
-    target = path[: -len(".tar.gz")] if path.endswith(".tar.gz") else path + ".extracted"
-    if os.path.isdir(target):
-        return target
-    parent = os.path.dirname(os.path.abspath(path))
-    staging = tempfile.mkdtemp(prefix=".extract-", dir=parent)
-    try:
-        with tarfile.open(path) as archive:
-            archive.extractall(staging, filter="data")
-    except (tarfile.TarError, OSError) as error:
-        raise ValueError(f"Cannot read the zoo tarball {path}: {error}") from None
-    os.replace(staging, target)
-    return target
-
-
-def checkpoint_prefix(path: str) -> str:
-    """A checkpoint prefix from a zoo tarball, its extracted folder or a prefix.
-
-    Temporary: the tarball and zoo-folder handling moves into
-    ``deeplab_tf.checkpoints.resolve_checkpoint_path`` (infer stream); this then only
-    delegates.
-    """
-    from deeplab_tf.checkpoints import resolve_checkpoint_path
-
-    if os.path.isfile(path) and (path.endswith(".tar.gz") or tarfile.is_tarfile(path)):
-        path = _extract_tarball(path)
-    if os.path.isdir(path) and not os.path.exists(os.path.join(path, "checkpoint")):
-        indexes = sorted(glob.glob(os.path.join(path, "**", "*.index"), recursive=True))
-        if len(indexes) != 1:
-            raise ValueError(f"Expected one checkpoint (*.index) in {path}. "
-                             f"Found {len(indexes)}")
-        return indexes[0][: -len(".index")]
-    return resolve_checkpoint_path(path)
-
-
 def from_preset(model_class, name: str, checkpoint: Optional[str] = None, **overrides):
     """Builds the preset's ``DeepLab`` and loads its zoo checkpoint (``DeepLab.from_preset``).
 
@@ -213,26 +174,35 @@ def from_preset(model_class, name: str, checkpoint: Optional[str] = None, **over
             module does not import deeplab_tf.model, which imports it).
         name: str. A key of ``PRESETS``.
         checkpoint: str. Path of the zoo tarball, its extracted folder or a checkpoint
-            prefix. Required: nothing is downloaded; the error gives the URL to fetch.
+            prefix, as ``deeplab_tf.checkpoint_paths.resolve_checkpoint_path`` takes it (a
+            tarball is extracted once beside itself). Required: nothing is downloaded; a
+            missing file's error gives the URL to fetch.
         **overrides: ModelConfig fields to change (e.g. ``output_stride=8`` with matching
             ``atrous_rates``).
 
     Returns:
         DeepLab with the checkpoint's weights.
     """
+    from deeplab_tf.checkpoint_paths import CheckpointError, resolve_checkpoint_path
     from deeplab_tf.checkpoints import load_checkpoint
+
     preset = get(name)
-    if not checkpoint or not os.path.exists(checkpoint) and not glob.glob(checkpoint + ".index"):
-        raise FileNotFoundError(
-            f"Preset {name!r} needs its checkpoint: download {preset.url} and pass "
-            f"checkpoint=<path of {preset.tarball} or its extracted folder>. "
-            f"Received: checkpoint={checkpoint!r}")
+    needs = (f"Preset {name!r} needs its checkpoint: download {preset.url} and pass "
+             f"checkpoint=<path of {preset.tarball} or its extracted folder>")
+    if not checkpoint:
+        raise FileNotFoundError(f"{needs}. Received: checkpoint={checkpoint!r}")
+    try:
+        prefix = resolve_checkpoint_path(checkpoint)
+    except CheckpointError as error:
+        if os.path.exists(checkpoint):  # there, but not a checkpoint: the resolver says why
+            raise CheckpointError(f"{error} (preset {name!r}: {preset.tarball} from "
+                                  f"{preset.url})") from None
+        raise FileNotFoundError(f"{needs}. Received: checkpoint={checkpoint!r}") from None
     config = dataclasses.replace(preset.model_config, **overrides)
     model = model_class(config)
-    load_checkpoint(model, checkpoint_prefix(checkpoint))
+    load_checkpoint(model, prefix)
     return model
 
 
-__all__ = ["Preset", "PRESETS", "UNSUPPORTED", "get", "table", "list", "from_preset",
-           "checkpoint_prefix"]
+__all__ = ["Preset", "PRESETS", "UNSUPPORTED", "get", "table", "list", "from_preset"]
 del builtins

@@ -1,5 +1,7 @@
 """fit under MirroredStrategy (2 logical CPUs) makes the same update as on one device with
-the global batch: SegmentationLoss averages over the global batch's pixels."""
+the global batch: SegmentationLoss averages over the global batch's pixels, the weight decay
+counts once, synchronised batch norm normalises with the global batch's statistics (see
+tests/keras_mirrored_script.py for what is compared and why)."""
 
 import os
 import subprocess
@@ -10,14 +12,10 @@ import pytest
 HERE = os.path.dirname(__file__)
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(reason="measured 2026-12-01: fit runs under MirroredStrategy, but weights "
-                          "after one step differ from one device's by up to 1.36 (per-replica "
-                          "batch-norm statistics not excluded from the comparison yet)",
-                   strict=False)
+@pytest.mark.slow  # about 70 s on 2 cores: four fits of the tiny model, each traced anew
 def test_mirrored_fit_step_equals_one_device_step():
     result = subprocess.run(
         [sys.executable, os.path.join(HERE, "keras_mirrored_script.py")], capture_output=True,
         text=True, timeout=600, env=dict(os.environ, PYTHONPATH=HERE))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "OK" in result.stdout
+    assert result.stdout.rstrip().endswith("OK"), result.stdout[-3000:]

@@ -150,3 +150,30 @@ def test_image_pooling_crop_size_matches_global_pooling_at_crop_size():
     # At a larger input the crop-size pooling is local, so results differ.
     x = rng.uniform(0, 255, size=(1, 129, 129, 3)).astype("float32")
     assert np.abs(a(x).numpy() - b(x).numpy()).max() > 1e-3
+
+
+def test_predict_labels_pads_with_the_mean_pixel_and_crops():
+    from test_inference import assert_labels_match, calibrated_model
+
+    from deeplab_tf.evaluation import inference
+
+    model = calibrated_model(helpers.tiny_config())
+    images = np.random.default_rng(3).uniform(0, 255, (2, 37, 53, 3)).astype("float32")
+    # NumPy: pad bottom/right to 3 * 16 + 1 by 4 * 16 + 1 with mobilenet_v2's mean pixel,
+    # upsample the logits to the padded size (align corners), crop.
+    padded = np.full((2, 49, 65, 3), 127.5, np.float32)
+    padded[:, :37, :53] = images
+    logits = model(padded, training=False).numpy().astype(np.float64)
+    reference = helpers.np_resize_bilinear_align_corners(logits, 49, 65)[:, :37, :53]
+    labels = model.predict_labels(images, batch_size=1)
+    assert labels.dtype == np.int32 and labels.shape == (2, 37, 53)
+    assert_labels_match(labels, reference)
+    np.testing.assert_array_equal(model.predict_labels(images[0]), labels[0])
+    # Scales and flip reach the multi-scale path (checked against NumPy in test_inference).
+    multi = model.predict_labels(images, scales=(0.75, 1.25), add_flipped_images=True)
+    expected = inference.predict_labels(model, padded, scales=(0.75, 1.25),
+                                        add_flipped_images=True).numpy()[:, :37, :53]
+    np.testing.assert_array_equal(multi, expected)
+    assert (multi != labels).any()  # the options changed something
+    with pytest.raises(ValueError, match=r"images must be RGB .*Received: shape=\(37, 53\)"):
+        model.predict_labels(images[0, ..., 0])

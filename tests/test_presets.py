@@ -10,6 +10,7 @@ import pytest
 
 import helpers
 from deeplab_tf import presets
+from deeplab_tf.checkpoint_paths import CheckpointError
 from deeplab_tf.layers.conv_bn import original_variable_map
 from deeplab_tf.model import DeepLab, build_model
 
@@ -56,9 +57,18 @@ def test_unknown_unsupported_and_missing_checkpoint_messages(tmp_path):
     with pytest.raises(ValueError, match="Unknown preset 'nope'"):
         presets.get("nope")
     missing = str(tmp_path / "missing.tar.gz")
-    with pytest.raises(FileNotFoundError,
-                       match="deeplabv3_mnv2_pascal_train_aug_2018_01_29.tar.gz"):
+    with pytest.raises(FileNotFoundError, match="download http://download.tensorflow.org/"
+                       "models/deeplabv3_mnv2_pascal_train_aug_2018_01_29.tar.gz") as info:
         DeepLab.from_preset(NAME, checkpoint=missing)
+    assert "\n" not in str(info.value) and f"Received: checkpoint='{missing}'" in str(info.value)
+    with pytest.raises(FileNotFoundError, match="needs its checkpoint"):
+        DeepLab.from_preset(NAME)
+    # A file that is there but no tarball: the resolver's reason, with the preset's URL.
+    broken = tmp_path / "deeplabv3_mnv2_pascal_train_aug_2018_01_29.tar.gz"
+    broken.write_bytes(b"not a tarball")
+    with pytest.raises(CheckpointError, match=f"Cannot extract {broken}") as info:
+        DeepLab.from_preset(NAME, checkpoint=str(broken))
+    assert "\n" not in str(info.value) and presets.get(NAME).url in str(info.value)
 
 
 def test_from_preset_loads_a_zoo_tarball_and_its_folder(tmp_path):
@@ -73,6 +83,10 @@ def test_from_preset_loads_a_zoo_tarball_and_its_folder(tmp_path):
     folder = path[: -len(".tar.gz")]
     assert glob.glob(os.path.join(folder, "*", "model.ckpt.index"))
     again = DeepLab.from_preset(NAME, checkpoint=folder)
+    prefix, = glob.glob(os.path.join(folder, "*", "model.ckpt.index"))
+    by_prefix = DeepLab.from_preset(NAME, checkpoint=prefix[: -len(".index")])
+    for name, var in original_variable_map(by_prefix).items():
+        np.testing.assert_array_equal(var.numpy(), values[name], err_msg=name)
     images = np.random.default_rng(0).uniform(0, 255, (1, 37, 45, 3)).astype("float32")
     labels = model.predict_labels(images)
     assert labels.shape == (1, 37, 45)

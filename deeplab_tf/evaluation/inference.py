@@ -29,7 +29,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import tensorflow as tf
 
@@ -291,15 +291,3 @@ def predict(model, images, spec: InferenceSpec) -> dict:
         labels = tf.argmax(probabilities, axis=3, output_type=tf.int32)
     return crop_outputs({LABELS: labels, PROBABILITIES: probabilities}, sizes, spec)
 
-
-def predict_labels_padded(model, images, *, output_stride: int, pad_value,
-                          min_size: Optional[Tuple[int, int]] = None,
-                          scales: Sequence[float] = (1.0,), add_flipped_images: bool = False,
-                          sliding_window: Optional[Tuple[int, int]] = None,
-                          sliding_window_overlap: float = 1.0 / 3.0) -> tf.Tensor:
-    """Old keyword form of ``predict(model, images, spec)["labels"]`` (model as given)."""
-    spec = InferenceSpec(output_stride=output_stride, pad_value=pad_value, scales=scales,
-                         add_flipped_images=add_flipped_images, crop_size=min_size,
-                         sliding_window_size=sliding_window,
-                         sliding_window_overlap=sliding_window_overlap, fold_batch_norm=False)
-    return predict(model, images, spec)[LABELS]
