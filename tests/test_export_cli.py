@@ -12,6 +12,8 @@ import tensorflow as tf
 
 import helpers
 import train_data
+from cli_in_process import run_in_process
+from deeplab_tf.cli import export as export_binary
 from deeplab_tf.config import EvalConfig, ModelConfig
 from deeplab_tf.evaluation import evaluator
 from deeplab_tf.evaluation.inference import predict_labels
@@ -80,6 +82,14 @@ def _run(*args):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
     return subprocess.run([sys.executable, "-m", "deeplab_tf.cli.export", *args],
                           capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+
+
+@pytest.fixture
+def run_here(capfd, monkeypatch):
+    """deeplab-export's entry point in this process (cli_in_process): for the errors found
+    before any export, seconds instead of a TensorFlow import per run."""
+    return lambda *args: run_in_process(export_binary.run, ["deeplab-export", *args], capfd,
+                                        monkeypatch)
 
 
 def _images():
@@ -164,11 +174,11 @@ def test_int8_tflite_from_training_run(checkpoints):
     assert runner.input_dtype == np.uint8 and runner.input_details["quantization"] == (1.0, 0)
 
 
-def test_checkpoint_config_mismatch_names_variables_and_shapes(checkpoints):
+def test_checkpoint_config_mismatch_names_variables_and_shapes(checkpoints, run_here):
     export_dir = checkpoints["root"] / "mismatch"
     # No decoder in the flags, but the checkpoint has one.
-    result = _run(f"--checkpoint={checkpoints['tf1']}", f"--export_dir={export_dir}",
-                  "--model_variant=mobilenet_v2", "--depth_multiplier=0.25")
+    result = run_here(f"--checkpoint={checkpoints['tf1']}", f"--export_dir={export_dir}",
+                     "--model_variant=mobilenet_v2", "--depth_multiplier=0.25")
     assert result.returncode == 1
     assert "does not match the model" in result.stderr
     assert "checkpoint variables are not in the model: decoder/" in result.stderr
@@ -176,8 +186,8 @@ def test_checkpoint_config_mismatch_names_variables_and_shapes(checkpoints):
     assert "Traceback" not in result.stderr
     # Another class count: both shapes are named.
     classes = checkpoints["num_classes"]
-    result = _run(f"--checkpoint={checkpoints['run_dir']}", f"--export_dir={export_dir}",
-                  f"--num_classes={classes + 2}", *MODEL_FLAGS)
+    result = run_here(f"--checkpoint={checkpoints['run_dir']}", f"--export_dir={export_dir}",
+                     f"--num_classes={classes + 2}", *MODEL_FLAGS)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "logits/semantic/weights" in result.stderr
     assert f"[1, 1, 256, {classes}]" in result.stderr
@@ -185,16 +195,16 @@ def test_checkpoint_config_mismatch_names_variables_and_shapes(checkpoints):
     assert not os.path.exists(export_dir / "deeplab" / "1")
 
 
-def test_unwritable_destination_fails_before_any_work(tmp_path):
+def test_unwritable_destination_fails_before_any_work(tmp_path, run_here):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     # The checkpoint does not exist either: the destination is checked first.
-    result = _run(f"--checkpoint={tmp_path / 'missing'}", f"--export_dir={blocker / 'exports'}")
+    result = run_here(f"--checkpoint={tmp_path / 'missing'}", f"--export_dir={blocker / 'exports'}")
     assert result.returncode == 1
     assert "is not writable" in result.stderr and "Traceback" not in result.stderr
-    result = _run(f"--checkpoint={tmp_path / 'missing'}", f"--export_dir={tmp_path / 'out'}",
-                  "--format=tflite", "--tflite_mode=int8")
+    result = run_here(f"--checkpoint={tmp_path / 'missing'}", f"--export_dir={tmp_path / 'out'}",
+                     "--format=tflite", "--tflite_mode=int8")
     assert result.returncode == 1 and "needs --calibration_dataset_dir" in result.stderr
-    result = _run(f"--checkpoint={tmp_path / 'missing'}", f"--export_dir={tmp_path / 'out'}",
-                  "--format=tflite", "--inference_scales=0.5")
+    result = run_here(f"--checkpoint={tmp_path / 'missing'}", f"--export_dir={tmp_path / 'out'}",
+                     "--format=tflite", "--inference_scales=0.5")
     assert result.returncode == 1 and "SavedModel exports only" in result.stderr
