@@ -8,8 +8,7 @@ runs the same code as the subprocess without starting Python and importing Tenso
 at least one run of the real binary in a subprocess.
 
 Example:
-    result = run_in_process(train.run, ["deeplab-train", "--train_logdir=..."], capfd,
-                            monkeypatch)
+    result = run_in_process(train.run, ["deeplab-train", "--train_logdir=..."], capfd)
     assert result.returncode == 1 and "error: ..." in result.stderr
 """
 
@@ -18,8 +17,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 
-def run_in_process(entry, argv, capfd, monkeypatch) -> subprocess.CompletedProcess:
+
+def run_in_process(entry, argv, capfd=None) -> subprocess.CompletedProcess:
     """Calls ``entry()`` (a cli module's ``run``) with ``sys.argv = argv``.
 
     absl parses flags once per process: the parse is allowed again here and undone
@@ -29,30 +30,33 @@ def run_in_process(entry, argv, capfd, monkeypatch) -> subprocess.CompletedProce
     Args:
         entry: the console script's function, e.g. ``deeplab_tf.cli.train.run``.
         argv: the command line, program name first.
-        capfd, monkeypatch: the test's pytest fixtures.
+        capfd: the test's pytest fixture, to capture the output; None (e.g. in a
+            module-scoped fixture) leaves it to pytest's own capture.
 
     Returns:
         subprocess.CompletedProcess with the exit status and what was written to the
-        stdout and stderr file descriptors during the run.
+        stdout and stderr file descriptors during the run ("" without ``capfd``).
     """
     from absl import app, flags
     from absl.testing import flagsaver
 
-    capfd.readouterr()  # what the test printed before is not the binary's output
-    monkeypatch.setattr(app._register_and_parse_flags_with_usage, "done", False)
-    monkeypatch.setattr(sys, "argv", [str(arg) for arg in argv])
+    if capfd is not None:
+        capfd.readouterr()  # what the test printed before is not the binary's output
     was_parsed = flags.FLAGS.is_parsed()
     code = 0
-    try:
-        with flagsaver.flagsaver():
-            try:
-                entry()
-            except SystemExit as exit_:
-                code = 0 if exit_.code is None else exit_.code
-    finally:
-        if not was_parsed:
-            flags.FLAGS.unparse_flags()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(app._register_and_parse_flags_with_usage, "done", False)
+        patch.setattr(sys, "argv", [str(arg) for arg in argv])
+        try:
+            with flagsaver.flagsaver():
+                try:
+                    entry()
+                except SystemExit as exit_:
+                    code = 0 if exit_.code is None else exit_.code
+        finally:
+            if not was_parsed:
+                flags.FLAGS.unparse_flags()
     sys.stdout.flush()
     sys.stderr.flush()
-    out, err = capfd.readouterr()
+    out, err = capfd.readouterr() if capfd is not None else ("", "")
     return subprocess.CompletedProcess(list(argv), code, out, err)

@@ -108,11 +108,11 @@ def _run(module, *args):
 
 
 @pytest.fixture
-def run_here(capfd, monkeypatch):
+def run_here(capfd):
     """run_here(module, *args): ``deeplab-<module>``'s entry point in this process."""
     def run(module, *args):
         entry = importlib.import_module(f"deeplab_tf.cli.{module}").run
-        return run_in_process(entry, [f"deeplab-{module}", *args], capfd, monkeypatch)
+        return run_in_process(entry, [f"deeplab-{module}", *args], capfd)
 
     return run
 

@@ -1,5 +1,9 @@
 """deeplab-export end to end: both formats from a deeplab-train run and from an original TF1
-checkpoint, and its errors (checkpoint/config mismatch, unwritable destination)."""
+checkpoint, and its errors (checkpoint/config mismatch, unwritable destination).
+
+The SavedModel of the original checkpoint (and, in the slow set, its TFLite model) is
+exported by the console script in a subprocess; the other runs call the same entry point in
+this process (cli_in_process: no TensorFlow import per run)."""
 
 import json
 import os
@@ -14,6 +18,7 @@ import helpers
 import train_data
 from cli_in_process import run_in_process
 from deeplab_tf.cli import export as export_binary
+from deeplab_tf.cli import train as train_binary
 from deeplab_tf.config import EvalConfig, ModelConfig
 from deeplab_tf.evaluation import evaluator
 from deeplab_tf.evaluation.inference import predict_labels
@@ -30,17 +35,16 @@ MODEL_FLAGS = ["--model_variant=mobilenet_v2", "--depth_multiplier=0.25",
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    """A deeplab-train run (a few steps) and the same weights as an original TF1 checkpoint."""
+    """A deeplab-train run (a few steps; its entry point in this process, cli_in_process) and
+    the same weights as an original TF1 checkpoint."""
     root = tmp_path_factory.mktemp("export_cli")
     data = train_data.write_shapes_dataset(root / "data", splits={"train": 4}, size=(40, 40))
     run_dir = str(root / "train")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
-    result = subprocess.run(
-        [sys.executable, "-m", "deeplab_tf.cli.train", f"--train_logdir={run_dir}", "--dataset=",
-         f"--dataset_dir={data}", "--train_crop_size=33,33", "--train_batch_size=2",
-         "--training_number_of_steps=2", "--seed=1", *MODEL_FLAGS],
-        capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_in_process(train_binary.run, [
+        "deeplab-train", f"--train_logdir={run_dir}", "--dataset=", f"--dataset_dir={data}",
+        "--train_crop_size=33,33", "--train_batch_size=2", "--training_number_of_steps=2",
+        "--seed=1", *MODEL_FLAGS])
+    assert result.returncode == 0
     with open(os.path.join(run_dir, "config.json")) as f:
         config = ModelConfig.from_dict(json.load(f)["model"])
     model = build_model(config)  # restored the way the checkpoint contract says
@@ -85,11 +89,10 @@ def _run(*args):
 
 
 @pytest.fixture
-def run_here(capfd, monkeypatch):
-    """deeplab-export's entry point in this process (cli_in_process): for the errors found
-    before any export, seconds instead of a TensorFlow import per run."""
-    return lambda *args: run_in_process(export_binary.run, ["deeplab-export", *args], capfd,
-                                        monkeypatch)
+def run_here(capfd):
+    """deeplab-export's entry point in this process (cli_in_process: no TensorFlow import per
+    run); test_saved_model_from_original_checkpoint runs the console script itself."""
+    return lambda *args: run_in_process(export_binary.run, ["deeplab-export", *args], capfd)
 
 
 def _images():
@@ -115,9 +118,9 @@ def _check_saved_model(path, model, **eval_kwargs):
                                       predict(image[None].astype(np.float32)).numpy())
 
 
-def test_saved_model_from_training_run(checkpoints):
+def test_saved_model_from_training_run(checkpoints, run_here):
     export_dir = checkpoints["root"] / "exports_run"
-    result = _run(f"--checkpoint={checkpoints['run_dir']}", f"--export_dir={export_dir}")
+    result = run_here(f"--checkpoint={checkpoints['run_dir']}", f"--export_dir={export_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "config.json (no model flags given)" in result.stdout
     assert "from project checkpoint" in result.stdout and "ckpt-2" in result.stdout
@@ -162,12 +165,12 @@ def test_tflite_from_original_checkpoint(checkpoints):
     assert again.returncode == 1 and "already exists (pass --overwrite" in again.stderr
 
 
-def test_int8_tflite_from_training_run(checkpoints):
+def test_int8_tflite_from_training_run(checkpoints, run_here):
     export_dir = checkpoints["root"] / "tflite_run"
-    result = _run(f"--checkpoint={checkpoints['run_dir']}", f"--export_dir={export_dir}",
-                  "--format=tflite", "--tflite_mode=int8", "--crop_size=33",
-                  f"--calibration_dataset_dir={checkpoints['calibration']}",
-                  "--calibration_steps=4", "--model_name=tiny")
+    result = run_here(f"--checkpoint={checkpoints['run_dir']}", f"--export_dir={export_dir}",
+                      "--format=tflite", "--tflite_mode=int8", "--crop_size=33",
+                      f"--calibration_dataset_dir={checkpoints['calibration']}",
+                      "--calibration_steps=4", "--model_name=tiny")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "input images uint8 [1, 33, 33, 3]" in result.stdout
     runner = LiteRTModel(str(export_dir / "tiny_int8.tflite"))

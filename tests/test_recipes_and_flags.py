@@ -158,7 +158,7 @@ def test_legacy_error_in_a_real_binary_is_one_line_and_writes_nothing(tmp_path):
     assert "Traceback" not in result.stderr and not logdir.exists()
 
 
-def test_num_clones_without_enough_devices_says_why(tmp_path, capfd, monkeypatch):
+def test_num_clones_without_enough_devices_says_why(tmp_path, capfd):
     """deeplab-train's entry point in this process (cli_in_process: the device count needs
     TensorFlow, already imported here); the one-line error contract's subprocess run is the
     test above."""
@@ -171,7 +171,7 @@ def test_num_clones_without_enough_devices_says_why(tmp_path, capfd, monkeypatch
     logdir = tmp_path / "run"
     result = run_in_process(train_binary.run, [
         "deeplab-train", f"--train_logdir={logdir}", f"--dataset_dir={tmp_path}",
-        "--num_clones=64"], capfd, monkeypatch)
+        "--num_clones=64"], capfd)
     assert result.returncode == 1
     assert f"error: --num_clones=64 needs 64 local GPUs; this machine has {gpus}" in result.stderr
     assert "note: --num_clones=64:" in result.stderr and not logdir.exists()

@@ -175,8 +175,7 @@ FOUND_BEFORE_TRAINING = ("missing_split", "class_mismatch", "label_weights", "ot
     ("label_weights", r"--label_weights needs one weight per class \(5\)"),
     ("other_model", "holds checkpoints of another model"),
 ])
-def test_bad_input_is_a_one_line_error(data, three_class_checkpoint, case, expected, capfd,
-                                       monkeypatch):
+def test_bad_input_is_a_one_line_error(data, three_class_checkpoint, case, expected, capfd):
     logdir = str(data["root"] / f"bad_{case}")
     args = [*COMMON, f"--dataset_dir={data['good']}", f"--train_logdir={logdir}",
             "--training_number_of_steps=2"]
@@ -194,8 +193,7 @@ def test_bad_input_is_a_one_line_error(data, three_class_checkpoint, case, expec
         with open(os.path.join(logdir, "config.json"), "w") as f:
             json.dump({"model": tiny_config(num_classes=3).to_dict(), "data": {}, "train": {}}, f)
     if case in FOUND_BEFORE_TRAINING:
-        result = run_in_process(train_binary.run, ["deeplab-train", *args, *extra], capfd,
-                                monkeypatch)
+        result = run_in_process(train_binary.run, ["deeplab-train", *args, *extra], capfd)
     else:
         result = _train(*args, *extra)
     assert result.returncode == 1, result.stderr[-3000:]
