@@ -1,9 +1,12 @@
 """deeplab-eval and deeplab-vis end to end on a tiny checkpoint and a tiny TFRecord split.
 
-The binaries run as subprocesses (as users run them); their outputs are checked against
-predictions recomputed here through ``inference.predict_labels`` and NumPy metrics.
+One run of each binary is a subprocess (as users run them); the other runs call the same
+console-script entry point in this process (cli_in_process: no second TensorFlow import).
+Their outputs are checked against predictions recomputed here through
+``inference.predict_labels`` and NumPy metrics.
 """
 
+import importlib
 import io
 import json
 import os
@@ -16,6 +19,7 @@ import tensorflow as tf
 from PIL import Image
 from scipy import ndimage
 
+from cli_in_process import run_in_process
 from deeplab_tf.data.preprocess import padded_size
 from deeplab_tf.evaluation import inference
 from helpers import tiny_config
@@ -104,6 +108,16 @@ def _run(module, *args):
                           capture_output=True, text=True, cwd=REPO, env=env, timeout=240)
 
 
+@pytest.fixture
+def run_here(capfd):
+    """run_here(module, *args): ``deeplab-<module>``'s entry point in this process."""
+    def run(module, *args):
+        entry = importlib.import_module(f"deeplab_tf.cli.{module}").run
+        return run_in_process(entry, [f"deeplab-{module}", *args], capfd)
+
+    return run
+
+
 def _predict(model, image, crop=513, **kwargs):
     """The label map eval should produce: padded (mean pixel) to ``crop`` x ``crop`` (by
     default the original's eval_crop_size, 513) or k*16+1 when larger, cropped back."""
@@ -178,14 +192,14 @@ def test_eval_results_match_numpy(workspace):
         assert image.mode == "RGB"
 
 
-def test_eval_multi_scale_flip_with_model_flags(workspace):
+def test_eval_multi_scale_flip_with_model_flags(workspace, run_here):
     root = workspace["root"]
     logdir = root / "eval_ms"
-    result = _run("eval", f"--checkpoint_path={root / 'train' / 'ckpt-7'}",
-                  f"--eval_logdir={logdir}", "--dataset=tiny", f"--dataset_dir={root / 'data'}",
-                  "--eval_scales=0.75", "--add_flipped_images",
-                  "--model_variant=mobilenet_v2", "--depth_multiplier=0.25",
-                  "--decoder_output_stride=4", "--output_stride=16")
+    result = run_here("eval", f"--checkpoint_path={root / 'train' / 'ckpt-7'}",
+                     f"--eval_logdir={logdir}", "--dataset=tiny", f"--dataset_dir={root / 'data'}",
+                     "--eval_scales=0.75", "--add_flipped_images",
+                     "--model_variant=mobilenet_v2", "--depth_multiplier=0.25",
+                     "--decoder_output_stride=4", "--output_stride=16")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Model: from the model flags." in result.stdout
     with open(logdir / "results.json") as f:
@@ -220,7 +234,7 @@ def test_vis_writes_pngs_and_raw_predictions(workspace):
         np.testing.assert_array_equal(colored, as_palette([], 256)[expected])
 
 
-def test_vis_image_dir_cityscapes_label_ids(workspace, tmp_path):
+def test_vis_image_dir_cityscapes_label_ids(workspace, tmp_path, run_here):
     config = tiny_config(num_classes=19)
     model = calibrated_model(config, seed=2)
     run_dir = str(tmp_path / "city_run")
@@ -233,9 +247,9 @@ def test_vis_image_dir_cityscapes_label_ids(workspace, tmp_path):
         Image.fromarray(array).save(image_dir / name)
         images[name] = np.asarray(Image.open(image_dir / name).convert("RGB"))
     vis = tmp_path / "vis"
-    result = _run("vis", f"--checkpoint_dir={run_dir}", f"--vis_logdir={vis}",
-                  f"--vis_image_dir={image_dir}", "--dataset=cityscapes",
-                  "--max_number_of_iterations=1", "--also_save_raw_predictions")
+    result = run_here("vis", f"--checkpoint_dir={run_dir}", f"--vis_logdir={vis}",
+                     f"--vis_image_dir={image_dir}", "--dataset=cityscapes",
+                     "--max_number_of_iterations=1", "--also_save_raw_predictions")
     assert result.returncode == 0, result.stderr[-3000:]
     label_ids = np.array([7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33])
     for name, stem in (("a.png", "a"), ("b.jpg", "b")):
@@ -247,7 +261,7 @@ def test_vis_image_dir_cityscapes_label_ids(workspace, tmp_path):
 
 
 @pytest.mark.parametrize("case", ["missing_checkpoint_dir", "empty_split"])
-def test_bad_input_is_a_one_line_error(workspace, case):
+def test_bad_input_is_a_one_line_error(workspace, case, run_here):
     root = workspace["root"]
     args = [f"--eval_logdir={root / 'eval_bad'}", "--dataset=tiny",
             f"--dataset_dir={root / 'data'}", "--max_number_of_evaluations=1"]
@@ -255,7 +269,9 @@ def test_bad_input_is_a_one_line_error(workspace, case):
         args += [f"--checkpoint_dir={root / 'nowhere'}"]
     else:
         args += [f"--checkpoint_dir={root / 'train'}", "--eval_split=empty"]
-    result = _run("eval", *args)
+    # The missing directory is found before TensorFlow is imported: the binary itself (a
+    # fraction of a second); the empty split after the model is built: in-process.
+    result = (_run if case == "missing_checkpoint_dir" else run_here)("eval", *args)
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1, result.stderr[-2000:]

@@ -1,5 +1,9 @@
 """deeplab-export end to end: both formats from a deeplab-train run and from an original TF1
-checkpoint, and its errors (checkpoint/config mismatch, unwritable destination)."""
+checkpoint, and its errors (checkpoint/config mismatch, unwritable destination).
+
+The SavedModel of the original checkpoint (and, in the slow set, its TFLite model) is
+exported by the console script in a subprocess; the other runs call the same entry point in
+this process (cli_in_process: no TensorFlow import per run)."""
 
 import json
 import os
@@ -12,6 +16,9 @@ import tensorflow as tf
 
 import helpers
 import train_data
+from cli_in_process import run_in_process
+from deeplab_tf.cli import export as export_binary
+from deeplab_tf.cli import train as train_binary
 from deeplab_tf.config import EvalConfig, ModelConfig
 from deeplab_tf.evaluation import evaluator
 from deeplab_tf.evaluation.inference import predict_labels
@@ -28,17 +35,16 @@ MODEL_FLAGS = ["--model_variant=mobilenet_v2", "--depth_multiplier=0.25",
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    """A deeplab-train run (a few steps) and the same weights as an original TF1 checkpoint."""
+    """A deeplab-train run (a few steps; its entry point in this process, cli_in_process) and
+    the same weights as an original TF1 checkpoint."""
     root = tmp_path_factory.mktemp("export_cli")
     data = train_data.write_shapes_dataset(root / "data", splits={"train": 4}, size=(40, 40))
     run_dir = str(root / "train")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
-    result = subprocess.run(
-        [sys.executable, "-m", "deeplab_tf.cli.train", f"--train_logdir={run_dir}", "--dataset=",
-         f"--dataset_dir={data}", "--train_crop_size=33,33", "--train_batch_size=2",
-         "--training_number_of_steps=2", "--seed=1", *MODEL_FLAGS],
-        capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_in_process(train_binary.run, [
+        "deeplab-train", f"--train_logdir={run_dir}", "--dataset=", f"--dataset_dir={data}",
+        "--train_crop_size=33,33", "--train_batch_size=2", "--training_number_of_steps=2",
+        "--seed=1", *MODEL_FLAGS])
+    assert result.returncode == 0
     with open(os.path.join(run_dir, "config.json")) as f:
         config = ModelConfig.from_dict(json.load(f)["model"])
     model = build_model(config)  # restored the way the checkpoint contract says
@@ -82,6 +88,13 @@ def _run(*args):
                           capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
 
 
+@pytest.fixture
+def run_here(capfd):
+    """deeplab-export's entry point in this process (cli_in_process: no TensorFlow import per
+    run); test_saved_model_from_original_checkpoint runs the console script itself."""
+    return lambda *args: run_in_process(export_binary.run, ["deeplab-export", *args], capfd)
+
+
 def _images():
     rng = np.random.default_rng(11)
     return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(33, 45), (41, 37)]]
@@ -104,9 +117,9 @@ def _check_saved_model(path, model, **eval_kwargs):
                                       predict(image[None].astype(np.float32)).numpy())
 
 
-def test_saved_model_from_training_run(checkpoints):
+def test_saved_model_from_training_run(checkpoints, run_here):
     export_dir = checkpoints["root"] / "exports_run"
-    result = _run(f"--checkpoint={checkpoints['run_dir']}", f"--export_dir={export_dir}")
+    result = run_here(f"--checkpoint={checkpoints['run_dir']}", f"--export_dir={export_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "config.json (no model flags given)" in result.stdout
     assert "from project checkpoint" in result.stdout and "ckpt-2" in result.stdout
@@ -151,23 +164,23 @@ def test_tflite_from_original_checkpoint(checkpoints):
     assert again.returncode == 1 and "already exists (pass --overwrite" in again.stderr
 
 
-def test_int8_tflite_from_training_run(checkpoints):
+def test_int8_tflite_from_training_run(checkpoints, run_here):
     export_dir = checkpoints["root"] / "tflite_run"
-    result = _run(f"--checkpoint={checkpoints['run_dir']}", f"--export_dir={export_dir}",
-                  "--format=tflite", "--tflite_mode=int8", "--crop_size=33",
-                  f"--calibration_dataset_dir={checkpoints['calibration']}",
-                  "--calibration_steps=4", "--model_name=tiny")
+    result = run_here(f"--checkpoint={checkpoints['run_dir']}", f"--export_dir={export_dir}",
+                      "--format=tflite", "--tflite_mode=int8", "--crop_size=33",
+                      f"--calibration_dataset_dir={checkpoints['calibration']}",
+                      "--calibration_steps=4", "--model_name=tiny")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "input images uint8 [1, 33, 33, 3]" in result.stdout
     runner = LiteRTModel(str(export_dir / "tiny_int8.tflite"))
     assert runner.input_dtype == np.uint8 and runner.input_details["quantization"] == (1.0, 0)
 
 
-def test_checkpoint_config_mismatch_names_variables_and_shapes(checkpoints):
+def test_checkpoint_config_mismatch_names_variables_and_shapes(checkpoints, run_here):
     export_dir = checkpoints["root"] / "mismatch"
     # No decoder in the flags, but the checkpoint has one.
-    result = _run(f"--checkpoint={checkpoints['tf1']}", f"--export_dir={export_dir}",
-                  "--model_variant=mobilenet_v2", "--depth_multiplier=0.25")
+    result = run_here(f"--checkpoint={checkpoints['tf1']}", f"--export_dir={export_dir}",
+                     "--model_variant=mobilenet_v2", "--depth_multiplier=0.25")
     assert result.returncode == 1
     assert "does not match the model" in result.stderr
     assert "checkpoint variables are not in the model: decoder/" in result.stderr
@@ -175,8 +188,8 @@ def test_checkpoint_config_mismatch_names_variables_and_shapes(checkpoints):
     assert "Traceback" not in result.stderr
     # Another class count: both shapes are named.
     classes = checkpoints["num_classes"]
-    result = _run(f"--checkpoint={checkpoints['run_dir']}", f"--export_dir={export_dir}",
-                  f"--num_classes={classes + 2}", *MODEL_FLAGS)
+    result = run_here(f"--checkpoint={checkpoints['run_dir']}", f"--export_dir={export_dir}",
+                     f"--num_classes={classes + 2}", *MODEL_FLAGS)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "logits/semantic/weights" in result.stderr
     assert f"[1, 1, 256, {classes}]" in result.stderr
@@ -184,16 +197,16 @@ def test_checkpoint_config_mismatch_names_variables_and_shapes(checkpoints):
     assert not os.path.exists(export_dir / "deeplab" / "1")
 
 
-def test_unwritable_destination_fails_before_any_work(tmp_path):
+def test_unwritable_destination_fails_before_any_work(tmp_path, run_here):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     # The checkpoint does not exist either: the destination is checked first.
-    result = _run(f"--checkpoint={tmp_path / 'missing'}", f"--export_dir={blocker / 'exports'}")
+    result = run_here(f"--checkpoint={tmp_path / 'missing'}", f"--export_dir={blocker / 'exports'}")
     assert result.returncode == 1
     assert "is not writable" in result.stderr and "Traceback" not in result.stderr
-    result = _run(f"--checkpoint={tmp_path / 'missing'}", f"--export_dir={tmp_path / 'out'}",
-                  "--format=tflite", "--tflite_mode=int8")
+    result = run_here(f"--checkpoint={tmp_path / 'missing'}", f"--export_dir={tmp_path / 'out'}",
+                     "--format=tflite", "--tflite_mode=int8")
     assert result.returncode == 1 and "needs --calibration_dataset_dir" in result.stderr
-    result = _run(f"--checkpoint={tmp_path / 'missing'}", f"--export_dir={tmp_path / 'out'}",
-                  "--format=tflite", "--inference_scales=0.5")
+    result = run_here(f"--checkpoint={tmp_path / 'missing'}", f"--export_dir={tmp_path / 'out'}",
+                     "--format=tflite", "--inference_scales=0.5")
     assert result.returncode == 1 and "SavedModel exports only" in result.stderr

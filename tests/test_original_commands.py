@@ -109,20 +109,28 @@ deeplab-export \
 '''
 
 
-def _zoo_tarball(folder):
-    """deeplabv3_pascal_train_aug_2018_01_04.tar.gz as the model zoo ships it."""
+# local_test.sh's model: the zoo tarball's checkpoint and the export's flags.
+ZOO_MODEL = dict(model_variant="xception_65", output_stride=16, atrous_rates=(6, 12, 18),
+                 decoder_output_stride=(4,), num_classes=21)
+
+
+def _zoo_model():
     from deeplab_tf import ModelConfig, build_model
 
-    config = ModelConfig(model_variant="xception_65", output_stride=16, atrous_rates=(6, 12, 18),
-                         decoder_output_stride=(4,), num_classes=21)
-    values = random_original_values(build_model(config), seed=0)
+    return build_model(ModelConfig(**ZOO_MODEL))
+
+
+def _zoo_tarball(folder, model=None):
+    """deeplabv3_pascal_train_aug_2018_01_04.tar.gz as the model zoo ships it (random weights
+    for ``model``'s variables; gzip level 0: the random floats would not compress anyway)."""
+    values = random_original_values(model or _zoo_model(), seed=0)
     staging = os.path.join(folder, "staging", "deeplabv3_pascal_train_aug")
     os.makedirs(staging)
     write_tf1_checkpoint(os.path.join(staging, "model.ckpt"), values)
     with open(os.path.join(staging, "frozen_inference_graph.pb"), "wb") as f:
         f.write(tf.compat.v1.GraphDef().SerializeToString())
     path = os.path.join(folder, "deeplabv3_pascal_train_aug_2018_01_04.tar.gz")
-    with tarfile.open(path, "w:gz") as tar:
+    with tarfile.open(path, "w:gz", compresslevel=0) as tar:
         tar.add(staging, arcname="deeplabv3_pascal_train_aug")
     return path
 
@@ -176,16 +184,16 @@ def _check_interface(graph_path, image):
     assert probabilities.dtype == np.float32
 
 
-def _project_labels(checkpoint, image, crop):
-    """The project's own inference of the exported computation, in this process."""
-    from deeplab_tf import ModelConfig, build_model
+def _project_labels(checkpoint, image, crop, model=None):
+    """The project's own inference of the exported computation, in this process (in
+    ``model``, a model of ZOO_MODEL, if given: every variable is loaded from ``checkpoint``)."""
+    from deeplab_tf import ModelConfig
     from deeplab_tf.checkpoint_inference import load_for_inference
     from deeplab_tf.config_inference import ExportConfig
     from deeplab_tf.evaluation.inference import InferenceSpec, predict, prepare_model
 
-    config = ModelConfig(model_variant="xception_65", output_stride=16, atrous_rates=(6, 12, 18),
-                         decoder_output_stride=(4,), num_classes=21)
-    model = build_model(config)
+    config = ModelConfig(**ZOO_MODEL)
+    model = model or _zoo_model()
     load_for_inference(model, checkpoint)
     spec = InferenceSpec.from_export_config(
         config, ExportConfig(format="frozen_graph", crop_size=(crop, crop), inference_scales=(1.0,)))
@@ -229,7 +237,8 @@ ZOO_EXPORT_SH = LOCAL_TEST_SH.split("deeplab-train")[0] + "\n" + LOCAL_TEST_SH[
 def test_zoo_tarball_export_and_notebook_client(tmp_path):
     init = os.path.join(str(tmp_path), "init_models")
     os.makedirs(init)
-    tarball = _zoo_tarball(init)
+    model = _zoo_model()  # names the tarball's variables, then predicts from its checkpoint
+    tarball = _zoo_tarball(init, model)
     export_dir = os.path.join(str(tmp_path), "export")
     env = dict(os.environ, PATH=BIN + os.pathsep + os.environ["PATH"], CURRENT_DIR=str(tmp_path),
                INIT_FOLDER=init, TF_INIT_CKPT=os.path.basename(tarball), EXPORT_DIR=export_dir)
@@ -240,7 +249,7 @@ def test_zoo_tarball_export_and_notebook_client(tmp_path):
     _check_interface(graph_path, image)
     labels = _notebook_client(graph_path, image)
     checkpoint = os.path.join(init, "deeplabv3_pascal_train_aug", "model.ckpt")
-    np.testing.assert_array_equal(labels, _project_labels(checkpoint, image, 65))
+    np.testing.assert_array_equal(labels, _project_labels(checkpoint, image, 65, model))
 
 
 @pytest.mark.slow

@@ -158,16 +158,22 @@ def test_legacy_error_in_a_real_binary_is_one_line_and_writes_nothing(tmp_path):
     assert "Traceback" not in result.stderr and not logdir.exists()
 
 
-def test_num_clones_without_enough_devices_says_why(tmp_path):
+def test_num_clones_without_enough_devices_says_why(tmp_path, capfd):
+    """deeplab-train's entry point in this process (cli_in_process: the device count needs
+    TensorFlow, already imported here); the one-line error contract's subprocess run is the
+    test above."""
+    import tensorflow as tf
+
+    from cli_in_process import run_in_process
+    from deeplab_tf.cli import train as train_binary
+
+    gpus = len(tf.config.list_logical_devices("GPU"))
     logdir = tmp_path / "run"
-    result = subprocess.run(
-        [sys.executable, "-m", "deeplab_tf.cli.train", f"--train_logdir={logdir}",
-         f"--dataset_dir={tmp_path}", "--num_clones=64"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3",
-                 CUDA_VISIBLE_DEVICES=""))
+    result = run_in_process(train_binary.run, [
+        "deeplab-train", f"--train_logdir={logdir}", f"--dataset_dir={tmp_path}",
+        "--num_clones=64"], capfd)
     assert result.returncode == 1
-    assert "error: --num_clones=64 needs 64 local GPUs; this machine has 0" in result.stderr
+    assert f"error: --num_clones=64 needs 64 local GPUs; this machine has {gpus}" in result.stderr
     assert "note: --num_clones=64:" in result.stderr and not logdir.exists()
 
 

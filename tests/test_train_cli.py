@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from cli_in_process import run_in_process
+from deeplab_tf.cli import train as train_binary
 from helpers import tiny_config
 from train_data import NUM_CLASSES, write_shapes_dataset
 
@@ -49,36 +51,6 @@ def data(tmp_path_factory):
     return {"root": root, "good": good, "bad": bad}
 
 
-def test_run_files_flagfile_repeat_and_resume(data):
-    logdir = str(data["root"] / "run")
-    result = _train(*COMMON, f"--dataset_dir={data['good']}", f"--train_logdir={logdir}",
-                    "--training_number_of_steps=3", "--save_interval_steps=2")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "Training reached step 3/3" in result.stdout
-    assert re.search(r"step 3/3 +loss [\d.]+ .* lr [\d.e-]+ +[\d.]+ images/s +ETA \d+:\d\d:\d\d",
-                     result.stderr), result.stderr[-2000:]
-    files = os.listdir(logdir)
-    assert {"flags.txt", "config.json", "checkpoint", "model.ckpt-2.index",
-            "model.ckpt-3.index"} <= set(files)
-    assert any(f.startswith("events.out.tfevents") for f in files)
-    with open(os.path.join(logdir, "config.json")) as f:
-        config = json.load(f)
-    assert set(config) == {"model", "data", "train"}
-    assert config["model"]["num_classes"] == NUM_CLASSES
-    assert config["data"]["train_crop_size"] == [33, 33]
-    assert config["train"]["training_number_of_steps"] == 3
-    flags_txt = open(os.path.join(logdir, "flags.txt")).read().splitlines()
-    assert f"--train_logdir={logdir}" in flags_txt and "--depth_multiplier=0.25" in flags_txt
-
-    # The flagfile repeats the run; the same train_logdir resumes it.
-    result = _train(f"--flagfile={os.path.join(logdir, 'flags.txt')}",
-                    "--training_number_of_steps=4")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert f"Resumed from {os.path.join(logdir, 'model.ckpt-3')} (step 3)" in result.stderr
-    assert "Training steps 4..4" in result.stderr
-    assert _latest_step(logdir) == 4
-
-
 def _start(*args):
     return subprocess.Popen(_command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, cwd=REPO, env=_env())
@@ -98,20 +70,62 @@ def _wait_for_step(process, step, timeout=400):
     raise AssertionError("no step %d logged:\n%s" % (step, "".join(lines[-30:])))
 
 
-def test_sigterm_saves_a_checkpoint_and_exits(data):
-    logdir = str(data["root"] / "sigterm")
-    process = _start(*COMMON, f"--dataset_dir={data['good']}", f"--train_logdir={logdir}",
+@pytest.fixture(scope="module")
+def run(data):
+    """A 3-step run from run files, then its flagfile repeated on the same train_logdir (it
+    resumes) up to 1000 steps, stopped by SIGTERM after step 5: one process serves the resume
+    and the SIGTERM tests. What the first run wrote is read before the second starts."""
+    logdir = str(data["root"] / "run")
+    first = _train(*COMMON, f"--dataset_dir={data['good']}", f"--train_logdir={logdir}",
+                   "--training_number_of_steps=3", "--save_interval_steps=2")
+    assert first.returncode == 0, first.stderr[-3000:]
+    with open(os.path.join(logdir, "config.json")) as f:
+        config = json.load(f)
+    flags_txt = open(os.path.join(logdir, "flags.txt")).read().splitlines()
+    files = os.listdir(logdir)
+    # No periodic save in the second run: its only checkpoint is the one SIGTERM makes.
+    process = _start(f"--flagfile={os.path.join(logdir, 'flags.txt')}",
                      "--training_number_of_steps=1000", "--save_interval_steps=1000")
     try:
-        _wait_for_step(process, 3)
+        output = "".join(_wait_for_step(process, 5))
         process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=60)
+        output += process.communicate(timeout=60)[0]
     finally:
         process.kill()
-    assert process.returncode == 0, output[-3000:]
+    return {"logdir": logdir, "first": first, "config": config, "flags_txt": flags_txt,
+            "files": files, "second": process, "output": output}
+
+
+def test_run_files_flagfile_repeat_and_resume(run):
+    logdir, first = run["logdir"], run["first"]
+    assert "Training reached step 3/3" in first.stdout
+    assert re.search(r"step 3/3 +loss [\d.]+ .* lr [\d.e-]+ +[\d.]+ images/s +ETA \d+:\d\d:\d\d",
+                     first.stderr), first.stderr[-2000:]
+    files = run["files"]
+    assert {"flags.txt", "config.json", "checkpoint", "model.ckpt-2.index",
+            "model.ckpt-3.index"} <= set(files)
+    assert any(f.startswith("events.out.tfevents") for f in files)
+    config = run["config"]
+    assert set(config) == {"model", "data", "train"}
+    assert config["model"]["num_classes"] == NUM_CLASSES
+    assert config["data"]["train_crop_size"] == [33, 33]
+    assert config["train"]["training_number_of_steps"] == 3
+    flags_txt = run["flags_txt"]
+    assert f"--train_logdir={logdir}" in flags_txt and "--depth_multiplier=0.25" in flags_txt
+
+    # The flagfile repeats the run; the same train_logdir resumes it (model, optimizer, step).
+    output = run["output"]
+    assert f"Resumed from {os.path.join(logdir, 'model.ckpt-3')} (step 3)" in output, output[-3000:]
+    assert "Training steps 4..1000" in output
+    assert [int(m.group(1)) for m in STEP_LINE.finditer(output)][:2] == [4, 5], output[-3000:]
+
+
+def test_sigterm_saves_a_checkpoint_and_exits(run):
+    output = run["output"]
+    assert run["second"].returncode == 0, output[-3000:]
     stopped = re.search(r"stopped by SIGTERM at step (\d+)/1000", output)
     assert stopped, output[-3000:]
-    assert _latest_step(logdir) == int(stopped.group(1)) >= 3
+    assert _latest_step(run["logdir"]) == int(stopped.group(1)) >= 5
 
 
 def test_sigkill_then_restart_loses_at_most_the_save_interval(data):
@@ -145,6 +159,11 @@ def three_class_checkpoint(data):
     return directory
 
 
+# Errors found before the first step run the binary's entry point in this process (seconds);
+# absl's flag error and the errors of the training steps run the binary itself.
+FOUND_BEFORE_TRAINING = ("missing_split", "class_mismatch", "label_weights", "other_model")
+
+
 @pytest.mark.parametrize("case, expected", [
     ("unknown_flag", "Unknown command line flag 'train_stepz'"),
     ("missing_split", "nothing matches"),
@@ -156,7 +175,7 @@ def three_class_checkpoint(data):
     ("label_weights", r"--label_weights needs one weight per class \(5\)"),
     ("other_model", "holds checkpoints of another model"),
 ])
-def test_bad_input_is_a_one_line_error(data, three_class_checkpoint, case, expected):
+def test_bad_input_is_a_one_line_error(data, three_class_checkpoint, case, expected, capfd):
     logdir = str(data["root"] / f"bad_{case}")
     args = [*COMMON, f"--dataset_dir={data['good']}", f"--train_logdir={logdir}",
             "--training_number_of_steps=2"]
@@ -173,7 +192,10 @@ def test_bad_input_is_a_one_line_error(data, three_class_checkpoint, case, expec
         shutil.copytree(three_class_checkpoint, logdir)
         with open(os.path.join(logdir, "config.json"), "w") as f:
             json.dump({"model": tiny_config(num_classes=3).to_dict(), "data": {}, "train": {}}, f)
-    result = _train(*args, *extra)
+    if case in FOUND_BEFORE_TRAINING:
+        result = run_in_process(train_binary.run, ["deeplab-train", *args, *extra], capfd)
+    else:
+        result = _train(*args, *extra)
     assert result.returncode == 1, result.stderr[-3000:]
     assert re.search(expected, result.stderr), result.stderr[-3000:]
     assert "Traceback" not in result.stderr
