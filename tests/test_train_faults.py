@@ -120,7 +120,7 @@ def test_nan_on_one_replica_stops_every_replica_at_that_step():
     result = subprocess.run([sys.executable, WORKER, "nan"], capture_output=True, text=True,
                             env=ENV, timeout=600)
     output = result.stdout
-    assert "error: Step 2: the loss or its gradients are not finite" in output, output + result.stderr[-3000:]
+    assert "error: Step 2: the loss, the input or the updated weights are not finite" in output, output + result.stderr[-3000:]
     assert "on 1 of 2 replica(s); replica 1 of this worker" in output
     assert "train-00001-of-00002.tfrecord:record 6" in output
     assert "steps done 2" in output  # stopped at the step itself, on both replicas

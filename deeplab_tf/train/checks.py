@@ -60,12 +60,14 @@ def check_step(step: int, values: dict, *, num_classes: int, ignore_label: Optio
             f"({ignore_label})" + (f"; the largest is {largest}" if largest >= 0 else "")
             + ". Check --num_classes / --dataset against the data")
     loss = values["cross_entropy"] + values["regularization"]
-    if values["non_finite"] > 0 or not math.isfinite(loss):
+    spoilt = values.get("weights_non_finite", 0) > 0
+    if values["non_finite"] > 0 or spoilt or not math.isfinite(loss):
         latest = newest_checkpoint()
-        where = "" if sources is None else "; " + sources()
+        bad = int(values["non_finite"])
+        where = "" if sources is None or not bad else "; " + sources()
         raise TrainingError(
-            f"Step {step}: the loss or its gradients are not finite (loss {loss}) on "
-            f"{int(values['non_finite'])} of {num_replicas} replica(s){where}; all "
+            f"Step {step}: the loss, the input or the updated weights are not finite (loss "
+            f"{loss}) on {bad or num_replicas} of {num_replicas} replica(s){where}; all "
             f"replicas stopped without saving, so the newest checkpoint is still "
             f"{latest or 'none (nothing saved yet)'}. "
             "Try a lower --base_learning_rate or check the input data")

@@ -202,16 +202,19 @@ class Trainer:
         self.optimizer.apply_gradients(updates)
         invalid, largest = losses.invalid_labels(labels, self.model_config.num_classes,
                                                  self.ignore_label)
-        finite = tf.math.is_finite(cross_entropy + regularization)
-        if self.config.mixed_precision != "float16":  # (loss scaling skips such updates itself)
-            # A NaN input can give a finite loss (oneDNN's fused ReLU maps NaN to 0) and
-            # still NaN gradients: this step's update spoilt the weights, so stop here too.
-            finite = tf.logical_and(finite, tf.math.is_finite(tf.linalg.global_norm(
-                [tf.cast(grad, tf.float32) for grad, _ in updates])))
+        # A NaN input can give a finite loss (oneDNN's fused ReLU maps NaN to 0) and still
+        # NaN gradients: the input is checked with the loss (naming this replica), and the
+        # weights the update left (read after it, so the gradient graph, and so its
+        # rounding, stays as it is).
+        finite = tf.logical_and(tf.math.is_finite(cross_entropy + regularization),
+                                tf.reduce_all(tf.math.is_finite(tf.cast(images, tf.float32))))
+        weights_finite = tf.math.is_finite(tf.linalg.global_norm(
+            [tf.cast(var, tf.float32) for _, var in updates]))
         return {"cross_entropy": cross_entropy, "regularization": regularization,
                 "invalid_labels": tf.cast(invalid, tf.float32),
                 "largest_invalid_label": largest,
                 "non_finite": 1.0 - tf.cast(finite, tf.float32),
+                "weights_non_finite": 1.0 - tf.cast(weights_finite, tf.float32),
                 "stop": requests[0], "save": requests[1]}
 
     def _train_step_fn(self, batch, requests):
@@ -221,8 +224,8 @@ class Trainer:
         # Summed over every replica of every worker, so that all workers take the same
         # decisions (stop on SIGTERM of any of them, save when any one's timer is due, stop
         # on bad labels or a non-finite loss of any replica).
-        for key in ("cross_entropy", "regularization", "invalid_labels", "non_finite", "stop",
-                    "save"):
+        for key in ("cross_entropy", "regularization", "invalid_labels", "non_finite",
+                    "weights_non_finite", "stop", "save"):
             reduced[key] = self.strategy.reduce(tf.distribute.ReduceOp.SUM, outputs[key],
                                                 axis=None)
         # ReduceOp has no MAX: the largest invalid value of this worker's replicas.
