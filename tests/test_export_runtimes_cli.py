@@ -94,6 +94,17 @@ def _export(workspace, name, *args):
     return export_dir, result
 
 
+def _checked_labels(image, labels, probabilities):
+    """The labels [H, W] of one image's outputs, after checking both: int32 labels at the
+    image's size, float32 probabilities over the 3 classes summing to 1, argmax == labels."""
+    assert labels.dtype == np.int32 and labels.shape == (1,) + image.shape[:2]
+    assert probabilities.dtype == np.float32
+    assert probabilities.shape == (1,) + image.shape[:2] + (3,)
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-4)
+    np.testing.assert_array_equal(probabilities.argmax(-1), labels)
+    return labels[0]
+
+
 def _agreements(predict, cases):
     """Per-image fraction of pixels where ``predict(image)`` equals the Keras labels."""
     return [float((predict(image) == labels).mean()) for image, _, labels in cases]
@@ -119,12 +130,7 @@ def test_openvino_export_dynamic_shape_with_probabilities(workspace):
     def predict(image):
         outputs = compiled(image[None])
         labels, probabilities = outputs[compiled.outputs[0]], outputs[compiled.outputs[1]]
-        assert labels.dtype == np.int32 and labels.shape == (1,) + image.shape[:2]
-        assert probabilities.dtype == np.float32
-        assert probabilities.shape == (1,) + image.shape[:2] + (3,)
-        np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-4)
-        np.testing.assert_array_equal(probabilities.argmax(-1), labels)
-        return labels[0]
+        return _checked_labels(image, labels, probabilities)
 
     agreements = _agreements(predict, workspace["cases"])
     default = core.compile_model(str(export_dir / "deeplab.xml"), "CPU")  # the CPU's default
@@ -182,12 +188,7 @@ def test_onnx_export(workspace):
 
     def predict(image):
         labels, probabilities = session.run(None, {source.name: image[None]})
-        assert labels.dtype == np.int32 and labels.shape == (1,) + image.shape[:2]
-        assert probabilities.dtype == np.float32
-        assert probabilities.shape == (1,) + image.shape[:2] + (3,)
-        np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-4)
-        np.testing.assert_array_equal(probabilities.argmax(-1), labels)
-        return labels[0]
+        return _checked_labels(image, labels, probabilities)
 
     agreements = _agreements(predict, workspace["cases"])
     print(f"deeplab-export --format=onnx: argmax agreement with Keras "
