@@ -22,8 +22,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 from tensorflow.python.profiler.internal import _pywrap_profiler_plugin  # noqa: E402
 
-from bench_train import RECIPES, _dataset_fn  # noqa: E402
-from deeplab_tf.config import ModelConfig, TrainConfig  # noqa: E402
+from deeplab_tf.bench.suite import recipe_config  # noqa: E402
+from deeplab_tf.bench.train import _dataset_fn  # noqa: E402
+from deeplab_tf.config import TrainConfig  # noqa: E402
 from deeplab_tf.train.loop import Trainer  # noqa: E402
 
 
@@ -37,8 +38,7 @@ def main():
     parser.add_argument("--steps", type=int, default=1)
     parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args()
-    model_config = ModelConfig(model_variant=args.model_variant, num_classes=args.num_classes,
-                               output_stride=16, **RECIPES.get(args.model_variant, {}))
+    model_config = recipe_config(args.model_variant, num_classes=args.num_classes)
     logdir = tempfile.mkdtemp()
     total = args.warmup + args.steps
     train_config = TrainConfig(train_batch_size=args.batch_size, training_number_of_steps=total,
@@ -46,7 +46,8 @@ def main():
                                save_interval_secs=10**6, strategy="one_device")
     make = lambda steps: Trainer(  # noqa: E731
         model_config, dataclass_replace(train_config, steps), train_logdir=logdir,
-        dataset_fn=_dataset_fn(args.batch_size, args.crop_size, args.num_classes),
+        dataset_fn=_dataset_fn(args.batch_size, args.crop_size, args.crop_size,
+                              args.num_classes),
         ignore_label=255)
     trainer = make(args.warmup)
     trainer.run()
