@@ -57,22 +57,23 @@ def checkpoint(tmp_path_factory, batch):
     """(prefix, values, peer inference logits): random weights saved by tf.train.Saver."""
     import tensorflow as tf
 
-    from deeplab_tf.bench.original_graph import build_inference_graph
+    from deeplab_tf.bench.original_graph import build_network
 
-    peer = build_inference_graph(_config(), HEIGHT, WIDTH)
-    values = _random_values(peer.model_variables)
-    prefix = str(tmp_path_factory.mktemp("peer") / "model.ckpt")
-    with tf.compat.v1.Session(graph=peer.graph) as session:
+    graph = tf.Graph()
+    with graph.as_default():
+        images = tf.compat.v1.placeholder(tf.float32, [None, HEIGHT, WIDTH, 3])
+        peer_logits, variables = build_network(images, _config(), HEIGHT, WIDTH)
+        values = _random_values(variables)
         feeds = {}
-        for var in peer.model_variables:
+        for var in variables:
             value = tf.compat.v1.placeholder(tf.float32, var.shape)
             feeds[value] = values[var.op.name]
             tf.compat.v1.add_to_collection("assign", tf.compat.v1.assign(var, value))
-        session.run(peer.graph.get_collection("assign"), feeds)
-        logits = session.run(peer.logits, {peer.images: batch[0]})
-        with peer.graph.as_default():
-            tf.compat.v1.train.Saver(peer.model_variables).save(session, prefix,
-                                                                write_meta_graph=False)
+    prefix = str(tmp_path_factory.mktemp("peer") / "model.ckpt")
+    with tf.compat.v1.Session(graph=graph) as session:
+        session.run(graph.get_collection("assign"), feeds)
+        logits = session.run(peer_logits, {images: batch[0]})
+        tf.compat.v1.train.Saver(variables).save(session, prefix, write_meta_graph=False)
     return prefix, values, logits
 
 
@@ -180,3 +181,74 @@ def test_first_step_loss_equals_ours_and_the_step_updates(keras_model, keras_inf
     before = checkpoint[1]["logits/semantic/biases"]
     np.testing.assert_allclose(peer_steps["bias_after"] - before, -BASE_LR * 2.0 * gradient,
                                rtol=1e-3, atol=1e-7)
+
+
+def _report(trainer_times, original_times, batch_size=2):
+    from deeplab_tf.bench.timing import Summary
+    from deeplab_tf.bench.train_compare import ORIGINAL, TRAINER, TrainComparison
+
+    report = TrainComparison(_config().to_dict(), 513, 513, batch_size, "float32",
+                             rounds=len(trainer_times), warmup=2)
+    report.summaries = {TRAINER: Summary.of(trainer_times)}
+    if original_times:
+        report.summaries[ORIGINAL] = Summary.of(original_times)
+    report.losses = {TRAINER: [3.05, 3.0], ORIGINAL: [3.04, 3.0]}
+    report.build_seconds = {TRAINER: 30.0, ORIGINAL: 20.0}
+    return report
+
+
+def test_training_comparison_report_ratio_and_table():
+    import json
+
+    from deeplab_tf.bench.train_compare import ORIGINAL, TRAINER, format_training_comparison
+
+    report = _report([4.0, 5.0, 9.0], [6.0, 2.0, 5.5])
+    # images/s = batch / median step: 2/5 (trainer), 2/5.5 (original).
+    assert report.images_per_second(TRAINER) == pytest.approx(0.4)
+    assert report.ratio == pytest.approx(5.5 / 5.0)
+    table = format_training_comparison(report)
+    assert "| trainer | 0.400 | 5.00 | 4.00..9.00 | 3.050 | 30 |" in table
+    assert "| original_graph | 0.364 | 5.50 | 2.00..6.00 | 3.040 | 20 |" in table
+    assert "1.10x" in table
+    values = json.loads(json.dumps(report.to_dict()))
+    assert values["ratio_trainer_over_original"] == pytest.approx(1.1)
+    assert values["results"][ORIGINAL]["median_s"] == 5.5
+
+    failed = _report([4.0], None)
+    failed.errors[ORIGINAL] = "original_graph: the process died"
+    assert failed.ratio is None
+    assert "| original_graph | failed: original_graph: the process died |" in \
+        format_training_comparison(failed)
+
+
+def test_side_by_side_script_rejects_a_bad_crop_size(capsys):
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks",
+                        "train_side_by_side.py")
+    spec = importlib.util.spec_from_file_location("train_side_by_side", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    with pytest.raises(SystemExit):
+        script.main(["--crop_size=513x513"])
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--crop_size" in error and "'513x513'" in error
+    assert "avx512f: " in script.machine_lines()[1]
+
+
+@pytest.mark.slow
+def test_compare_training_times_both_steps():
+    from deeplab_tf.bench.train_compare import NAMES, compare_training
+
+    report = compare_training(_config().to_dict(), HEIGHT, WIDTH, 1, rounds=1,
+                              log=lambda line: None)
+    assert not report.errors
+    for name in NAMES:
+        assert report.summaries[name].count == 1
+        losses = report.losses[name]
+        assert len(losses) == 3  # two warm-up steps and one timed
+        # Both start near ln(21) (logits initialised with stddev 0.01), and train.
+        assert 2.5 < losses[0] < 3.6 and losses[-1] != losses[0]
+    assert report.ratio == pytest.approx(report.summaries[NAMES[1]].median
+                                         / report.summaries[NAMES[0]].median)

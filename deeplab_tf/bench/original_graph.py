@@ -1,38 +1,29 @@
 """The original's DeepLabv3+ training graph, written TF1 style: a same-machine speed peer.
 
-``build_training_graph`` builds, in a fresh ``tf.Graph`` with ``tf.compat.v1`` APIs and raw
-``tf.nn`` ops (no Keras, no slim), the training graph that the original (tensorflow/models
-research/deeplab, TF1 + slim, graph mode) builds for an Xception DeepLabv3+, formulated as
-the original formulates it:
+``build_training_graph`` builds in a fresh ``tf.Graph``, with ``tf.compat.v1`` and raw
+``tf.nn`` ops (no Keras, no slim), the Xception DeepLabv3+ training graph of the original
+(tensorflow/models research/deeplab, TF1 + slim), formulated as the original formulates it:
+``get_variable`` reference variables named as its checkpoints; ``Conv2D`` /
+``DepthwiseConv2dNative`` (dilated through ``nn.depthwise_conv2d``'s space-to-batch, as slim)
+with fixed padding before strided 3x3 convolutions; ``FusedBatchNormV3`` in training mode,
+the moving averages updated by ops in ``UPDATE_OPS``; slim's L2 ``wd * sum(w**2) / 2`` on
+regular, pointwise and logits kernels (not depthwise ones), summed into the loss; logits
+upsampled (align corners) to the labels, softmax cross-entropy on one-hot labels weighted 0
+at the ignore label, over the kept pixels; ``compute_gradients``, the one clone's average
+(stack + mean), biases' gradients doubled and the last layers' multiplied,
+``MomentumOptimizer`` (``ApplyMomentum``) at the poly rate. One step: one ``Session.run`` of
+``identity(total_loss)`` under the control dependency of every update.
 
-* variables from ``get_variable`` (reference variables, TF1's default) with the names of the
-  original's checkpoints (``xception_65/entry_flow/conv1_1/weights``, ``.../BatchNorm/gamma``);
-* slim's layers: ``Conv2D``, ``DepthwiseConv2dNative`` (a dilated one through
-  ``tf.compat.v1.nn.depthwise_conv2d``'s space-to-batch, as slim), fixed padding before every
-  strided 3x3 convolution, ``FusedBatchNormV3`` in training mode with the moving-average
-  updates collected in ``UPDATE_OPS``, ``Relu``;
-* slim's L2 regularisers ``wd * sum(w**2) / 2`` on the regular, pointwise and logits kernels
-  (not on depthwise kernels, biases or batch norm), summed into the loss;
-* logits resized to the logits size, upsampled (align corners) to the labels, softmax
-  cross-entropy on one-hot labels weighted 0 at the ignore label, over the non-ignored pixels;
-* ``compute_gradients`` of the tower loss, averaged over the one clone (stack + mean), the
-  bias gradients doubled and the last layers' multiplied, ``MomentumOptimizer``
-  (``ApplyMomentum``) at the poly learning rate; one step is one ``Session.run`` of
-  ``identity(total_loss)`` under the control dependency of every update.
-
-The network's facts (block table, strides and rates, decoder taps, batch-norm parameters,
-initialisers) are this project's (``backbones.xception``, ``heads``), so this graph and
-``build_model`` are one network: ``tests/test_bench_original_graph.py`` checks the variables
-against the original's list and the logits and loss against the Keras model. Left out: the
-summaries, the loss print op, the hooks and the input pipeline (a fixed batch, repeated).
+The network's facts (blocks, strides and rates, taps, batch norm, initialisers) are this
+project's (``backbones.xception``, ``heads``); ``tests/test_bench_original_graph.py`` checks
+the variables against the original's list and logits and loss against the Keras model.
+Left out: summaries, the loss print op, hooks, the input pipeline (a fixed batch, repeated).
 
 Example:
 
->>> peer = build_training_graph(ModelConfig(model_variant="xception_65", num_classes=3,
-...                                         atrous_rates=(6, 12, 18),
-...                                         decoder_output_stride=(4,)), 65, 65, 1)
->>> step = peer.step_fn()
->>> step()["cross_entropy"]
+>>> peer = build_training_graph(ModelConfig(model_variant="xception_65",
+...     atrous_rates=(6, 12, 18), decoder_output_stride=(4,)), 65, 65, 1)
+>>> peer.step_fn()()["cross_entropy"]
 """
 
 from __future__ import annotations
@@ -62,16 +53,15 @@ _XCEPTION_BN = (xception.BATCH_NORM["bn_momentum"], xception.BATCH_NORM["bn_epsi
 _HEAD_BN = (HEAD_BATCH_NORM["bn_momentum"], HEAD_BATCH_NORM["bn_epsilon"])
 
 
+@dataclasses.dataclass
 class _Layers:
     """slim's conv2d / split separable conv / batch_norm as raw ops on ``get_variable``s."""
 
-    def __init__(self, is_training: bool, bn_training: bool, weight_decay: float,
-                 use_resource: bool):
-        self.is_training = is_training
-        self.bn_training = bn_training
-        self.weight_decay = weight_decay
-        self.use_resource = use_resource
-        self.model_variables: List = []
+    is_training: bool
+    bn_training: bool
+    weight_decay: float
+    use_resource: bool
+    model_variables: List = dataclasses.field(default_factory=list)
 
     def variable(self, name, shape, initializer, trainable=True):
         collections = [v1.GraphKeys.GLOBAL_VARIABLES, v1.GraphKeys.MODEL_VARIABLES]
@@ -81,13 +71,6 @@ class _Layers:
                               collections=collections, use_resource=self.use_resource)
         self.model_variables.append(var)
         return var
-
-    def _regularize(self, weights):
-        if self.weight_decay:
-            with tf.name_scope("Regularizer"):
-                loss = tf.multiply(self.weight_decay, tf.nn.l2_loss(weights),
-                                   name="l2_regularizer")
-            v1.add_to_collection(v1.GraphKeys.REGULARIZATION_LOSSES, loss)
 
     def batch_norm(self, x, decay, epsilon):
         channels = int(x.shape[-1])
@@ -124,7 +107,10 @@ class _Layers:
                            else v1.glorot_uniform_initializer())
             weights = self.variable("weights", [kernel, kernel, int(x.shape[-1]), filters],
                                     initializer)
-            self._regularize(weights)
+            if self.weight_decay:  # slim.l2_regularizer
+                with tf.name_scope("Regularizer"):
+                    v1.add_to_collection(v1.GraphKeys.REGULARIZATION_LOSSES, tf.multiply(
+                        self.weight_decay, tf.nn.l2_loss(weights), name="l2_regularizer"))
             y = tf.nn.conv2d(x, weights, [1, stride, stride, 1], padding)
             if bn:
                 y = self.batch_norm(y, *bn)
@@ -224,62 +210,48 @@ def _heads(layers: _Layers, features, endpoints, config: ModelConfig, height, wi
     return v1.image.resize_bilinear(logits, size(stride), align_corners=True)
 
 
-def _check_supported(config: ModelConfig):
-    if config.model_variant not in xception.BLOCKS:
-        raise ValueError("The original-graph peer builds Xception DeepLab only "
-                         f"({', '.join(xception.BLOCKS)}). Received: "
-                         f"model_variant={config.model_variant!r}")
-    if not (config.aspp_with_separable_conv and config.decoder_use_separable_conv):
-        raise ValueError("The original-graph peer builds separable ASPP and decoder only. "
-                         f"Received: aspp_with_separable_conv={config.aspp_with_separable_conv}, "
-                         f"decoder_use_separable_conv={config.decoder_use_separable_conv}")
+def _check(model_config: ModelConfig, train_config: Optional[TrainConfig] = None):
+    """ValueError naming the option when the peer does not build what is asked."""
+    wanted = {"model_variant": (model_config.model_variant, tuple(xception.BLOCKS)),
+              "aspp_with_separable_conv": (model_config.aspp_with_separable_conv, (True,)),
+              "decoder_use_separable_conv": (model_config.decoder_use_separable_conv, (True,))}
+    if train_config is not None:
+        wanted.update(learning_policy=(train_config.learning_policy, ("poly",)),
+                      optimizer=(train_config.optimizer, ("momentum",)),
+                      upsample_logits=(train_config.upsample_logits, (True,)),
+                      top_k_percent_pixels=(train_config.top_k_percent_pixels, (1.0,)),
+                      label_weights=(train_config.label_weights, ((),)))
+    for name, (value, allowed) in wanted.items():
+        if value not in allowed:
+            raise ValueError(f"The original-graph peer builds {name} in "
+                             f"{', '.join(map(repr, allowed))} only. Received: {name}={value!r}")
 
 
-def _network(images, config: ModelConfig, height, width, is_training, use_resource,
-             dropout_keep_prob):
-    _check_supported(config)
-    layers = _Layers(is_training, is_training and config.fine_tune_batch_norm,
-                     config.weight_decay, use_resource)
+def build_network(images, model_config: ModelConfig, height: int, width: int,
+                  is_training: bool = False, use_resource: bool = False,
+                  dropout_keep_prob: float = 0.9):
+    """(logits at the logits size, model variables) of ``images`` (float32 [b, height,
+    width, 3] in [0, 255]), added to the default graph; ``is_training=False``: batch norm
+    on the moving statistics, no dropout."""
+    _check(model_config)
+    layers = _Layers(is_training, is_training and model_config.fine_tune_batch_norm,
+                     model_config.weight_decay, use_resource)
     normalised = (2.0 / 255.0) * tf.cast(images, tf.float32) - 1.0  # zero_mean_unit_range
-    features, endpoints = _xception(layers, normalised, config, config.model_variant)
-    logits = _heads(layers, features, endpoints, config, height, width, dropout_keep_prob)
+    features, endpoints = _xception(layers, normalised, model_config,
+                                    model_config.model_variant)
+    logits = _heads(layers, features, endpoints, model_config, height, width,
+                    dropout_keep_prob)
     return logits, layers.model_variables
 
 
 @dataclasses.dataclass
-class InferenceGraph:
-    """The network with ``is_training=False``: ``logits`` (at the logits size) of the
-    ``images`` placeholder (float32 [batch, height, width, 3] in [0, 255])."""
-
-    graph: tf.Graph
-    images: tf.Tensor
-    logits: tf.Tensor
-    model_variables: List
-
-
-def build_inference_graph(model_config: ModelConfig, height: int, width: int,
-                          batch_size: Optional[int] = None,
-                          use_resource: bool = False) -> InferenceGraph:
-    graph = tf.Graph()
-    with graph.as_default():
-        images = v1.placeholder(tf.float32, [batch_size, height, width, 3], name="images")
-        logits, variables = _network(images, model_config, height, width, False,
-                                     use_resource, 1.0)
-    return InferenceGraph(graph, images, logits, variables)
-
-
-@dataclasses.dataclass
 class TrainingGraph:
-    """The training graph; ``step_fn`` runs it. Tensors: ``train_tensor`` (the total loss,
-    run with every update), ``cross_entropy``, ``regularization``, ``learning_rate``,
-    ``logits`` (upsampled to the labels, float32 [pixels, classes])."""
+    """``step_fn`` runs it. ``fetches``: ``loss`` (``identity(total_loss)`` under every
+    update), ``cross_entropy``, ``regularization``, ``learning_rate`` and ``logits`` (those
+    upsampled to the labels, float32 [pixels, classes])."""
 
     graph: tf.Graph
-    train_tensor: tf.Tensor
-    cross_entropy: tf.Tensor
-    regularization: tf.Tensor
-    learning_rate: tf.Tensor
-    logits: tf.Tensor
+    fetches: Dict[str, tf.Tensor]
     global_step: object
     model_variables: List
 
@@ -288,23 +260,18 @@ class TrainingGraph:
         a TF1 checkpoint prefix, when given)."""
         session = v1.Session(graph=self.graph)
         with self.graph.as_default():
-            if not checkpoint:
-                session.run(v1.global_variables_initializer())
-                return session
-            restored = set(self.model_variables)
+            restored = set(self.model_variables) if checkpoint else set()
             session.run(v1.variables_initializer(
                 [v for v in v1.global_variables() if v not in restored]))
-            v1.train.Saver(self.model_variables).restore(session, checkpoint)
+            if checkpoint:
+                v1.train.Saver(self.model_variables).restore(session, checkpoint)
         return session
 
     def step_fn(self, session=None, fetch_logits=False) -> Callable[[], Dict[str, object]]:
-        """callable() -> {"loss", "cross_entropy", "regularization", "learning_rate"} (the
-        values before the update): one ``Session.run`` of the training step."""
+        """callable() -> the ``fetches`` (values before the update; ``logits`` only with
+        ``fetch_logits``): one ``Session.run`` of the training step."""
         session = session or self.session()
-        fetches = {"loss": self.train_tensor, "cross_entropy": self.cross_entropy,
-                   "regularization": self.regularization, "learning_rate": self.learning_rate}
-        if fetch_logits:
-            fetches["logits"] = self.logits
+        fetches = {k: v for k, v in self.fetches.items() if fetch_logits or k != "logits"}
         return lambda: session.run(fetches)
 
 
@@ -328,26 +295,11 @@ def _multipliers(variables, train_config: TrainConfig) -> Dict[str, float]:
     scopes = last_layer_scopes(train_config.last_layers_contain_logits_only)
     multiplier = train_config.last_layer_gradient_multiplier
     found = {}
-    for var in variables:
-        name = var.op.name
-        if "biases" in name:
-            found[name] = 2.0
-        layer = next((scope for scope in scopes if scope in name), None)
-        if layer is not None:
-            found[name] = 2.0 * multiplier if "biases" in name else multiplier
+    for name in (var.op.name for var in variables):
+        last = any(scope in name for scope in scopes)
+        if last or "biases" in name:
+            found[name] = (multiplier if last else 1.0) * (2.0 if "biases" in name else 1.0)
     return found
-
-
-def _check_train_config(config: TrainConfig):
-    unsupported = {"learning_policy": (config.learning_policy, "poly"),
-                   "optimizer": (config.optimizer, "momentum"),
-                   "upsample_logits": (config.upsample_logits, True),
-                   "top_k_percent_pixels": (config.top_k_percent_pixels, 1.0),
-                   "label_weights": (config.label_weights, ())}
-    for name, (value, wanted) in unsupported.items():
-        if value != wanted:
-            raise ValueError(f"The original-graph peer trains with {name}={wanted!r} only. "
-                             f"Received: {name}={value!r}")
 
 
 def build_training_graph(model_config: ModelConfig, height: int, width: int,
@@ -371,7 +323,7 @@ def build_training_graph(model_config: ModelConfig, height: int, width: int,
         seed: int. Graph-level seed (initialisers, dropout).
     """
     train_config = train_config or TrainConfig(train_batch_size=batch_size)
-    _check_train_config(train_config)
+    _check(model_config, train_config)
     if images is None or labels is None:
         images, labels = synthetic_batch(batch_size, height, width, model_config.num_classes)
     graph = tf.Graph()
@@ -383,17 +335,15 @@ def build_training_graph(model_config: ModelConfig, height: int, width: int,
             use_resource=use_resource)
         dataset = v1.data.Dataset.from_tensors((images, labels)).repeat()
         batch_images, batch_labels = v1.data.make_one_shot_iterator(dataset).get_next()
-        logits, variables = _network(batch_images, model_config, height, width, True,
-                                     use_resource, dropout_keep_prob)
+        logits, variables = build_network(batch_images, model_config, height, width, True,
+                                          use_resource, dropout_keep_prob)
         cross_entropy, pixel_logits = _softmax_cross_entropy(
             logits, batch_labels, model_config.num_classes, ignore_label)
         regularization = v1.losses.get_regularization_loss()
         tower_loss = tf.add_n([tf.add_n(v1.losses.get_losses()), regularization])
 
-        tc = train_config
-        slow = tc.slow_start_step
-        adjusted = tf.maximum(global_step - slow, 0)
-        rate = v1.train.polynomial_decay(tc.base_learning_rate, adjusted,
+        tc, slow = train_config, train_config.slow_start_step
+        rate = v1.train.polynomial_decay(tc.base_learning_rate, tf.maximum(global_step - slow, 0),
                                          tc.training_number_of_steps - slow,
                                          end_learning_rate=0.0, power=tc.learning_power)
         learning_rate = tf.where(global_step < slow, tc.slow_start_learning_rate, rate)
@@ -409,5 +359,7 @@ def build_training_graph(model_config: ModelConfig, height: int, width: int,
         total_loss = v1.losses.get_total_loss(add_regularization_losses=True)
         with tf.control_dependencies([update_op]):
             train_tensor = tf.identity(total_loss, name="train_op")
-    return TrainingGraph(graph, train_tensor, cross_entropy, regularization, learning_rate,
-                         pixel_logits, global_step, variables)
+    fetches = {"loss": train_tensor, "cross_entropy": cross_entropy,
+               "regularization": regularization, "learning_rate": learning_rate,
+               "logits": pixel_logits}
+    return TrainingGraph(graph, fetches, global_step, variables)
