@@ -3,7 +3,8 @@
 Its variables are the original's checkpoint list; with random weights written as a TF1
 checkpoint and loaded into this project's Keras model, the two give the same logits
 (inference) and the same first training-step loss; one step updates the weights as momentum
-SGD at the poly rate with the original's bias multiplier (checked in NumPy).
+SGD at the poly rate with the original's bias multiplier (checked in NumPy). Then the
+side-by-side report (bench.train_compare) and its script.
 """
 
 import numpy as np
