@@ -43,13 +43,20 @@ class TrainResult:
         return f"train/{self.precision}{'/xla' if self.jit_compile else ''}"
 
 
-def _dataset_fn(batch_size, height, width, num_classes, seed=0):
-    import tensorflow as tf
-
+def synthetic_batch(batch_size, height, width, num_classes, seed=0):
+    """(images float32 [b, h, w, 3] uniform in [0, 255], labels int32 [b, h, w, 1] with
+    about 5 % ``IGNORE_LABEL``): the fixed batch every training benchmark steps on."""
     rng = np.random.default_rng(seed)
     images = rng.uniform(0, 255, (batch_size, height, width, 3)).astype(np.float32)
     labels = rng.integers(0, num_classes, (batch_size, height, width, 1)).astype(np.int32)
     labels[rng.random(labels.shape) < 0.05] = IGNORE_LABEL
+    return images, labels
+
+
+def _dataset_fn(batch_size, height, width, num_classes, seed=0):
+    import tensorflow as tf
+
+    images, labels = synthetic_batch(batch_size, height, width, num_classes, seed)
 
     def dataset_fn(input_context):
         per_replica = input_context.get_per_replica_batch_size(batch_size)

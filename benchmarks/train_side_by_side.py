@@ -1,0 +1,85 @@
+"""The training step beside the original's TF1 graph, on this machine (issue 14; not a test).
+
+Times ``Trainer._train_step`` and one ``Session.run`` of ``bench.original_graph``'s training
+step (the original's formulation of the same network) in two processes, alternating rounds
+(``deeplab_tf.bench.train_compare``). Prints the machine (CPU model; avx512f, avx512_bf16 and
+AMX present or not; TF_ENABLE_ONEDNN_OPTS), the Markdown table and one JSON line.
+
+Usage, from the repository root:
+  .venv/bin/python benchmarks/train_side_by_side.py [--model_variant=xception_65]
+      [--crop_size=513 | --crop_size=513,513] [--batch_size=2] [--rounds=3]
+      [--precision=float32] [--output_stride=16] [--num_classes=21]
+"""
+
+import argparse
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from deeplab_tf.bench.train_compare import compare_training, format_training_comparison  # noqa: E402
+from deeplab_tf.config import ModelConfig  # noqa: E402
+from deeplab_tf.hardware import CHOICES, detect  # noqa: E402
+
+ATROUS_RATES = {8: (12, 24, 36), 16: (6, 12, 18)}  # the original's recipes
+
+
+def _crop_size(text):
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or min(values) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected one size or height,width of positive ints, got {text!r}")
+    return (values * 2)[:2]
+
+
+def _parser():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model_variant", default="xception_65",
+                        choices=("xception_41", "xception_65", "xception_71"))
+    parser.add_argument("--crop_size", type=_crop_size, default=[513, 513])
+    parser.add_argument("--batch_size", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--precision", default="float32", choices=CHOICES)
+    parser.add_argument("--output_stride", type=int, default=16, choices=sorted(ATROUS_RATES))
+    parser.add_argument("--num_classes", type=int, default=21)
+    return parser
+
+
+def machine_lines():
+    """The CPU and the oneDNN setting the figures were measured with."""
+    hardware = detect(gpus=())
+    flags = hardware.cpu_flags
+    amx = sorted(f for f in flags if f.startswith("amx"))
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    return [f"cpu: {hardware.cpu_model or 'unknown'} ({hardware.cpu_count} logical CPUs)",
+            f"avx512f: {'yes' if 'avx512f' in flags else 'no'}, avx512_bf16: "
+            f"{'yes' if 'avx512_bf16' in flags else 'no'}, amx: "
+            f"{', '.join(amx) if amx else 'no'}",
+            "TF_ENABLE_ONEDNN_OPTS: " + (repr(onednn) if onednn is not None
+                                         else "unset (TensorFlow's default: on)")]
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    if args.batch_size < 1 or args.rounds < 1 or args.num_classes < 1:
+        _parser().error("--batch_size, --rounds and --num_classes must be >= 1")
+    height, width = args.crop_size
+    model_config = ModelConfig(model_variant=args.model_variant, num_classes=args.num_classes,
+                               output_stride=args.output_stride,
+                               atrous_rates=ATROUS_RATES[args.output_stride],
+                               decoder_output_stride=(4,))
+    print("\n".join(machine_lines()), flush=True)
+    report = compare_training(model_config.to_dict(), height, width, args.batch_size,
+                              args.rounds, precision=args.precision,
+                              log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(format_training_comparison(report))
+    print(json.dumps({"machine": machine_lines(), **report.to_dict()}))
+    return 0 if report.ratio is not None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
