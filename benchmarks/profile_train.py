@@ -2,10 +2,13 @@
 
 Runs ``Trainer`` on synthetic data for ``--warmup`` steps, then traces ``--steps`` steps
 with ``tf.profiler`` and prints the op types that took the most host time (not a test).
+With ``--peer``, the same for the original's formulation of the step
+(``deeplab_tf.bench.original_graph``: one ``Session.run`` per step), so that the two
+profiles can be compared op type by op type.
 
 Usage:
   .venv/bin/python benchmarks/profile_train.py [--model_variant=xception_65] [--crop_size=513]
-      [--batch_size=2] [--top=40]
+      [--batch_size=2] [--top=40] [--peer]
 """
 
 import argparse
@@ -37,8 +40,32 @@ def main():
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--steps", type=int, default=1)
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--peer", action="store_true",
+                        help="profile the original's formulation (bench.original_graph)")
     args = parser.parse_args()
     model_config = recipe_config(args.model_variant, num_classes=args.num_classes)
+    trace_dir = tempfile.mkdtemp()
+    if args.peer:
+        _profile_peer(args, model_config, trace_dir)
+    else:
+        _profile_trainer(args, model_config, trace_dir)
+    _print_op_totals(trace_dir, args.steps, args.top)
+
+
+def _profile_peer(args, model_config, trace_dir):
+    from deeplab_tf.bench.original_graph import build_training_graph
+
+    step = build_training_graph(model_config, args.crop_size, args.crop_size,
+                                args.batch_size).step_fn()
+    for _ in range(args.warmup):
+        step()
+    tf.profiler.experimental.start(trace_dir)
+    for _ in range(args.steps):
+        step()
+    tf.profiler.experimental.stop()
+
+
+def _profile_trainer(args, model_config, trace_dir):
     logdir = tempfile.mkdtemp()
     total = args.warmup + args.steps
     train_config = TrainConfig(train_batch_size=args.batch_size, training_number_of_steps=total,
@@ -52,10 +79,12 @@ def main():
     trainer = make(args.warmup)
     trainer.run()
     trainer.config = dataclass_replace(train_config, total)
-    trace_dir = tempfile.mkdtemp()
     tf.profiler.experimental.start(trace_dir)
     trainer.run()
     tf.profiler.experimental.stop()
+
+
+def _print_op_totals(trace_dir, steps, top):
     paths = glob.glob(os.path.join(trace_dir, "**", "*.xplane.pb"), recursive=True)
     data, _ = _pywrap_profiler_plugin.xspace_to_tools_data(paths, "framework_op_stats", {})
     table = json.loads(data)[0]
@@ -65,11 +94,11 @@ def main():
         values = dict(zip(columns, [cell["v"] for cell in row["c"]]))
         if values["type"] == "IDLE":
             continue
-        per_type[values["type"]] += values["total_self_time"] / 1e6 / args.steps
-        count[values["type"]] += values["occurrences"] / args.steps
+        per_type[values["type"]] += values["total_self_time"] / 1e6 / steps
+        count[values["type"]] += values["occurrences"] / steps
     print(f"trace: {trace_dir}; seconds of op self time per step, summed over threads")
     print(f"{sum(per_type.values()):9.3f} s  total")
-    for name, seconds in per_type.most_common(args.top):
+    for name, seconds in per_type.most_common(top):
         print(f"{seconds:9.3f} s  {count[name]:7.0f}  {name}")
 
 

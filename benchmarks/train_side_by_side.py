@@ -18,6 +18,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from deeplab_tf.allocator import keep_freed_memory  # noqa: E402
 from deeplab_tf.bench.train_compare import compare_training, format_training_comparison  # noqa: E402
 from deeplab_tf.config import ModelConfig  # noqa: E402
 from deeplab_tf.hardware import CHOICES, detect  # noqa: E402
@@ -46,6 +47,9 @@ def _parser():
     parser.add_argument("--precision", default="float32", choices=CHOICES)
     parser.add_argument("--output_stride", type=int, default=16, choices=sorted(ATROUS_RATES))
     parser.add_argument("--num_classes", type=int, default=21)
+    parser.add_argument("--original_keeps_freed_memory", action="store_true",
+                        help="give the original's graph this project's malloc settings too "
+                             "(deeplab_tf/allocator.py; by default it runs with glibc's)")
     return parser
 
 
@@ -60,7 +64,8 @@ def machine_lines():
             f"{'yes' if 'avx512_bf16' in flags else 'no'}, amx: "
             f"{', '.join(amx) if amx else 'no'}",
             "TF_ENABLE_ONEDNN_OPTS: " + (repr(onednn) if onednn is not None
-                                         else "unset (TensorFlow's default: on)")]
+                                         else "unset (TensorFlow's default for this CPU)"),
+            "trainer's malloc: " + keep_freed_memory()]
 
 
 def main(argv=None):
@@ -75,6 +80,7 @@ def main(argv=None):
     print("\n".join(machine_lines()), flush=True)
     report = compare_training(model_config.to_dict(), height, width, args.batch_size,
                               args.rounds, precision=args.precision,
+                              original_keeps_freed_memory=args.original_keeps_freed_memory,
                               log=lambda line: print(line, file=sys.stderr, flush=True))
     print(format_training_comparison(report))
     print(json.dumps({"machine": machine_lines(), **report.to_dict()}))

@@ -8,6 +8,8 @@ converter worker) does not pay for TensorFlow and Keras until it needs them.
 
 import importlib
 
+from deeplab_tf.allocator import keep_freed_memory
+
 __version__ = "0.1.0"
 
 _LAZY = {
@@ -19,6 +21,10 @@ _LAZY = {
     "load_original_checkpoint": "deeplab_tf.checkpoints",
 }
 __all__ = sorted(_LAZY)
+
+# Before TensorFlow allocates: freed tensors' memory is reused instead of page-faulted again
+# (deeplab_tf/allocator.py; DEEPLAB_TF_KEEP_FREED_MEMORY=0 keeps glibc's defaults).
+keep_freed_memory()
 
 
 def __getattr__(name):

@@ -7,7 +7,8 @@
   checks), its outputs read back to the host as the loop reads them;
 * ``original_graph``: one ``Session.run`` of ``bench.original_graph``'s training step, the
   original's formulation of the same network (always float32: the original had no mixed
-  precision).
+  precision), in a process with glibc's malloc defaults, as the original ran
+  (``allocator.keep_freed_memory`` off there unless ``original_keeps_freed_memory``).
 
 Both train from the same ``TrainConfig`` values on the same fixed batch
 (``bench.train.synthetic_batch``: images uniform in [0, 255], ~5 % ignore pixels). Each
@@ -26,10 +27,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import tempfile
 from typing import Dict, List, Optional
 
+from deeplab_tf import allocator
 from deeplab_tf.bench.timing import Summary
 from deeplab_tf.bench.train import IGNORE_LABEL, _dataset_fn
 from deeplab_tf.bench.worker import Pool, Worker
@@ -92,6 +96,7 @@ class TrainComparison:
     precision: str
     rounds: int
     warmup: int
+    original_keeps_freed_memory: bool = False
     summaries: Dict[str, Summary] = dataclasses.field(default_factory=dict)
     losses: Dict[str, List[float]] = dataclasses.field(default_factory=dict)
     build_seconds: Dict[str, float] = dataclasses.field(default_factory=dict)
@@ -121,11 +126,13 @@ class TrainComparison:
         return {"model_config": self.model_config, "height": self.height,
                 "width": self.width, "batch_size": self.batch_size,
                 "precision": self.precision, "rounds": self.rounds, "warmup": self.warmup,
+                "original_keeps_freed_memory": self.original_keeps_freed_memory,
                 "ratio_trainer_over_original": self.ratio, "results": rows}
 
 
 def compare_training(model_config_dict: dict, height: int, width: int, batch_size: int,
                      rounds: int, precision: str = "float32", warmup: int = 2,
+                     original_keeps_freed_memory: bool = False,
                      log=print) -> TrainComparison:
     """Times the Trainer's step and the original's graph step side by side (module doc).
 
@@ -135,7 +142,7 @@ def compare_training(model_config_dict: dict, height: int, width: int, batch_siz
 
     precision = resolve_mixed_precision(precision)[0]
     report = TrainComparison(dict(model_config_dict), height, width, batch_size, precision,
-                             rounds, warmup)
+                             rounds, warmup, original_keeps_freed_memory)
     factories = {TRAINER: _trainer_factory, ORIGINAL: _original_factory}
     workers = []
     with tempfile.TemporaryDirectory(prefix="train_compare_") as logdir:
@@ -145,8 +152,10 @@ def compare_training(model_config_dict: dict, height: int, width: int, batch_siz
                 if name == TRAINER:
                     args += (precision, logdir)
                 log(f"  building {name} ({height}x{width}, batch {batch_size}) ...")
+                keep = name == TRAINER or original_keeps_freed_memory
                 try:
-                    worker = Worker(name, factories[name], args)
+                    with _environment(allocator.ENV, None if keep else "0"):
+                        worker = Worker(name, factories[name], args)
                 except Exception as error:  # WorkerError: reported; no comparison then
                     report.errors[name] = str(error).splitlines()[0]
                     log(f"  {name}: {report.errors[name]}")
@@ -159,6 +168,22 @@ def compare_training(model_config_dict: dict, height: int, width: int, batch_siz
             for worker in workers:
                 worker.close()
     return report
+
+
+@contextlib.contextmanager
+def _environment(name: str, value):
+    """``os.environ[name] = value`` (unchanged when None) while a worker process starts."""
+    old = os.environ.get(name)
+    if value is not None:
+        os.environ[name] = value
+    try:
+        yield
+    finally:
+        if value is not None:
+            if old is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = old
 
 
 def _time_rounds(pool: Pool, report: TrainComparison, log):
@@ -187,7 +212,9 @@ def format_training_comparison(report: TrainComparison) -> str:
     lines = [f"{config['model_variant']} OS{config['output_stride']}"
              f"{' decoder' if config.get('decoder_output_stride') else ''}, "
              f"{report.height}x{report.width}, batch {report.batch_size}, trainer "
-             f"{report.precision} (original_graph float32); median of {report.rounds} "
+             f"{report.precision} (original_graph float32, glibc malloc "
+             f"{'as the trainer' if report.original_keeps_freed_memory else 'defaults'}); "
+             f"median of {report.rounds} "
              f"alternating rounds after {report.warmup} warm-up steps, each in its own process",
              "",
              "| training step | images/s | s/step (median) | best..worst (s) | first loss | "
