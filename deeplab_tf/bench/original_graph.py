@@ -43,6 +43,7 @@ from deeplab_tf.heads import DECODER_PROJECTION_FILTERS, HEAD_BATCH_NORM, LOGITS
 from deeplab_tf.layers.conv_bn import fixed_padding_amounts
 from deeplab_tf.layers.resize import scale_dimension
 from deeplab_tf.layers.separable_conv_bn import SeparableConvBN
+from deeplab_tf.train.multipliers import multiplier_of
 
 v1 = tf.compat.v1
 _SEPARABLE_ARGS = inspect.signature(SeparableConvBN.__init__).parameters
@@ -291,15 +292,11 @@ def _softmax_cross_entropy(logits, labels, num_classes: int, ignore_label: int):
 
 
 def _multipliers(variables, train_config: TrainConfig) -> Dict[str, float]:
-    """train_utils' gradient multipliers, by variable name (substring rules, as there)."""
+    """train_utils' gradient multipliers by variable name (``train.multipliers``' rule)."""
     scopes = last_layer_scopes(train_config.last_layers_contain_logits_only)
-    multiplier = train_config.last_layer_gradient_multiplier
-    found = {}
-    for name in (var.op.name for var in variables):
-        last = any(scope in name for scope in scopes)
-        if last or "biases" in name:
-            found[name] = (multiplier if last else 1.0) * (2.0 if "biases" in name else 1.0)
-    return found
+    return {var.op.name: multiplier_of(var.op.name, scopes,
+                                       train_config.last_layer_gradient_multiplier)
+            for var in variables}
 
 
 def build_training_graph(model_config: ModelConfig, height: int, width: int,
@@ -352,7 +349,7 @@ def build_training_graph(model_config: ModelConfig, height: int, width: int,
         # _average_gradients over the clones (one here): stack, then mean.
         grads = [(tf.reduce_mean(tf.stack([g], axis=0), axis=0), v) for g, v in grads]
         multipliers = _multipliers(variables, tc)
-        grads = [(g * multipliers[v.op.name] if v.op.name in multipliers else g, v)
+        grads = [(g * multipliers[v.op.name] if multipliers[v.op.name] != 1.0 else g, v)
                  for g, v in grads]
         grad_updates = optimizer.apply_gradients(grads, global_step=global_step)
         update_op = tf.group(*v1.get_collection(v1.GraphKeys.UPDATE_OPS), grad_updates)
