@@ -51,10 +51,14 @@ def test_table_and_json_ratios_follow_the_medians():
     results.append(ContenderResult("openvino", error="WorkerError: no runtime"))
     peak = {"peak_flops": 5e10, "matmul_flops": 4e10, "conv_flops": 5e10}
     medians = {name: float(np.median(values)) for name, values in times.items()}
-    for checkpoint, agreement_cell in ((None, "own weights"), ("ckpt-1", "100.000 %")):
+    results[2].agreement = 0.25  # the original's graph with other weights
+    for checkpoint, agreement_cell in ((None, "25.000 %"), ("ckpt-1", "25.000 %")):
         report = Comparison(Setup(config, 65, 65, checkpoint_path=checkpoint), results, peak,
                             madds=10 ** 9, rounds=3)
-        rows = _rows(format_comparison(report))
+        text = format_comparison(report)
+        rows = _rows(text)
+        assert ("random weights of seed 0" in text) == (checkpoint is None)
+        assert "original: its graph's own weights" in text
         assert sorted(rows) == ["openvino", "original", "tf_frozen", "tf_function"]
         assert rows["openvino"][1] == "failed: WorkerError: no runtime"
         for name, median in medians.items():

@@ -138,6 +138,40 @@ def test_inference_logits_equal_the_keras_models(checkpoint, keras_inference_log
     assert relative < 1e-4, relative
 
 
+def test_original_frozen_graph_gives_our_labels(keras_model, tmp_path):
+    """export_model.py's graph, built TF1 style from the Keras model's weights (FusedBatchNorm
+    unfolded, padding to --crop_size), labels an image smaller than the crop as the project's
+    default path does (batch norm folded, padding to the same size)."""
+    import tensorflow as tf
+
+    from deeplab_tf.bench.contenders import graph_function, load_graph_def
+    from deeplab_tf.bench.original_export import original_frozen_graph
+    from deeplab_tf.evaluation import inference
+    from deeplab_tf.model import mean_pixel
+
+    graph_def = original_frozen_graph(keras_model, _config(), (HEIGHT, WIDTH))
+    ops = {node.op for node in graph_def.node}
+    assert "FusedBatchNormV3" in ops and not ops & {"VariableV2", "VarHandleOp"}
+    path = tmp_path / "frozen_inference_graph.pb"
+    path.write_bytes(graph_def.SerializeToString())
+    run = graph_function(load_graph_def(str(path)))
+    image = np.random.default_rng(5).integers(0, 256, (1, 49, 57, 3), dtype=np.uint8)
+    labels = run(image)
+    spec = inference.InferenceSpec(output_stride=16, crop_size=(HEIGHT, WIDTH),
+                                   pad_value=mean_pixel("xception_65"))
+    ours = inference.predict_function(inference.prepare_model(keras_model, spec, _config()),
+                                      spec, input_dtype=tf.uint8)(image).numpy()
+    assert labels.shape == ours.shape == (1, 49, 57) and labels.dtype == np.int32
+    assert len(np.unique(ours)) >= 3  # non-trivial labels
+    assert (labels == ours).mean() > 0.999, (labels == ours).mean()
+    with pytest.raises(ValueError, match="do not match the original graph"):
+        from deeplab_tf.config import ModelConfig
+
+        original_frozen_graph(keras_model, ModelConfig(
+            model_variant="xception_41", num_classes=CLASSES, atrous_rates=(6, 12, 18),
+            decoder_output_stride=(4,)), (HEIGHT, WIDTH))
+
+
 def test_regularization_is_slim_l2_of_the_regular_kernels(checkpoint, peer_steps, keras_model):
     values = checkpoint[1]
     # slim: wd * sum(w**2) / 2 over conv, pointwise and logits kernels (not depthwise).

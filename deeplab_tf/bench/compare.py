@@ -20,6 +20,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from deeplab_tf import allocator
 from deeplab_tf.bench.contenders import DEFAULT_CONTENDERS, REFERENCE, Setup, build, make_image
 from deeplab_tf.bench.timing import Summary
 from deeplab_tf.bench.worker import Pool, Worker
@@ -112,7 +113,9 @@ def compare(setup: Setup, contenders: Sequence[str] = DEFAULT_CONTENDERS, *, rou
         for name in names:
             log(f"  building {name} ...")
             try:
-                worker = Worker(name, _contender_factory, (name, setup))
+                # The original's graph runs with glibc's malloc defaults, as it ran.
+                environment = {allocator.ENV: "0"} if name == "original" else None
+                worker = Worker(name, _contender_factory, (name, setup), environment)
             except Exception as error:  # WorkerError: reported, the others go on
                 results[name].error = str(error).splitlines()[0]
                 log(f"  {name}: {results[name].error}")
@@ -127,8 +130,8 @@ def compare(setup: Setup, contenders: Sequence[str] = DEFAULT_CONTENDERS, *, rou
                 if output is not None:
                     labels[name] = output
         reference = labels.get(REFERENCE)
-        # The original's graph too: it holds the same weights when exported from the
-        # checkpoint the others load (the table says "own weights" for random weights).
+        # The original's graph too: its weights equal the others' when it was written from
+        # the same checkpoint or seed (the table's footer says so).
         for name, output in labels.items():
             if reference is not None and output.shape == reference.shape:
                 results[name].agreement = float((output == reference).mean())
@@ -174,8 +177,6 @@ def format_comparison(report: Comparison) -> str:
         s = r.summary
         gflops = (2.0 * report.madds / s.median / 1e9) if report.madds else None
         agreement = ("-" if r.agreement is None else f"{100 * r.agreement:.3f} %")
-        if r.name == "original" and not report.setup.checkpoint_path:
-            agreement = "own weights"  # the others run random weights: no comparison
         lines.append(
             f"| {r.name} | {s.median * 1e3:.1f} | {s.best * 1e3:.1f}..{s.worst * 1e3:.1f} | "
             f"{_ratio(fastest.summary.median / s.median)} | "
@@ -187,5 +188,9 @@ def format_comparison(report: Comparison) -> str:
     lines.append("ratios: median of the column's contender / median of this row (> 1: this row "
                  "is faster); agreement: labels equal to tf_function's (Keras model as trained"
                  + (f", weights of {report.setup.checkpoint_path}" if report.setup.checkpoint_path
-                    else ", random weights") + ")")
+                    else f", random weights of seed {report.setup.seed}") + ")")
+    if has_original:
+        lines.append("original: its graph's own weights; equal to the others' only when it was "
+                     "written from the same checkpoint, or by benchmarks/original_frozen_graph.py "
+                     "with the same --seed")
     return "\n".join(lines)

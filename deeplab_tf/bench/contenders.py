@@ -5,7 +5,8 @@ and the same image; they differ only in formulation and runtime:
 
 * ``tf_function``: ``tf.function`` of ``predict`` on the Keras model as trained (what the
   SavedModel and deeplab-eval ran before batch-norm folding became the default);
-* ``tf_folded``: the same on ``prepare_model`` (batch norm folded): the default path;
+* ``tf_folded``: the same on ``prepare_model`` (batch norm folded), its graph frozen
+  (``inference.predict_function``): the default path of deeplab-eval and deeplab-vis;
 * ``tf_frozen``: the frozen GraphDef (``export_frozen_graph``'s graph) run by TensorFlow;
 * ``openvino``: that graph converted by ``export.openvino`` (OpenVINO CPU runtime, float32
   inference precision), input shape fixed to the benchmark's size;
@@ -94,11 +95,8 @@ def _tf_predict(model, spec):
 
     from deeplab_tf.evaluation import inference
 
-    @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8)])
-    def serve(images):
-        return inference.predict(model, images, spec)[inference.LABELS]
-
-    return lambda image: serve(image).numpy()
+    serve = inference.predict_function(model, spec, input_dtype=tf.uint8)
+    return lambda image: serve(tf.constant(image)).numpy()
 
 
 def available_contenders() -> Tuple[str, ...]:

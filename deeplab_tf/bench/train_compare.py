@@ -27,9 +27,7 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
 import tempfile
 from typing import Dict, List, Optional
 
@@ -154,8 +152,8 @@ def compare_training(model_config_dict: dict, height: int, width: int, batch_siz
                 log(f"  building {name} ({height}x{width}, batch {batch_size}) ...")
                 keep = name == TRAINER or original_keeps_freed_memory
                 try:
-                    with _environment(allocator.ENV, None if keep else "0"):
-                        worker = Worker(name, factories[name], args)
+                    worker = Worker(name, factories[name], args,
+                                    environment=None if keep else {allocator.ENV: "0"})
                 except Exception as error:  # WorkerError: reported; no comparison then
                     report.errors[name] = str(error).splitlines()[0]
                     log(f"  {name}: {report.errors[name]}")
@@ -168,22 +166,6 @@ def compare_training(model_config_dict: dict, height: int, width: int, batch_siz
             for worker in workers:
                 worker.close()
     return report
-
-
-@contextlib.contextmanager
-def _environment(name: str, value):
-    """``os.environ[name] = value`` (unchanged when None) while a worker process starts."""
-    old = os.environ.get(name)
-    if value is not None:
-        os.environ[name] = value
-    try:
-        yield
-    finally:
-        if value is not None:
-            if old is None:
-                del os.environ[name]
-            else:
-                os.environ[name] = old
 
 
 def _time_rounds(pool: Pool, report: TrainComparison, log):

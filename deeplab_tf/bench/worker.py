@@ -8,12 +8,13 @@ each contender once in turn (``Pool.round``), so load from elsewhere spreads eve
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
 import time
 import traceback
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 _CONTEXT = multiprocessing.get_context("spawn")
 
@@ -54,21 +55,42 @@ def _state(pid: int) -> str:
         return "?"
 
 
+@contextlib.contextmanager
+def _environment(values: Dict[str, str]):
+    """``os.environ`` updated with ``values`` while a process starts (spawn copies it)."""
+    old = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in old.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 class WorkerError(RuntimeError):
     """A contender process failed (its message names it)."""
 
 
 class Worker:
     """One process holding one callable built by ``factory(*args)`` (a picklable function
-    returning (callable() -> picklable output, dict of facts))."""
+    returning (callable() -> picklable output, dict of facts)).
 
-    def __init__(self, name: str, factory: Callable, args: tuple = ()):
+    ``environment``: variables set for the new process only (e.g. ``allocator.ENV``, read
+    when the process imports deeplab_tf); the parent's environment is left as it was.
+    """
+
+    def __init__(self, name: str, factory: Callable, args: tuple = (),
+                 environment: Optional[Dict[str, str]] = None):
         self.name = name
         parent, child = _CONTEXT.Pipe()
         self._connection = parent
         self._process = _CONTEXT.Process(target=_serve, args=(child, factory, args),
                                          daemon=True, name=f"bench-{name}")
-        self._process.start()
+        with _environment(environment or {}):
+            self._process.start()
         self._stopped = False
         self.facts = self._receive("ready")[1]
         self.pause()

@@ -137,18 +137,11 @@ def _load(model_, path: str, model_config: ModelConfig) -> None:
 def _tf_predict_fn(model_, model_config: ModelConfig, eval_config: EvalConfig):
     """images float32 [B, H, W, 3] -> labels int32 [B, H, W] through the one inference path
     (``inference.predict`` with an ``InferenceSpec``)."""
-    import tensorflow as tf
-
     from deeplab_tf.evaluation import inference as inference_lib
 
     spec = inference_lib.InferenceSpec.from_configs(model_config, eval_config)
-    prepared = inference_lib.prepare_model(model_, spec, model_config)
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
-    def predict(images):
-        return inference_lib.predict(prepared, images, spec)["labels"]
-
-    return predict
+    return inference_lib.predict_function(
+        inference_lib.prepare_model(model_, spec, model_config), spec)
 
 
 def _openvino_predict_fn(model_, model_config: ModelConfig, eval_config: EvalConfig):

@@ -37,8 +37,6 @@ from deeplab_tf.config import EvalConfig, ModelConfig
 from deeplab_tf.evaluation import inference, metrics
 from deeplab_tf.evaluation.inference import InferenceSpec
 
-_IMAGES_SPEC = tf.TensorSpec([None, None, None, 3], tf.float32)
-
 
 class PredictFn:
     """Callable float32 images [B, H, W, 3] -> int32 labels [B, H, W] (any H, W).
@@ -52,19 +50,16 @@ class PredictFn:
         self.spec = spec
         self.model_config = model_config
         self._version = None
-        self._labels = self._outputs = None
+        self._labels = self._outputs = self._prepared = None
 
     def _refresh(self):
         version = weights_version(self.model)
         if version == self._version:
             return
         prepared = inference.prepare_model(self.model, self.spec, self.model_config)
-        spec = self.spec
-        self._outputs = tf.function(lambda images: inference.predict(prepared, images, spec),
-                                    input_signature=[_IMAGES_SPEC])
-        self._labels = tf.function(
-            lambda images: inference.predict(prepared, images, spec)[inference.LABELS],
-            input_signature=[_IMAGES_SPEC])
+        self._labels = inference.predict_function(prepared, self.spec)
+        self._outputs = None  # compiled when first asked for
+        self._prepared = prepared
         self._version = version
 
     def __call__(self, images):
@@ -73,6 +68,9 @@ class PredictFn:
 
     def outputs(self, images) -> dict:
         self._refresh()
+        if self._outputs is None:
+            self._outputs = inference.predict_function(
+                self._prepared, self.spec, (inference.LABELS, inference.PROBABILITIES))
         return self._outputs(tf.cast(images, tf.float32))
 
 
