@@ -86,7 +86,11 @@ def original_frozen_graph(model, model_config: ModelConfig, crop_size: Tuple[int
                          f"{len(names - set(source))} only in the graph, "
                          f"{len(set(source) - names)} only in the model")
     with graph.as_default(), v1.Session(graph=graph) as session:
+        feeds, assigns = {}, []
         for var in variables:
-            var.load(source[var.op.name], session)
+            value = v1.placeholder(tf.float32, var.shape)
+            feeds[value] = source[var.op.name]
+            assigns.append(v1.assign(var, value))
+        session.run(assigns, feeds)  # one run: a run per variable costs ~40 ms each
         return v1.graph_util.convert_variables_to_constants(
             session, graph.as_graph_def(add_shapes=True), [ORIGINAL_OUTPUT])
