@@ -9,6 +9,7 @@ Usage, from the repository root:
   .venv/bin/python benchmarks/train_side_by_side.py [--model_variant=xception_65]
       [--crop_size=513 | --crop_size=513,513] [--batch_size=2] [--rounds=3]
       [--precision=float32] [--output_stride=16] [--num_classes=21]
+      [--original_keeps_freed_memory] [--trainer_env=NAME=VALUE ...]
 """
 
 import argparse
@@ -20,8 +21,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from deeplab_tf.allocator import keep_freed_memory  # noqa: E402
 from deeplab_tf.bench.train_compare import compare_training, format_training_comparison  # noqa: E402
+from deeplab_tf.bench.worker import original_environment  # noqa: E402
 from deeplab_tf.config import ModelConfig  # noqa: E402
 from deeplab_tf.hardware import CHOICES, detect  # noqa: E402
+from deeplab_tf.onednn import prefer_onednn  # noqa: E402
 
 ATROUS_RATES = {8: (12, 24, 36), 16: (6, 12, 18)}  # the original's recipes
 
@@ -37,6 +40,13 @@ def _crop_size(text):
     return (values * 2)[:2]
 
 
+def _assignment(text):
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
 def _parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model_variant", default="xception_65",
@@ -50,6 +60,11 @@ def _parser():
     parser.add_argument("--original_keeps_freed_memory", action="store_true",
                         help="give the original's graph this project's malloc settings too "
                              "(deeplab_tf/allocator.py; by default it runs with glibc's)")
+    parser.add_argument("--trainer_env", action="append", default=[], metavar="NAME=VALUE",
+                        type=_assignment,
+                        help="an environment variable for the trainer's process only "
+                             "(repeatable), e.g. TF_ENABLE_ONEDNN_OPTS=1 and "
+                             "ONEDNN_MAX_CPU_ISA=AVX2")
     return parser
 
 
@@ -65,6 +80,9 @@ def machine_lines():
             f"{', '.join(amx) if amx else 'no'}",
             "TF_ENABLE_ONEDNN_OPTS: " + (repr(onednn) if onednn is not None
                                          else "unset (TensorFlow's default for this CPU)"),
+            "trainer's kernels: " + prefer_onednn(),
+            "original's environment: " + (", ".join(
+                f"{k}={v}" for k, v in sorted(original_environment().items())) or "inherited"),
             "trainer's malloc: " + keep_freed_memory()]
 
 
@@ -81,6 +99,7 @@ def main(argv=None):
     report = compare_training(model_config.to_dict(), height, width, args.batch_size,
                               args.rounds, precision=args.precision,
                               original_keeps_freed_memory=args.original_keeps_freed_memory,
+                              trainer_environment=dict(args.trainer_env),
                               log=lambda line: print(line, file=sys.stderr, flush=True))
     print(format_training_comparison(report))
     print(json.dumps({"machine": machine_lines(), **report.to_dict()}))

@@ -9,6 +9,7 @@ converter worker) does not pay for TensorFlow and Keras until it needs them.
 import importlib
 
 from deeplab_tf.allocator import keep_freed_memory
+from deeplab_tf.onednn import prefer_onednn
 
 __version__ = "0.1.0"
 
@@ -25,6 +26,9 @@ __all__ = sorted(_LAZY)
 # Before TensorFlow allocates: freed tensors' memory is reused instead of page-faulted again
 # (deeplab_tf/allocator.py; DEEPLAB_TF_KEEP_FREED_MEMORY=0 keeps glibc's defaults).
 keep_freed_memory()
+# Before TensorFlow is imported: oneDNN's kernels on x86 CPUs with AVX2 where TensorFlow would
+# run its own (deeplab_tf/onednn.py; TF_ENABLE_ONEDNN_OPTS=0 keeps TensorFlow's).
+prefer_onednn()
 
 
 def __getattr__(name):

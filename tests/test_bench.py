@@ -97,6 +97,11 @@ def _counter_factory(label):
     return call, {"label": label}
 
 
+def _environment_factory(name):
+    """Worker factory: the process's value of environment variable ``name``."""
+    return (lambda: os.environ.get(name)), {"value": os.environ.get(name)}
+
+
 def _failing_factory():
     raise RuntimeError("cannot build this one")
 
@@ -127,6 +132,19 @@ def test_workers_alternate_and_idle_ones_are_stopped():
         pool.close()
     with pytest.raises(WorkerError, match="broken: RuntimeError: cannot build this one"):
         Worker("broken", _failing_factory)
+
+
+def test_worker_environment_is_the_new_process_only():
+    from deeplab_tf.bench.worker import Worker
+
+    name = "DEEPLAB_TF_TEST_WORKER_VARIABLE"
+    assert name not in os.environ
+    worker = Worker("env", _environment_factory, (name,), environment={name: "oneDNN"})
+    try:
+        assert worker.facts["value"] == "oneDNN"
+        assert name not in os.environ  # the parent's environment is restored
+    finally:
+        worker.close()
 
 
 @pytest.mark.slow  # several subprocesses that each build and trace models (1-4 min on 2 cores)

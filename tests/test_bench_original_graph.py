@@ -248,6 +248,12 @@ def test_training_comparison_report_ratio_and_table():
     values = json.loads(json.dumps(report.to_dict()))
     assert values["ratio_trainer_over_original"] == pytest.approx(1.1)
     assert values["results"][ORIGINAL]["median_s"] == 5.5
+    assert "trainer's" not in table and values["trainer_environment"] == {}
+    report.trainer_environment = {"TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    table = format_training_comparison(report)
+    assert ("; trainer's ONEDNN_MAX_CPU_ISA=AVX2; trainer's TF_ENABLE_ONEDNN_OPTS=1"
+            in table.splitlines()[0])
+    assert report.to_dict()["trainer_environment"]["ONEDNN_MAX_CPU_ISA"] == "AVX2"
 
     failed = _report([4.0], None)
     failed.errors[ORIGINAL] = "original_graph: the process died"
@@ -269,6 +275,12 @@ def test_side_by_side_script_rejects_a_bad_crop_size(capsys):
         script.main(["--crop_size=513x513"])
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert "--crop_size" in error and "'513x513'" in error
+    with pytest.raises(SystemExit):
+        script.main(["--trainer_env=TF_ENABLE_ONEDNN_OPTS"])
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--trainer_env" in error and "NAME=VALUE" in error
+    assert script._parser().parse_args(
+        ["--trainer_env=ONEDNN_MAX_CPU_ISA=AVX2"]).trainer_env == [("ONEDNN_MAX_CPU_ISA", "AVX2")]
     assert "avx512f: " in script.machine_lines()[1]
 
 

@@ -47,6 +47,14 @@ def _serve(served, data: bytes):
     return outputs["semantic_predictions"].numpy()[0, :height, :width]
 
 
+def _agrees_with_predict(served, labels, rgb):
+    """The signature's labels of noise pixels against eval's predict (another graph): equal
+    but for near-ties, which rounding in another kernel library may flip (<= 0.5 %)."""
+    expected = served["predict"](rgb)
+    assert labels.shape == expected.shape
+    assert (labels == expected).mean() >= 0.995, (labels != expected).sum()
+
+
 def _rgb(seed=0, size=(33, 45)):
     return np.random.default_rng(seed).integers(0, 256, size + (3,), dtype=np.uint8)
 
@@ -62,7 +70,9 @@ def test_image_modes_become_rgb(served, mode, fmt):
     assert np.abs(decoded.astype(int) - reference.astype(int)).max() <= tolerance
     if mode in ("L", "LA"):
         assert (decoded == decoded[..., :1]).all()  # gray replicated into R, G and B
-    np.testing.assert_array_equal(_serve(served, data), served["predict"](decoded))
+    # The same pixels sent as a lossless RGB PNG give the same labels (one graph: exact; the
+    # signature's agreement with eval on the test scenes is test_export_saved_model's).
+    np.testing.assert_array_equal(_serve(served, data), _serve(served, encode_png(decoded)))
 
 
 def _png_header(width: int, height: int) -> bytes:
@@ -78,12 +88,14 @@ def _bad(served, data: bytes, match=None):
 
 def test_pixel_limit_read_from_the_header_and_serving_continues(served):
     good = encode_png(_rgb())  # 33 x 45 = 1485 pixels, under the limit
+    before = _serve(served, good)
     _bad(served, _png_header(30000, 30000), "max_image_pixels=4000")  # a decompression bomb
     _bad(served, encode_png(_rgb(size=(70, 70))), "max_image_pixels")  # 4900 > 4000
     _bad(served, encode_jpeg(_rgb(size=(70, 70))), "max_image_pixels")
     _bad(served, b"", "Empty image bytes")
     _bad(served, b"GET / HTTP/1.1\r\n\r\n")
-    np.testing.assert_array_equal(_serve(served, good), served["predict"](_rgb()))
+    np.testing.assert_array_equal(_serve(served, good), before)
+    _agrees_with_predict(served, before, _rgb())
 
 
 def _fuzz_cases(rng):
@@ -109,6 +121,8 @@ def _fuzz_cases(rng):
 
 def test_fuzz_bad_requests_are_invalid_argument_and_serving_continues(served):
     rng = np.random.default_rng(123)
+    good = encode_png(_rgb())
+    before = _serve(served, good)
     cases = _fuzz_cases(rng)
     assert len(cases) >= 50
     errors = served_ok = 0
@@ -121,8 +135,7 @@ def test_fuzz_bad_requests_are_invalid_argument_and_serving_continues(served):
         # Whatever decodes (e.g. a PNG cut only in its trailer) is served whole and sane.
         assert labels.ndim == 2 and labels.size <= MAX_PIXELS, name
         served_ok += 1
-    good = encode_png(_rgb())
-    np.testing.assert_array_equal(_serve(served, good), served["predict"](_rgb()))
+    np.testing.assert_array_equal(_serve(served, good), before)
     print(f"serving fuzz: {len(cases)} bad inputs, {errors} InvalidArgument, "
           f"{served_ok} decoded and served, 0 crashes")
     assert errors >= len(cases) - 10

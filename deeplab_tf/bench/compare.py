@@ -20,10 +20,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from deeplab_tf import allocator
 from deeplab_tf.bench.contenders import DEFAULT_CONTENDERS, REFERENCE, Setup, build, make_image
 from deeplab_tf.bench.timing import Summary
-from deeplab_tf.bench.worker import Pool, Worker
+from deeplab_tf.bench.worker import Pool, Worker, original_environment
 
 
 def _contender_factory(name: str, setup: Setup):
@@ -96,8 +95,12 @@ class Comparison:
 
 
 def compare(setup: Setup, contenders: Sequence[str] = DEFAULT_CONTENDERS, *, rounds: int = 5,
-            warmup: int = 1, log=print) -> Comparison:
+            warmup: int = 1, environments: Optional[Dict[str, Dict[str, str]]] = None,
+            log=print) -> Comparison:
     """Times ``contenders`` (plus ``original`` when ``setup.frozen_graph``) side by side.
+
+    ``environments``: variables for one contender's process, by name, over its defaults
+    (e.g. ``{"tf_folded": {"ONEDNN_MAX_CPU_ISA": "AVX2"}}``).
 
     A contender that fails to build is reported with its error, the others still run. The
     reference ``tf_function`` is always built (it gives the agreement and the multiply-adds).
@@ -113,8 +116,10 @@ def compare(setup: Setup, contenders: Sequence[str] = DEFAULT_CONTENDERS, *, rou
         for name in names:
             log(f"  building {name} ...")
             try:
-                # The original's graph runs with glibc's malloc defaults, as it ran.
-                environment = {allocator.ENV: "0"} if name == "original" else None
+                # The original's graph runs with TensorFlow's kernels for this CPU and
+                # glibc's malloc defaults, as it ran.
+                environment = original_environment() if name == "original" else {}
+                environment.update((environments or {}).get(name, {}))
                 worker = Worker(name, _contender_factory, (name, setup), environment)
             except Exception as error:  # WorkerError: reported, the others go on
                 results[name].error = str(error).splitlines()[0]

@@ -50,12 +50,14 @@ def gpu_suite(smoke: bool = False, log=print) -> dict:
     from deeplab_tf.bench.contenders import Setup
     from deeplab_tf.bench.train import format_train, train_benchmarks
     from deeplab_tf.hardware import detect, resolve_mixed_precision
+    from deeplab_tf.onednn import prefer_onednn
 
     started = time.perf_counter()
     variants, size, batch, train, contenders, rounds, steps = _gpu_plan(smoke)
     hardware = detect()
     log(f"machine: {hardware.describe()}")
     log("mixed_precision=auto -> %s (%s)" % resolve_mixed_precision("auto", hardware))
+    log(f"kernels: {prefer_onednn()}")
     tables = {}
     for name, config in variants.items():
         results = []

@@ -7,8 +7,13 @@
   checks), its outputs read back to the host as the loop reads them;
 * ``original_graph``: one ``Session.run`` of ``bench.original_graph``'s training step, the
   original's formulation of the same network (always float32: the original had no mixed
-  precision), in a process with glibc's malloc defaults, as the original ran
-  (``allocator.keep_freed_memory`` off there unless ``original_keeps_freed_memory``).
+  precision), in a process with TensorFlow's own choice of kernels for this CPU and glibc's
+  malloc defaults, as the original ran (``worker.original_environment``:
+  ``allocator.keep_freed_memory`` off there unless ``original_keeps_freed_memory``).
+
+``trainer_environment`` sets variables for the trainer's process only (e.g.
+``TF_ENABLE_ONEDNN_OPTS=1`` with ``ONEDNN_MAX_CPU_ISA=AVX2``: oneDNN's AVX2 kernels for the
+Trainer while the original's graph keeps TensorFlow's own, the AVX2 kind's default).
 
 Both train from the same ``TrainConfig`` values on the same fixed batch
 (``bench.train.synthetic_batch``: images uniform in [0, 255], ~5 % ignore pixels). Each
@@ -31,10 +36,9 @@ import dataclasses
 import tempfile
 from typing import Dict, List, Optional
 
-from deeplab_tf import allocator
 from deeplab_tf.bench.timing import Summary
 from deeplab_tf.bench.train import IGNORE_LABEL, _dataset_fn
-from deeplab_tf.bench.worker import Pool, Worker
+from deeplab_tf.bench.worker import Pool, Worker, original_environment
 
 TRAINER, ORIGINAL = "trainer", "original_graph"
 NAMES = (TRAINER, ORIGINAL)
@@ -95,6 +99,7 @@ class TrainComparison:
     rounds: int
     warmup: int
     original_keeps_freed_memory: bool = False
+    trainer_environment: Dict[str, str] = dataclasses.field(default_factory=dict)
     summaries: Dict[str, Summary] = dataclasses.field(default_factory=dict)
     losses: Dict[str, List[float]] = dataclasses.field(default_factory=dict)
     build_seconds: Dict[str, float] = dataclasses.field(default_factory=dict)
@@ -125,12 +130,14 @@ class TrainComparison:
                 "width": self.width, "batch_size": self.batch_size,
                 "precision": self.precision, "rounds": self.rounds, "warmup": self.warmup,
                 "original_keeps_freed_memory": self.original_keeps_freed_memory,
+                "trainer_environment": dict(self.trainer_environment),
                 "ratio_trainer_over_original": self.ratio, "results": rows}
 
 
 def compare_training(model_config_dict: dict, height: int, width: int, batch_size: int,
                      rounds: int, precision: str = "float32", warmup: int = 2,
                      original_keeps_freed_memory: bool = False,
+                     trainer_environment: Optional[Dict[str, str]] = None,
                      log=print) -> TrainComparison:
     """Times the Trainer's step and the original's graph step side by side (module doc).
 
@@ -140,7 +147,8 @@ def compare_training(model_config_dict: dict, height: int, width: int, batch_siz
 
     precision = resolve_mixed_precision(precision)[0]
     report = TrainComparison(dict(model_config_dict), height, width, batch_size, precision,
-                             rounds, warmup, original_keeps_freed_memory)
+                             rounds, warmup, original_keeps_freed_memory,
+                             dict(trainer_environment or {}))
     factories = {TRAINER: _trainer_factory, ORIGINAL: _original_factory}
     workers = []
     with tempfile.TemporaryDirectory(prefix="train_compare_") as logdir:
@@ -150,10 +158,12 @@ def compare_training(model_config_dict: dict, height: int, width: int, batch_siz
                 if name == TRAINER:
                     args += (precision, logdir)
                 log(f"  building {name} ({height}x{width}, batch {batch_size}) ...")
-                keep = name == TRAINER or original_keeps_freed_memory
+                if name == TRAINER:
+                    environment = report.trainer_environment
+                else:
+                    environment = original_environment(original_keeps_freed_memory)
                 try:
-                    worker = Worker(name, factories[name], args,
-                                    environment=None if keep else {allocator.ENV: "0"})
+                    worker = Worker(name, factories[name], args, environment=environment)
                 except Exception as error:  # WorkerError: reported; no comparison then
                     report.errors[name] = str(error).splitlines()[0]
                     log(f"  {name}: {report.errors[name]}")
@@ -197,7 +207,9 @@ def format_training_comparison(report: TrainComparison) -> str:
              f"{report.precision} (original_graph float32, glibc malloc "
              f"{'as the trainer' if report.original_keeps_freed_memory else 'defaults'}); "
              f"median of {report.rounds} "
-             f"alternating rounds after {report.warmup} warm-up steps, each in its own process",
+             f"alternating rounds after {report.warmup} warm-up steps, each in its own process"
+             + "".join(f"; trainer's {name}={value}"
+                       for name, value in sorted(report.trainer_environment.items())),
              "",
              "| training step | images/s | s/step (median) | best..worst (s) | first loss | "
              "build (s) |", "|---|---:|---:|---:|---:|---:|"]

@@ -16,6 +16,8 @@ import time
 import traceback
 from typing import Callable, Dict, List, Optional
 
+from deeplab_tf import allocator, onednn
+
 _CONTEXT = multiprocessing.get_context("spawn")
 
 
@@ -68,6 +70,16 @@ def _environment(values: Dict[str, str]):
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def original_environment(keeps_freed_memory: bool = False) -> Dict[str, str]:
+    """The original's process as the original ran here: TensorFlow's own choice of kernels
+    for this CPU (``onednn.original_environment``) and glibc's malloc defaults (unless
+    ``keeps_freed_memory``)."""
+    environment = onednn.original_environment()
+    if not keeps_freed_memory:
+        environment[allocator.ENV] = "0"
+    return environment
 
 
 class WorkerError(RuntimeError):

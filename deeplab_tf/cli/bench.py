@@ -28,6 +28,7 @@ import os
 import platform
 
 from deeplab_tf.cli._common import UserError, atomic_write_text, run_app
+from deeplab_tf.onednn import prefer_onednn
 from deeplab_tf.cli.flags import bench as bench_flags
 from deeplab_tf.cli.flags import data, export, inference, model, parse_size
 
@@ -136,8 +137,7 @@ def _compare(config, height, width, stats):
     table = compare_lib.format_comparison(report)
     print(table)
     record = {"config": config.to_dict(), "height": height, "width": width, **stats,
-              "machine": {"processor": platform.processor() or platform.machine(),
-                          "cpu_count": os.cpu_count()},
+              "machine": _machine(),
               "comparison": report.to_dict(), "table": table}
     atomic_write_text(_OUTPUT_JSON.value, json.dumps(record, indent=2))
     print(f"Wrote {_OUTPUT_JSON.value}")
@@ -157,6 +157,12 @@ def _train_rows(config, height, width, batch_size, jit_values, madds):
     return rows
 
 
+def _machine(**extra) -> dict:
+    """The machine facts of the JSON record: processor, cores, kernels (onednn), ``extra``."""
+    return {"processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "kernels": prefer_onednn(), **extra}
+
+
 def main(argv):
     if len(argv) > 1:
         raise UserError(f"Unexpected arguments: {' '.join(argv[1:])}")
@@ -172,6 +178,7 @@ def main(argv):
           f"decoder={list(config.decoder_output_stride)} at {height}x{width}")
     stats = model_stats(config, height, width)
     print(f"params: {stats['params']:,}  multiply-adds: {stats['madds'] / 1e9:.2f}B")
+    print(f"kernels: {prefer_onednn()}")
     if _comparing():
         return _compare(config, height, width, stats)
     peak = peak_flops()
@@ -211,8 +218,7 @@ def main(argv):
 
     record = {
         "config": config.to_dict(), "height": height, "width": width, **stats,
-        "machine": {"processor": platform.processor() or platform.machine(),
-                    "cpu_count": os.cpu_count(), **peak},
+        "machine": _machine(**peak),
         "results": [{"name": r.name, "batch_size": r.batch_size, "seconds": r.seconds,
                      "images_per_second": r.images_per_second,
                      "utilisation": r.utilisation(peak["peak_flops"])} for r in results],
