@@ -28,9 +28,9 @@ import os
 import platform
 
 from deeplab_tf.cli._common import UserError, atomic_write_text, run_app
-from deeplab_tf.onednn import prefer_onednn
 from deeplab_tf.cli.flags import bench as bench_flags
 from deeplab_tf.cli.flags import data, export, inference, model, parse_size
+from deeplab_tf.onednn import prefer_onednn
 
 _CROP_SIZE = export.CROP_SIZE
 _BATCH_SIZE = bench_flags.BATCH_SIZE
