@@ -32,7 +32,7 @@ import platform
 import sys
 from typing import Dict, FrozenSet, Optional
 
-from deeplab_tf.hardware import _read_cpuinfo, parse_cpuinfo
+from deeplab_tf.hardware import detect
 
 ENV = "TF_ENABLE_ONEDNN_OPTS"
 # Set beside ENV when deeplab_tf set it, so that child processes know it was not the user.
@@ -42,12 +42,13 @@ SET_HERE = "DEEPLAB_TF_SET_ONEDNN_OPTS"
 TENSORFLOW_DEFAULT_FLAGS = ("avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8",
                             "amx_bf16")
 _X86 = ("x86_64", "amd64")
+_SET_BY_US = f"oneDNN on ({ENV}=1 set by deeplab_tf: TensorFlow leaves it off on this CPU)"
 
 _state: Dict[str, Optional[str]] = {"done": None}
 
 
 def _flags(cpu_flags: Optional[FrozenSet[str]]) -> FrozenSet[str]:
-    return parse_cpuinfo(_read_cpuinfo())[1] if cpu_flags is None else cpu_flags
+    return detect(gpus=()).cpu_flags if cpu_flags is None else cpu_flags
 
 
 def _set_here() -> bool:
@@ -65,26 +66,28 @@ def prefer_onednn(cpu_flags: Optional[FrozenSet[str]] = None,
     if _state["done"] is not None:
         return _state["done"]
     machine = (machine or platform.machine()).lower()
-    flags = None if machine not in _X86 or not sys.platform.startswith("linux") else \
-        _flags(cpu_flags)
     if _set_here():  # by deeplab_tf in this process or in a parent
-        done = f"oneDNN on ({ENV}=1 set by deeplab_tf: TensorFlow leaves it off on this CPU)"
+        done = _SET_BY_US
     elif os.environ.get(ENV) is not None:
         done = f"{ENV}={os.environ[ENV]} kept (set in the environment)"
-    elif flags is None:
+    elif machine not in _X86 or not sys.platform.startswith("linux"):
         done = "not Linux x86: TensorFlow's default kept"
-    elif tensorflow_turns_it_on(flags):
-        done = "oneDNN on (TensorFlow's default for this CPU)"
-    elif "avx2" not in flags:
-        done = "no AVX2: TensorFlow's own kernels kept"
-    elif "tensorflow" in sys.modules:
-        done = ("TensorFlow was imported before deeplab_tf: its own kernels kept (set "
-                f"{ENV}=1 before importing it for oneDNN's)")
-    else:
-        os.environ[ENV] = os.environ[SET_HERE] = "1"
-        done = f"oneDNN on ({ENV}=1 set by deeplab_tf: TensorFlow leaves it off on this CPU)"
+    else:  # only now is /proc/cpuinfo read
+        done = _decide(_flags(cpu_flags))
     _state["done"] = done
     return done
+
+
+def _decide(flags: FrozenSet[str]) -> str:
+    if tensorflow_turns_it_on(flags):
+        return "oneDNN on (TensorFlow's default for this CPU)"
+    if "avx2" not in flags:
+        return "no AVX2: TensorFlow's own kernels kept"
+    if "tensorflow" in sys.modules:
+        return ("TensorFlow was imported before deeplab_tf: its own kernels kept (set "
+                f"{ENV}=1 before importing it for oneDNN's)")
+    os.environ[ENV] = os.environ[SET_HERE] = "1"
+    return _SET_BY_US
 
 
 def original_environment(cpu_flags: Optional[FrozenSet[str]] = None) -> Dict[str, str]:
