@@ -1,5 +1,5 @@
 """Writes the original export_model.py's frozen_inference_graph.pb, built TF1 style from this
-project's weights (``deeplab_tf.bench.original_export``), for ``deeplab-bench
+project's weights (``peers.original_export``), for ``deeplab-bench
 --compare_frozen_graph`` where the original's own graph is not at hand (issue 14; not a test).
 
 The weights are ``bench.model.randomize_weights(model, --seed)``, the ones every deeplab-bench
@@ -42,7 +42,7 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     from deeplab_tf import fileio
     from deeplab_tf.bench.model import randomize_weights
-    from deeplab_tf.bench.original_export import original_frozen_graph
+    from peers.original_export import original_frozen_graph
     from deeplab_tf.config import ModelConfig
     from deeplab_tf.model import build_model
 
@@ -51,7 +51,7 @@ def main(argv=None):
                          decoder_output_stride=(4,), num_classes=args.num_classes)
     model = build_model(config)
     if args.checkpoint_path:
-        from deeplab_tf.checkpoint_inference import load_for_inference
+        from deeplab_tf.checkpoints.strict import load_for_inference
 
         load_for_inference(model, args.checkpoint_path)
     else:

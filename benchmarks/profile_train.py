@@ -3,7 +3,7 @@
 Runs ``Trainer`` on synthetic data for ``--warmup`` steps, then traces ``--steps`` steps
 with ``tf.profiler`` and prints the op types that took the most host time (not a test).
 With ``--peer``, the same for the original's formulation of the step
-(``deeplab_tf.bench.original_graph``: one ``Session.run`` per step), so that the two
+(``peers.original_graph``: one ``Session.run`` per step), so that the two
 profiles can be compared op type by op type.
 
 Usage:
@@ -53,7 +53,7 @@ def main():
 
 
 def _profile_peer(args, model_config, trace_dir):
-    from deeplab_tf.bench.original_graph import build_training_graph
+    from peers.original_graph import build_training_graph
 
     step = build_training_graph(model_config, args.crop_size, args.crop_size,
                                 args.batch_size).step_fn()

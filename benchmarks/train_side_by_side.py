@@ -2,7 +2,7 @@
 
 Times ``Trainer._train_step`` and one ``Session.run`` of ``bench.original_graph``'s training
 step (the original's formulation of the same network) in two processes, alternating rounds
-(``deeplab_tf.bench.train_compare``). Prints the machine (CPU model; avx512f, avx512_bf16 and
+(``peers.train_compare``). Prints the machine (CPU model; avx512f, avx512_bf16 and
 AMX present or not; TF_ENABLE_ONEDNN_OPTS), the Markdown table and one JSON line.
 
 Usage, from the repository root:
@@ -19,12 +19,12 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from deeplab_tf.allocator import keep_freed_memory  # noqa: E402
-from deeplab_tf.bench.train_compare import compare_training, format_training_comparison  # noqa: E402
+from deeplab_tf.runtime.allocator import keep_freed_memory  # noqa: E402
+from peers.train_compare import compare_training, format_training_comparison  # noqa: E402
 from deeplab_tf.bench.worker import original_environment  # noqa: E402
 from deeplab_tf.config import ModelConfig  # noqa: E402
-from deeplab_tf.hardware import CHOICES, detect  # noqa: E402
-from deeplab_tf.onednn import prefer_onednn  # noqa: E402
+from deeplab_tf.runtime.hardware import CHOICES, detect  # noqa: E402
+from deeplab_tf.runtime.onednn import prefer_onednn  # noqa: E402
 
 ATROUS_RATES = {8: (12, 24, 36), 16: (6, 12, 18)}  # the original's recipes
 

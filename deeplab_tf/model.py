@@ -3,7 +3,7 @@
 Model contract (DESIGN.md): input float32 RGB in [0, 255], NHWC, any height and width; the
 backbone's normalisation is applied inside the model. Output: logits at the model's native
 output stride (4 with the usual decoder, else ``output_stride``). Use
-``deeplab_tf.evaluation.inference`` to upsample them to the input size and take the argmax.
+``deeplab_tf.inference`` to upsample them to the input size and take the argmax.
 
 Example:
 
@@ -20,12 +20,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from deeplab_tf import heads
-from deeplab_tf.backbones import get_backbone
-from deeplab_tf.config import ModelConfig
-from deeplab_tf.backbones import mean_pixel  # noqa: F401 (public here too)
-from deeplab_tf.layers.conv_bn import fold_batch_norm, iter_original_layers  # noqa: F401
-from deeplab_tf.layers.normalization import Normalization
+from deeplab_tf import inference, presets
+from deeplab_tf.config import EvalConfig, ModelConfig
+from deeplab_tf.losses import SegmentationLoss
+from deeplab_tf.modeling.madds import count_madds
+from deeplab_tf.modeling.network import build_network
+from deeplab_tf.modeling.scopes import gradient_multipliers
+from deeplab_tf.segmenter import DeepLabSegmenter
 
 
 @keras.saving.register_keras_serializable(package="deeplab_tf")
@@ -64,14 +65,7 @@ class DeepLab(keras.Model):
             raise TypeError(
                 f"config must be a ModelConfig. Received: {type(config).__name__}")
         # === Layers and the functional graph ===
-        spec = get_backbone(config.model_variant)
-        images = keras.Input(shape=tuple(input_shape), name="images", dtype="float32")
-        x = Normalization(spec.normalization, name="normalization")(images)
-        features, endpoints = spec.builder(x, config, config.model_variant)
-        features = heads.aspp(features, config)
-        if config.uses_decoder:
-            features = heads.decoder(features, endpoints, config, spec.decoder_taps)
-        logits = heads.logits(features, config)
+        images, logits = build_network(config, input_shape)
         super().__init__(inputs=images, outputs=logits,
                          name=name or f"deeplab_{config.model_variant}", **kwargs)
         # === Config ===
@@ -99,8 +93,6 @@ class DeepLab(keras.Model):
     @classmethod
     def from_preset(cls, name: str, checkpoint=None, **overrides) -> "DeepLab":
         """A model of the original's model zoo; see ``deeplab_tf.presets.from_preset``."""
-        from deeplab_tf import presets
-
         return presets.from_preset(cls, name, checkpoint=checkpoint, **overrides)
 
     # ----------------------------------------------------------------- inference
@@ -108,7 +100,7 @@ class DeepLab(keras.Model):
                        batch_size: int = 8) -> np.ndarray:
         """int32 [B, H, W] labels at the input size, through the one inference path.
 
-        ``deeplab_tf.evaluation.inference.predict`` with the ``InferenceSpec`` of this
+        ``deeplab_tf.inference.predict`` with the ``InferenceSpec`` of this
         model's config: images padded to ``k * output_stride + 1`` with the backbone's mean
         pixel, predicted (multi-scale and left-right flip averaged if asked) and cropped back,
         as deeplab-eval and the exports compute them. The model runs as it is (batch norm not
@@ -120,9 +112,6 @@ class DeepLab(keras.Model):
             add_flipped_images: bool. Also average left-right flipped inputs.
             batch_size: int. Images per forward pass.
         """
-        from deeplab_tf.config import EvalConfig
-        from deeplab_tf.evaluation import inference
-
         images = np.asarray(images)
         single = images.ndim == 3
         if single:
@@ -144,8 +133,6 @@ class DeepLab(keras.Model):
     def segmenter(self, output_type: str = "labels"):
         """A ``DeepLabSegmenter`` around this model (shared weights): ``predict`` gives
         input-size ``"labels"``, ``"probabilities"`` or ``"logits"``."""
-        from deeplab_tf.segmenter import DeepLabSegmenter
-
         return DeepLabSegmenter(self, output_type=output_type)
 
     # ----------------------------------------------------------------- training
@@ -170,8 +157,6 @@ class DeepLab(keras.Model):
             "last_layers_contain_logits_only": bool(last_layers_contain_logits_only),
             "gradient_multipliers": bool(gradient_multipliers)}
         self._multiplier_by_path = None
-        from deeplab_tf.losses import SegmentationLoss
-
         for item in tf.nest.flatten(loss):
             if isinstance(item, SegmentationLoss):
                 item.bind_step(self.optimizer.iterations)
@@ -191,8 +176,6 @@ class DeepLab(keras.Model):
 
     def _multipliers(self):
         if self._multiplier_by_path is None:
-            from deeplab_tf.train.multipliers import gradient_multipliers
-
             options = self._compile_options or {"gradient_multipliers": False}
             values = [1.0] * len(self.trainable_variables)
             if options["gradient_multipliers"]:
@@ -244,50 +227,6 @@ def build_model(config: ModelConfig, input_shape=(None, None, 3), name=None) -> 
     return DeepLab(config, input_shape=input_shape, name=name)
 
 
-def output_stride_of(config: ModelConfig) -> int:
-    """Stride of the model's logits relative to its input."""
-    if config.uses_decoder:
-        return config.decoder_output_stride[-1]
-    return config.output_stride
-
-
-_CONV_OPS = ("Conv2D", "DepthwiseConv2dNative", "MatMul", "BatchMatMulV2")
-
-
-def _op_madds(op) -> int:
-    out_shape = op.outputs[0].shape
-    if op.type == "Conv2D":
-        kh, kw, cin, _ = op.inputs[1].shape
-        return int(out_shape.num_elements()) * int(kh) * int(kw) * int(cin)
-    if op.type == "DepthwiseConv2dNative":
-        kh, kw, _, _ = op.inputs[1].shape
-        return int(out_shape.num_elements()) * int(kh) * int(kw)
-    # MatMul / BatchMatMul: every output element costs the contracted dimension.
-    a_shape = op.inputs[0].shape
-    transpose_a = op.get_attr("transpose_a") if op.type == "MatMul" else op.get_attr("adj_x")
-    contracted = a_shape[-2] if transpose_a else a_shape[-1]
-    return int(out_shape.num_elements()) * int(contracted)
-
-
-def count_madds(model: keras.Model, height: int, width: int) -> int:
-    """Multiply-adds of one forward pass at ``height`` x ``width`` (batch 1).
-
-    Counts the convolutions (regular and depthwise) and matrix multiplications of the traced
-    inference graph: a convolution costs output elements x kernel height x kernel width
-    (x input channels for a regular one). Batch norm, bias, activations, pooling and resizes
-    are not counted, as in the published figures.
-    """
-    spec = tf.TensorSpec([1, height, width, 3], tf.float32)
-    graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec).graph
-    total = 0
-    for op in graph.get_operations():
-        if op.type in _CONV_OPS:
-            if not op.outputs[0].shape.is_fully_defined():
-                raise ValueError(f"Cannot count {op.type} {op.name}: unknown static shape")
-            total += _op_madds(op)
-    return total
-
-
 def model_stats(config: ModelConfig, height: int, width: int) -> dict:
     """``{"params": int, "madds": int}`` for ``config`` at ``height`` x ``width``.
 
@@ -297,3 +236,22 @@ def model_stats(config: ModelConfig, height: int, width: int) -> dict:
     """
     model = build_model(config)
     return {"params": int(model.count_params()), "madds": count_madds(model, height, width)}
+
+
+# Names this module re-exported before the layout of 0.2 (documented as
+# ``deeplab_tf.model.fold_batch_norm``): kept for one release, with a deprecation warning.
+_MOVED = {"fold_batch_norm": "deeplab_tf.modeling.layers.conv_bn",
+          "iter_original_layers": "deeplab_tf.modeling.layers.conv_bn",
+          "mean_pixel": "deeplab_tf.modeling.backbones",
+          "count_madds": "deeplab_tf.modeling.madds"}
+
+
+def __getattr__(name):
+    if name in _MOVED:
+        import importlib
+        import warnings
+
+        warnings.warn(f"deeplab_tf.model.{name} moved to {_MOVED[name]}.{name}; this alias "
+                      "will be removed in the next release", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module 'deeplab_tf.model' has no attribute {name!r}")

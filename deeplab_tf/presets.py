@@ -174,7 +174,7 @@ def from_preset(model_class, name: str, checkpoint: Optional[str] = None, **over
             module does not import deeplab_tf.model, which imports it).
         name: str. A key of ``PRESETS``.
         checkpoint: str. Path of the zoo tarball, its extracted folder or a checkpoint
-            prefix, as ``deeplab_tf.checkpoint_paths.resolve_checkpoint_path`` takes it (a
+            prefix, as ``deeplab_tf.checkpoints.paths.resolve_checkpoint_path`` takes it (a
             tarball is extracted once beside itself). Required: nothing is downloaded; a
             missing file's error gives the URL to fetch.
         **overrides: ModelConfig fields to change (e.g. ``output_stride=8`` with matching
@@ -183,8 +183,8 @@ def from_preset(model_class, name: str, checkpoint: Optional[str] = None, **over
     Returns:
         DeepLab with the checkpoint's weights.
     """
-    from deeplab_tf.checkpoint_paths import CheckpointError, resolve_checkpoint_path
-    from deeplab_tf.checkpoints import load_checkpoint
+    from deeplab_tf.checkpoints.paths import CheckpointError, resolve_checkpoint_path
+    from deeplab_tf.checkpoints.loading import load_checkpoint
 
     preset = get(name)
     needs = (f"Preset {name!r} needs its checkpoint: download {preset.url} and pass "

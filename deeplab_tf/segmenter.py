@@ -4,7 +4,7 @@ image segmenters do.
 
 The wrapped ``DeepLab`` keeps the model contract (logits at the native output stride); the
 segmenter adds the inference path's align-corners upsampling to the input size and the
-softmax / argmax of ``deeplab_tf.evaluation.inference``. Single scale, no padding: use
+softmax / argmax of ``deeplab_tf.inference``. Single scale, no padding: use
 ``DeepLab.predict_labels`` for the padded, multi-scale, flipped evaluation path.
 
 Example:
@@ -19,7 +19,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from deeplab_tf.evaluation.inference import upsample_logits
+from deeplab_tf.inference import upsample_logits
 
 OUTPUTS = ("labels", "probabilities", "logits")
 

@@ -65,7 +65,7 @@ def train_scene_model(steps: int = 300, crop: int = 33, seed: int = 0):
     import keras
     import tensorflow as tf
 
-    from deeplab_tf.evaluation.inference import upsample_logits
+    from deeplab_tf.inference import upsample_logits
     from deeplab_tf.model import build_model
 
     keras.utils.set_random_seed(seed)

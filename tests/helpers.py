@@ -121,7 +121,7 @@ def write_tf1_checkpoint(prefix, values):
 
 def random_original_values(model, seed=0):
     """{original name: random array} for every variable of ``model`` (variances positive)."""
-    from deeplab_tf.layers.conv_bn import original_variable_map
+    from deeplab_tf.modeling.layers.conv_bn import original_variable_map
 
     rng = np.random.default_rng(seed)
     values = {}

@@ -16,7 +16,7 @@ from deeplab_tf.config import DataConfig
 from deeplab_tf.data import pipeline
 from deeplab_tf.losses import SegmentationLoss
 from deeplab_tf.metrics import MeanIoU
-from deeplab_tf.model import mean_pixel
+from deeplab_tf.modeling.backbones import mean_pixel
 from deeplab_tf.schedules import PolyLearningRate
 
 

@@ -15,7 +15,7 @@ import pytest
 PROBE = r"""
 import ctypes, resource
 import deeplab_tf
-from deeplab_tf.allocator import keep_freed_memory
+from deeplab_tf.runtime.allocator import keep_freed_memory
 libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
 libc.malloc.argtypes = [ctypes.c_size_t]

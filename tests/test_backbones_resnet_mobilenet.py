@@ -18,9 +18,9 @@ import pytest
 
 import helpers
 from deeplab_tf import ModelConfig
-from deeplab_tf.backbones import get_backbone, mobilenet_v2, resnet_v1
-from deeplab_tf.layers.conv_bn import ConvBN, original_variable_map
-from deeplab_tf.layers.normalization import Normalization
+from deeplab_tf.modeling.backbones import get_backbone, mobilenet_v2, resnet_v1
+from deeplab_tf.modeling.layers.conv_bn import ConvBN, original_variable_map
+from deeplab_tf.modeling.layers.normalization import Normalization
 
 SIZE = 65
 
@@ -419,7 +419,7 @@ def test_expanded_conv_matches_numpy(size, in_depth, out_depth, expansion, strid
 
 
 def test_dilated_units_schedule():
-    from deeplab_tf.backbones.strides import dilated_units
+    from deeplab_tf.modeling.backbones.strides import dilated_units
 
     # ResNet-50 units after the stride-4 root: block strides on each block's last unit.
     resnet = [1, 1, 2] + [1, 1, 1, 2] + [1] * 5 + [2] + [1, 1, 1]

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from deeplab_tf import hardware
+from deeplab_tf.runtime import hardware
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

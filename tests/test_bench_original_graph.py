@@ -1,4 +1,4 @@
-"""The original-graph peer (deeplab_tf.bench.original_graph) is the original's network and loss.
+"""The original-graph peer (peers.original_graph) is the original's network and loss.
 
 Its variables are the original's checkpoint list; with random weights written as a TF1
 checkpoint and loaded into this project's Keras model, the two give the same logits
@@ -58,7 +58,7 @@ def checkpoint(tmp_path_factory, batch):
     """(prefix, values, peer inference logits): random weights saved by tf.train.Saver."""
     import tensorflow as tf
 
-    from deeplab_tf.bench.original_graph import build_network
+    from peers.original_graph import build_network
 
     graph = tf.Graph()
     with graph.as_default():
@@ -97,7 +97,7 @@ def keras_inference_logits(keras_model, batch):
 def peer_steps(checkpoint, batch):
     """The peer trained two steps from the checkpoint: the fetches of each step and the
     logits biases before and after the first."""
-    from deeplab_tf.bench.original_graph import build_training_graph
+    from peers.original_graph import build_training_graph
     from deeplab_tf.config import TrainConfig
 
     train_config = TrainConfig(train_batch_size=BATCH, base_learning_rate=BASE_LR,
@@ -145,9 +145,9 @@ def test_original_frozen_graph_gives_our_labels(keras_model, tmp_path):
     import tensorflow as tf
 
     from deeplab_tf.bench.contenders import graph_function, load_graph_def
-    from deeplab_tf.bench.original_export import original_frozen_graph
-    from deeplab_tf.evaluation import inference
-    from deeplab_tf.model import mean_pixel
+    from peers.original_export import original_frozen_graph
+    from deeplab_tf import inference
+    from deeplab_tf.modeling.backbones import mean_pixel
 
     graph_def = original_frozen_graph(keras_model, _config(), (HEIGHT, WIDTH))
     ops = {node.op for node in graph_def.node}
@@ -184,7 +184,7 @@ def test_regularization_is_slim_l2_of_the_regular_kernels(checkpoint, peer_steps
 
 def test_first_step_loss_equals_ours_and_the_step_updates(keras_model, keras_inference_logits,
                                                           batch, peer_steps, checkpoint):
-    from deeplab_tf.train.losses import mean_loss, softmax_cross_entropy
+    from deeplab_tf.losses import mean_loss, softmax_cross_entropy
 
     images, labels = batch
     keras_model.get_layer("concat_projection_dropout").rate = 0.0  # the peer's keep_prob 1
@@ -220,7 +220,7 @@ def test_first_step_loss_equals_ours_and_the_step_updates(keras_model, keras_inf
 
 def _report(trainer_times, original_times, batch_size=2):
     from deeplab_tf.bench.timing import Summary
-    from deeplab_tf.bench.train_compare import ORIGINAL, TRAINER, TrainComparison
+    from peers.train_compare import ORIGINAL, TRAINER, TrainComparison
 
     report = TrainComparison(_config().to_dict(), 513, 513, batch_size, "float32",
                              rounds=len(trainer_times), warmup=2)
@@ -235,7 +235,7 @@ def _report(trainer_times, original_times, batch_size=2):
 def test_training_comparison_report_ratio_and_table():
     import json
 
-    from deeplab_tf.bench.train_compare import ORIGINAL, TRAINER, format_training_comparison
+    from peers.train_compare import ORIGINAL, TRAINER, format_training_comparison
 
     report = _report([4.0, 5.0, 9.0], [6.0, 2.0, 5.5])
     # images/s = batch / median step: 2/5 (trainer), 2/5.5 (original).
@@ -286,7 +286,7 @@ def test_side_by_side_script_rejects_a_bad_crop_size(capsys):
 
 @pytest.mark.slow
 def test_compare_training_times_both_steps():
-    from deeplab_tf.bench.train_compare import NAMES, compare_training
+    from peers.train_compare import NAMES, compare_training
 
     report = compare_training(_config().to_dict(), HEIGHT, WIDTH, 1, rounds=1,
                               log=lambda line: None)

@@ -10,7 +10,8 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from deeplab_tf import demo, demo_data
+from deeplab_tf.demo import run as demo
+from deeplab_tf.demo import scenes as demo_data
 from deeplab_tf.data import schema
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

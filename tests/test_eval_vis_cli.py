@@ -21,7 +21,7 @@ from scipy import ndimage
 
 from cli_in_process import run_in_process
 from deeplab_tf.data.preprocess import padded_size
-from deeplab_tf.evaluation import inference
+from deeplab_tf import inference
 from helpers import tiny_config
 from test_inference import calibrated_model
 

@@ -21,9 +21,9 @@ from deeplab_tf.cli import export as export_binary
 from deeplab_tf.cli import train as train_binary
 from deeplab_tf.config import EvalConfig, ModelConfig
 from deeplab_tf.evaluation import evaluator
-from deeplab_tf.evaluation.inference import predict_labels
+from deeplab_tf.inference import predict_labels
 from deeplab_tf.export.litert import LiteRTModel
-from deeplab_tf.layers.conv_bn import original_variable_map
+from deeplab_tf.modeling.layers.conv_bn import original_variable_map
 from deeplab_tf.model import build_model
 from export_helpers import scenes, write_scene_tfrecords
 from test_inference import calibrated_model
@@ -64,7 +64,7 @@ def test_load_for_inference_reads_checkpoints_with_an_optimizer(tmp_path):
     (optimizer/_trainable_variables/<i>): they are found through the object graph."""
     import keras
 
-    from deeplab_tf.checkpoint_inference import load_for_inference
+    from deeplab_tf.checkpoints.strict import load_for_inference
 
     config = helpers.tiny_config(num_classes=3)
     model = calibrated_model(config, seed=5)

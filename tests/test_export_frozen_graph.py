@@ -10,8 +10,8 @@ import tensorflow as tf
 from PIL import Image
 
 from deeplab_tf.config import ExportConfig
-from deeplab_tf.evaluation import inference
-from deeplab_tf.evaluation.inference import InferenceSpec
+from deeplab_tf import inference
+from deeplab_tf.inference import InferenceSpec
 from deeplab_tf.export.frozen_graph import FrozenGraphError, export_frozen_graph
 from export_helpers import scenes
 from helpers import tiny_config

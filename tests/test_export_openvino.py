@@ -22,8 +22,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def trained():
-    from deeplab_tf.evaluation.inference import InferenceSpec, predict
-    from deeplab_tf.model import mean_pixel
+    from deeplab_tf.inference import InferenceSpec, predict
+    from deeplab_tf.modeling.backbones import mean_pixel
 
     config = scene_config()
     model = train_scene_model(steps=150)

@@ -51,9 +51,9 @@ def workspace(tmp_path_factory):
     import tensorflow as tf
 
     from deeplab_tf.data import manifest
-    from deeplab_tf.evaluation import inference
+    from deeplab_tf import inference
     from deeplab_tf.data.preprocess import padded_size
-    from deeplab_tf.model import mean_pixel
+    from deeplab_tf.modeling.backbones import mean_pixel
 
     root = tmp_path_factory.mktemp("runtimes_cli")
     config = scene_config()

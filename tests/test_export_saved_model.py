@@ -15,7 +15,8 @@ import tensorflow as tf
 from deeplab_tf.config import EvalConfig, ExportConfig
 from deeplab_tf.data import schema
 from deeplab_tf.data.preprocess import padded_size
-from deeplab_tf.evaluation import evaluator, inference
+from deeplab_tf.evaluation import evaluator
+from deeplab_tf import inference
 from deeplab_tf.export import saved_model
 from deeplab_tf.export.saved_model import ExportError, export_saved_model
 from export_helpers import encode_jpeg, encode_png

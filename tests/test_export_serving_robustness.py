@@ -12,8 +12,8 @@ import tensorflow as tf
 from PIL import Image
 
 from deeplab_tf.config import ExportConfig
-from deeplab_tf.evaluation import inference
-from deeplab_tf.evaluation.inference import InferenceSpec
+from deeplab_tf import inference
+from deeplab_tf.inference import InferenceSpec
 from deeplab_tf.export.saved_model import export_saved_model
 from export_helpers import encode_jpeg, encode_png
 from helpers import tiny_config

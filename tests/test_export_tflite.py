@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from deeplab_tf.config import ExportConfig
-from deeplab_tf.evaluation import inference
-from deeplab_tf.evaluation.inference import predict_labels, upsample_logits
+from deeplab_tf import inference
+from deeplab_tf.inference import predict_labels, upsample_logits
 from deeplab_tf.export import litert, tflite
 from deeplab_tf.export.litert import LiteRTModel
 from deeplab_tf.export.tflite import TFLiteExportError, export_tflite
@@ -63,7 +63,7 @@ def test_fast_default_formulation_keeps_the_trained_models_labels(trained):
     """Issue 14: the default inference formulation (batch norm folded, weights constants)
     gives the unfolded Keras model's labels on the golden-style scenes."""
     from deeplab_tf.config import EvalConfig
-    from deeplab_tf.evaluation.inference import InferenceSpec, predict, prepare_model
+    from deeplab_tf.inference import InferenceSpec, predict, prepare_model
 
     images, _ = scenes(np.random.default_rng(101), 8, 45, 61)
     spec = InferenceSpec.from_configs(scene_config(), EvalConfig())

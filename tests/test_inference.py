@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from deeplab_tf.data.preprocess import padded_size
-from deeplab_tf.evaluation import inference
+from deeplab_tf import inference
 from deeplab_tf.evaluation.evaluator import make_predict_fn
 from deeplab_tf.model import build_model
 from helpers import np_resize_bilinear_align_corners, tiny_config

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from deeplab_tf.checkpoints import load_checkpoint, save_model_checkpoint
+from deeplab_tf.checkpoints.loading import load_checkpoint, save_model_checkpoint
 from deeplab_tf.config import EvalConfig, ExportConfig, ModelConfig
-from deeplab_tf.evaluation import inference
+from deeplab_tf import inference
 from deeplab_tf.evaluation.evaluator import Progress, make_predict_fn
-from deeplab_tf.evaluation.inference import InferenceSpec, predict, prepare_model
+from deeplab_tf.inference import InferenceSpec, predict, prepare_model
 from deeplab_tf.model import build_model
 from export_helpers import scenes
 from helpers import np_resize_bilinear_align_corners, tiny_config

@@ -5,10 +5,10 @@ import pytest
 import tensorflow as tf
 
 import helpers
-from deeplab_tf.layers.conv_bn import ConvBN, fixed_padding_amounts
-from deeplab_tf.layers.normalization import Normalization
-from deeplab_tf.layers.resize import ResizeLike, resize_bilinear, scale_dimension
-from deeplab_tf.layers.separable_conv_bn import SeparableConvBN
+from deeplab_tf.modeling.layers.conv_bn import ConvBN, fixed_padding_amounts
+from deeplab_tf.modeling.layers.normalization import Normalization
+from deeplab_tf.modeling.layers.resize import ResizeLike, resize_bilinear, scale_dimension
+from deeplab_tf.modeling.layers.separable_conv_bn import SeparableConvBN
 
 
 def _randomise_bn(bn, rng):
@@ -240,7 +240,7 @@ def _np_train_bn_backward(x, dy, gamma, eps):
 def test_fused_batch_norm_training_matches_numpy():
     # Forward, the original's moving-average update (decay; Bessel-corrected batch variance,
     # as slim's fused batch norm) and the backward pass, against NumPy.
-    from deeplab_tf.batch_norm import BatchNorm
+    from deeplab_tf.modeling.layers.batch_norm import BatchNorm
 
     rng = np.random.default_rng(7)
     x = rng.normal(2.0, 3.0, size=(2, 6, 5, 4)).astype("float32")
@@ -274,7 +274,7 @@ def test_fused_batch_norm_training_matches_numpy():
 
 
 def test_fused_batch_norm_mixed_precision_and_inference_mode():
-    from deeplab_tf.batch_norm import BatchNorm
+    from deeplab_tf.modeling.layers.batch_norm import BatchNorm
 
     rng = np.random.default_rng(8)
     x = rng.normal(1.0, 2.0, size=(2, 5, 5, 3)).astype("float32")

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from deeplab_tf.evaluation import metrics, report
+from deeplab_tf import metrics
+
+from deeplab_tf.evaluation import report
 from deeplab_tf.evaluation.evaluator import EvalResult, checkpoints_iterator
 
 IGNORE = 255

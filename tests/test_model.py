@@ -8,10 +8,10 @@ import pytest
 
 import helpers
 from deeplab_tf import ModelConfig, build_model
-from deeplab_tf.backbones import BACKBONES
+from deeplab_tf.modeling.backbones import BACKBONES
 from deeplab_tf.config import MODEL_VARIANTS
-from deeplab_tf.layers.conv_bn import original_variable_map
-from deeplab_tf.model import DeepLab, output_stride_of
+from deeplab_tf.modeling.layers.conv_bn import original_variable_map
+from deeplab_tf.model import DeepLab
 
 SIZE = 65
 
@@ -26,13 +26,13 @@ def test_output_shape_every_variant(variant, output_stride, use_decoder):
         decoder_output_stride=(4,) if use_decoder else (),
         depth_multiplier=0.25 if variant == "mobilenet_v2" else 1.0)
     model = build_model(config, input_shape=(SIZE, SIZE + 8, 3))
-    stride = output_stride_of(config)
+    stride = 4 if use_decoder else output_stride
     assert model.output_shape == (None, (SIZE - 1) // stride + 1, (SIZE + 7) // stride + 1, 3)
 
 
 def _features_model(variant, output_stride, size):
     """A model exposing the backbone's features and decoder taps."""
-    from deeplab_tf.layers.normalization import Normalization
+    from deeplab_tf.modeling.layers.normalization import Normalization
 
     spec = BACKBONES[variant]
     config = ModelConfig(model_variant=variant, output_stride=output_stride,
@@ -155,7 +155,7 @@ def test_image_pooling_crop_size_matches_global_pooling_at_crop_size():
 def test_predict_labels_pads_with_the_mean_pixel_and_crops():
     from test_inference import assert_labels_match, calibrated_model
 
-    from deeplab_tf.evaluation import inference
+    from deeplab_tf import inference
 
     model = calibrated_model(helpers.tiny_config())
     images = np.random.default_rng(3).uniform(0, 255, (2, 37, 53, 3)).astype("float32")

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from deeplab_tf import onednn
+from deeplab_tf.runtime import onednn
 
 AVX2_ONLY = frozenset({"sse4_2", "avx", "avx2", "fma"})
 AVX512_VNNI = AVX2_ONLY | {"avx512f", "avx512_vnni"}
@@ -76,7 +76,7 @@ def test_nothing_is_set_where_it_should_not_be(fresh, case):
                     or not sys.platform.startswith("linux"), reason="the rule is for Linux x86")
 def test_tensorflow_imported_after_deeplab_tf_runs_onednn_on_an_avx2_cpu():
     probe = ("import deeplab_tf\n"
-             "from deeplab_tf import onednn\n"
+             "from deeplab_tf.runtime import onednn\n"
              "from tensorflow.python.util import _pywrap_util_port\n"
              "print(_pywrap_util_port.IsMklEnabled())\n"
              "print(onednn.prefer_onednn())\n")

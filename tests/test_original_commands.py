@@ -188,9 +188,9 @@ def _project_labels(checkpoint, image, crop, model=None):
     """The project's own inference of the exported computation, in this process (in
     ``model``, a model of ZOO_MODEL, if given: every variable is loaded from ``checkpoint``)."""
     from deeplab_tf import ModelConfig
-    from deeplab_tf.checkpoint_inference import load_for_inference
-    from deeplab_tf.config_inference import ExportConfig
-    from deeplab_tf.evaluation.inference import InferenceSpec, predict, prepare_model
+    from deeplab_tf.checkpoints.strict import load_for_inference
+    from deeplab_tf.config import ExportConfig
+    from deeplab_tf.inference import InferenceSpec, predict, prepare_model
 
     config = ModelConfig(**ZOO_MODEL)
     model = model or _zoo_model()

@@ -10,8 +10,8 @@ import pytest
 
 import helpers
 from deeplab_tf import presets
-from deeplab_tf.checkpoint_paths import CheckpointError
-from deeplab_tf.layers.conv_bn import original_variable_map
+from deeplab_tf.checkpoints.paths import CheckpointError
+from deeplab_tf.modeling.layers.conv_bn import original_variable_map
 from deeplab_tf.model import DeepLab, build_model
 
 NAME = "mobilenetv2_coco_voc_trainaug"

@@ -151,7 +151,7 @@ def test_sigkill_then_restart_loses_at_most_the_save_interval(data):
 
 @pytest.fixture(scope="module")
 def three_class_checkpoint(data):
-    from deeplab_tf.checkpoints import save_model_checkpoint
+    from deeplab_tf.checkpoints.loading import save_model_checkpoint
     from deeplab_tf.model import build_model
 
     directory = str(data["root"] / "ckpt3")

@@ -13,10 +13,10 @@ import pytest
 import tensorflow as tf
 
 from helpers import tiny_config
-from deeplab_tf.checkpoints import load_checkpoint
+from deeplab_tf.checkpoints.loading import load_checkpoint
 from deeplab_tf.config import TrainConfig
 from deeplab_tf.model import build_model
-from deeplab_tf.train.checkpointing import CheckpointWriteError
+from deeplab_tf.checkpoints.training import CheckpointWriteError
 from deeplab_tf.train.loop import Trainer
 from tensorflow.python.checkpoint import checkpoint_management, functional_saver
 

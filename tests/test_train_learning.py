@@ -4,7 +4,7 @@ Slow (about two CPU minutes of training plus set-up and evaluation), out of the 
 
     .venv/bin/python -m pytest -m slow tests/test_train_learning.py -s
 
-Data: 300 training and 60 validation scenes of 64x64 (``deeplab_tf.demo_data`` shapes: disc,
+Data: 300 training and 60 validation scenes of 64x64 (``deeplab_tf.demo.scenes`` shapes: disc,
 square, triangle, bar on a textured background; 5 classes with 255 on shape boundaries).
 Model: DeepLabv3+ MobileNetV2 x0.5, output stride 16, decoder at stride 4, from scratch.
 Training: 400 steps of momentum SGD (the original's optimizer and poly policy), batch 8,

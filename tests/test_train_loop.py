@@ -14,7 +14,7 @@ from deeplab_tf.config import TrainConfig
 from deeplab_tf.model import build_model
 from deeplab_tf.train.checks import TrainingError
 from deeplab_tf.train.loop import Trainer
-from deeplab_tf.train.multipliers import gradient_multipliers
+from deeplab_tf.modeling.scopes import gradient_multipliers
 
 CROP = 33
 IGNORE = 255
@@ -96,7 +96,7 @@ def test_trains_saves_and_resumes(tmp_path):
     assert int(resumed.optimizer.iterations.numpy()) == 10
     assert tf.train.latest_checkpoint(logdir).endswith("/model.ckpt-10")
     # eval / export read the training checkpoint with the one loader.
-    from deeplab_tf.checkpoints import load_checkpoint
+    from deeplab_tf.checkpoints.loading import load_checkpoint
     model = build_model(tiny_config())
     load_checkpoint(model, os.path.join(logdir, "model.ckpt-10"))
     for mine, theirs in zip(model.weights, resumed.model.weights):

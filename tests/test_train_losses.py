@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from helpers import np_resize_bilinear_align_corners
-from deeplab_tf.train import losses
+from deeplab_tf import losses
 
 NUM_CLASSES = 3
 IGNORE = 255

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from deeplab_tf.config import TrainConfig
-from deeplab_tf.train.schedules import LearningRate
+from deeplab_tf.schedules import LearningRate
 
 
 def _reference(step, policy, base=0.01, steps=100, power=0.9, decay_step=30, factor=0.5,

@@ -1,6 +1,6 @@
 """Small converted datasets for the training tests: coloured-shape scenes as TFRecord shards.
 
-Scenes come from ``deeplab_tf.demo_data.make_scene`` (a textured background with one to three
+Scenes come from ``deeplab_tf.demo.scenes.make_scene`` (a textured background with one to three
 coloured shapes; classes 0-4, 255 on shape boundaries), written in the project's schema with a
 ``manifest.json``, so ``deeplab-train --dataset= --dataset_dir=DIR`` reads them like any
 converted custom dataset.
@@ -20,7 +20,7 @@ import tensorflow as tf
 from PIL import Image
 
 from deeplab_tf.data import manifest, schema
-from deeplab_tf.demo_data import DEMO_CLASSES, make_scene
+from deeplab_tf.demo.scenes import DEMO_CLASSES, make_scene
 
 NAME = "shapes"
 NUM_CLASSES = len(DEMO_CLASSES)

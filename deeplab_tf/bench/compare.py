@@ -32,7 +32,8 @@ def _contender_factory(name: str, setup: Setup):
     facts = {}
     if name == REFERENCE:
         from deeplab_tf.config import ModelConfig
-        from deeplab_tf.model import build_model, count_madds
+        from deeplab_tf.model import build_model
+        from deeplab_tf.modeling.madds import count_madds
 
         facts["madds"] = count_madds(build_model(ModelConfig.from_dict(setup.model_config)),
                                      setup.height, setup.width)

@@ -74,13 +74,14 @@ def make_image(setup: Setup) -> np.ndarray:
 def _model_and_spec(setup: Setup):
     from deeplab_tf.bench.model import randomize_weights
     from deeplab_tf.config import ModelConfig
-    from deeplab_tf.evaluation.inference import InferenceSpec
-    from deeplab_tf.model import build_model, mean_pixel
+    from deeplab_tf.inference import InferenceSpec
+    from deeplab_tf.model import build_model
+    from deeplab_tf.modeling.backbones import mean_pixel
 
     config = ModelConfig.from_dict(setup.model_config)
     model = build_model(config)
     if setup.checkpoint_path:
-        from deeplab_tf.checkpoint_inference import load_for_inference
+        from deeplab_tf.checkpoints.strict import load_for_inference
 
         load_for_inference(model, setup.checkpoint_path)
     else:
@@ -93,7 +94,7 @@ def _model_and_spec(setup: Setup):
 def _tf_predict(model, spec):
     import tensorflow as tf
 
-    from deeplab_tf.evaluation import inference
+    from deeplab_tf import inference
 
     serve = inference.predict_function(model, spec, input_dtype=tf.uint8)
     return lambda image: serve(tf.constant(image)).numpy()
@@ -177,7 +178,7 @@ def build(name: str, setup: Setup) -> Callable[[np.ndarray], np.ndarray]:
     model, config, spec = _model_and_spec(setup)
     if name == "tf_function":
         return _tf_predict(model, dataclasses.replace(spec, fold_batch_norm=False))
-    from deeplab_tf.evaluation.inference import prepare_model
+    from deeplab_tf.inference import prepare_model
 
     if name == "tf_folded":
         return _tf_predict(prepare_model(model, spec, config), spec)

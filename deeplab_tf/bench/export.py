@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from deeplab_tf.config import ExportConfig, ModelConfig
-from deeplab_tf.evaluation.inference import predict_labels
+from deeplab_tf.inference import predict_labels
 from deeplab_tf.export.saved_model import directory_size, export_saved_model
 from deeplab_tf.export.litert import LiteRTModel
 from deeplab_tf.export.tflite import export_tflite

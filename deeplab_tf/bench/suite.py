@@ -49,8 +49,8 @@ def gpu_suite(smoke: bool = False, log=print) -> dict:
     from deeplab_tf.bench.compare import compare, format_comparison
     from deeplab_tf.bench.contenders import Setup
     from deeplab_tf.bench.train import format_train, train_benchmarks
-    from deeplab_tf.hardware import detect, resolve_mixed_precision
-    from deeplab_tf.onednn import prefer_onednn
+    from deeplab_tf.runtime.hardware import detect, resolve_mixed_precision
+    from deeplab_tf.runtime.onednn import prefer_onednn
 
     started = time.perf_counter()
     variants, size, batch, train, contenders, rounds, steps = _gpu_plan(smoke)

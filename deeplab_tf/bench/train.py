@@ -109,7 +109,7 @@ def train_benchmarks(model_config_dict: dict, height: int, width: int, batch_siz
                      jit: Sequence[bool] = (False, True), steps: int = 3, warmup: int = 1,
                      strategy: str = "one_device", log=print) -> List[TrainResult]:
     """Trainer-step throughput for every precision x XLA combination (see the module doc)."""
-    from deeplab_tf.hardware import resolve_mixed_precision
+    from deeplab_tf.runtime.hardware import resolve_mixed_precision
 
     results = []
     for jit_compile in jit:

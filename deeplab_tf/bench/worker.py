@@ -16,7 +16,7 @@ import time
 import traceback
 from typing import Callable, Dict, List, Optional
 
-from deeplab_tf import allocator, onednn
+from deeplab_tf.runtime import allocator, onednn
 
 _CONTEXT = multiprocessing.get_context("spawn")
 

@@ -53,8 +53,8 @@ def checkpoints(max_count: int, interval_secs: float) -> Iterator[str]:
     With ``max_count == 1`` the directory's latest checkpoint is used at once (an error if it
     has none); otherwise each new checkpoint as it appears (``max_count <= 0``: forever).
     """
-    from deeplab_tf.checkpoint_paths import resolve_checkpoint_path
-    from deeplab_tf.checkpoints import latest_checkpoint
+    from deeplab_tf.checkpoints.paths import resolve_checkpoint_path
+    from deeplab_tf.checkpoints.loading import latest_checkpoint
     from deeplab_tf.evaluation.evaluator import checkpoints_iterator
 
     if _CHECKPOINT_PATH.value:
@@ -129,7 +129,7 @@ def model_config(num_classes: int, directory: Optional[str]) -> Tuple[ModelConfi
 
 def _load(model_, path: str, model_config: ModelConfig) -> None:
     """Loads every model variable from ``path`` (the one inference loading rule)."""
-    from deeplab_tf.checkpoint_inference import load_for_inference
+    from deeplab_tf.checkpoints.strict import load_for_inference
 
     logging.info("%s", load_for_inference(model_, path, model_config).summary())
 
@@ -137,7 +137,7 @@ def _load(model_, path: str, model_config: ModelConfig) -> None:
 def _tf_predict_fn(model_, model_config: ModelConfig, eval_config: EvalConfig):
     """images float32 [B, H, W, 3] -> labels int32 [B, H, W] through the one inference path
     (``inference.predict`` with an ``InferenceSpec``)."""
-    from deeplab_tf.evaluation import inference as inference_lib
+    from deeplab_tf import inference as inference_lib
 
     spec = inference_lib.InferenceSpec.from_configs(model_config, eval_config)
     return inference_lib.predict_function(
@@ -146,7 +146,7 @@ def _tf_predict_fn(model_, model_config: ModelConfig, eval_config: EvalConfig):
 
 def _openvino_predict_fn(model_, model_config: ModelConfig, eval_config: EvalConfig):
     try:
-        from deeplab_tf.evaluation.inference import InferenceSpec
+        from deeplab_tf.inference import InferenceSpec
         from deeplab_tf.export.openvino import OpenVINOPredictor
     except ImportError as error:
         raise UserError(f"--inference_backend=openvino is not available here ({error}); use "
@@ -165,7 +165,7 @@ class Predictor:
     """
 
     def __init__(self, model_config: ModelConfig, eval_config: EvalConfig):
-        from deeplab_tf.model import mean_pixel
+        from deeplab_tf.modeling.backbones import mean_pixel
 
         self.model_config = model_config
         self.eval_config = eval_config

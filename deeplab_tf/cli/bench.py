@@ -30,7 +30,7 @@ import platform
 from deeplab_tf.cli._common import UserError, atomic_write_text, run_app
 from deeplab_tf.cli.flags import bench as bench_flags
 from deeplab_tf.cli.flags import data, export, inference, model, parse_size
-from deeplab_tf.onednn import prefer_onednn
+from deeplab_tf.runtime.onednn import prefer_onednn
 
 _CROP_SIZE = export.CROP_SIZE
 _BATCH_SIZE = bench_flags.BATCH_SIZE
@@ -121,8 +121,8 @@ def _compare(config, height, width, stats):
         bench_flags.CONTENDERS.value or contenders_lib.available_contenders(), frozen_graph)
     checkpoint = inference.CHECKPOINT_PATH.value
     if checkpoint:
-        from deeplab_tf.checkpoint_inference import load_for_inference
-        from deeplab_tf.checkpoint_paths import resolve_checkpoint_path
+        from deeplab_tf.checkpoints.strict import load_for_inference
+        from deeplab_tf.checkpoints.paths import resolve_checkpoint_path
         from deeplab_tf.model import build_model
 
         checkpoint = resolve_checkpoint_path(checkpoint)

@@ -29,7 +29,7 @@ _LAST_LAYERS_CONTAIN_LOGITS_ONLY = train.LAST_LAYERS_CONTAIN_LOGITS_ONLY
 
 
 def _checkpoint_num_classes(path):
-    from deeplab_tf.checkpoints import variable_shapes
+    from deeplab_tf.checkpoints.loading import variable_shapes
 
     bias = variable_shapes(path).get("logits/semantic/biases")
     return int(bias[0]) if bias else None
@@ -38,7 +38,7 @@ def _checkpoint_num_classes(path):
 def convert(tf1_checkpoint, output, model_config, initialize_last_layer=True,
             last_layers_contain_logits_only=False):
     """Converts and writes ``output/``; returns the LoadReport."""
-    from deeplab_tf.checkpoints import load_original_checkpoint, save_model_checkpoint
+    from deeplab_tf.checkpoints.loading import load_original_checkpoint, save_model_checkpoint
     from deeplab_tf.model import build_model
 
     if os.path.exists(output) and (not os.path.isdir(output) or os.listdir(output)):
@@ -71,7 +71,7 @@ def main(argv):
         raise UserError("--tf1_checkpoint is required")
     if not _OUTPUT.value:
         raise UserError("--output is required")
-    from deeplab_tf.checkpoint_paths import resolve_checkpoint_path
+    from deeplab_tf.checkpoints.paths import resolve_checkpoint_path
 
     tf1_checkpoint = resolve_checkpoint_path(_TF1_CHECKPOINT.value)
     num_classes = _checkpoint_num_classes(tf1_checkpoint)

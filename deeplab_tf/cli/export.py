@@ -161,13 +161,13 @@ def model_config(checkpoint_path, kind):
 
 def _load(model_, checkpoint, config):
     """The one inference loading rule (``load_for_inference``); returns the report."""
-    from deeplab_tf.checkpoint_inference import load_for_inference
+    from deeplab_tf.checkpoints.strict import load_for_inference
 
     return load_for_inference(model_, checkpoint, config)
 
 
 def _spec(config, export_config):
-    from deeplab_tf.evaluation.inference import InferenceSpec
+    from deeplab_tf.inference import InferenceSpec
 
     return InferenceSpec.from_export_config(config, export_config)
 
@@ -219,8 +219,8 @@ def main(argv):
                         "frozen_inference_graph.pb for a frozen graph)")
     _check_destination(export_config, export_dir)
 
-    from deeplab_tf.checkpoint_paths import resolve_checkpoint_path
-    from deeplab_tf.checkpoints import checkpoint_kind
+    from deeplab_tf.checkpoints.paths import resolve_checkpoint_path
+    from deeplab_tf.checkpoints.loading import checkpoint_kind
     from deeplab_tf.model import build_model
 
     checkpoint = resolve_checkpoint_path(checkpoint_arg)

@@ -39,14 +39,14 @@ FLAGS_TXT = "flags.txt"
 
 
 def _mixed_precision() -> str:
-    """--mixed_precision, with ``auto`` resolved by deeplab_tf.hardware (said on stdout)."""
+    """--mixed_precision, with ``auto`` resolved by deeplab_tf.runtime.hardware (said on stdout)."""
     name = train_flags.MIXED_PRECISION.value
     if name != "auto":
         return name
     try:
-        from deeplab_tf.hardware import resolve_mixed_precision
+        from deeplab_tf.runtime.hardware import resolve_mixed_precision
     except ImportError as error:
-        raise UserError(f"--mixed_precision=auto needs deeplab_tf.hardware ({error}); give "
+        raise UserError(f"--mixed_precision=auto needs deeplab_tf.runtime.hardware ({error}); give "
                         "float32, bfloat16 or float16") from None
     dtype, reason = resolve_mixed_precision("auto")
     print(f"--mixed_precision=auto: {dtype} ({reason})", flush=True)
@@ -123,7 +123,7 @@ def _clone_strategy():
 
 def _check_resumable(train_logdir: str, model_config: ModelConfig):
     """A train_logdir with checkpoints must be resumed with the same model."""
-    from deeplab_tf.checkpoints import latest_checkpoint
+    from deeplab_tf.checkpoints.loading import latest_checkpoint
 
     path = os.path.join(train_logdir, CONFIG_JSON)
     if latest_checkpoint(train_logdir) is None or not os.path.isfile(path):
@@ -163,7 +163,7 @@ def main(argv):
     clone_strategy = _clone_strategy()
 
     from deeplab_tf.data import pipeline
-    from deeplab_tf.model import mean_pixel
+    from deeplab_tf.modeling.backbones import mean_pixel
 
     info = data.dataset_info()
     model_config, data_config, train_config = configs_from_flags(info)

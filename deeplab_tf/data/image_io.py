@@ -34,7 +34,7 @@ from typing import Optional, Tuple
 import numpy as np
 from PIL import Image
 
-from deeplab_tf.config_base import DEFAULT_MAX_IMAGE_PIXELS  # --max_image_pixels' default
+from deeplab_tf.config.base import DEFAULT_MAX_IMAGE_PIXELS  # --max_image_pixels' default
 _PIL_LIMIT_LOCK = threading.Lock()  # PIL's own bomb limit is lifted while we open a header.
 ALPHA_DROPPED = "alpha channel dropped"
 _EXIF_ORIENTATION = 0x0112

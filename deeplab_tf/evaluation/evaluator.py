@@ -4,7 +4,7 @@
   ``inference.predict`` (pad with the mean pixel to ``k * output_stride + 1`` and at least the
   crop size, single scale / multi-scale + flip / sliding window, crop back) on the fast
   formulation of the model (``inference.prepare_model``: batch norm folded by default). It
-  re-prepares itself when new weights are loaded with ``deeplab_tf.checkpoints``.
+  re-prepares itself when new weights are loaded with ``deeplab_tf.checkpoints.loading``.
 * ``evaluate(predict_fn, dataset, ...)``: streams a ``data.pipeline.eval_dataset`` through it,
   each image cropped to its original size first (so eval predicts exactly what an export
   predicts), and accumulates the confusion matrix (plus one per trimap width) ->
@@ -32,10 +32,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from deeplab_tf.checkpoints import weights_version
+from deeplab_tf.checkpoints.loading import weights_version
 from deeplab_tf.config import EvalConfig, ModelConfig
-from deeplab_tf.evaluation import inference, metrics
-from deeplab_tf.evaluation.inference import InferenceSpec
+from deeplab_tf import inference, metrics
+from deeplab_tf.inference import InferenceSpec
 
 
 class PredictFn:
@@ -243,7 +243,7 @@ def checkpoints_iterator(directory: str, latest_fn: Callable[[str], Optional[str
     Args:
         directory: str. Checkpoint directory.
         latest_fn: callable(directory) -> latest checkpoint path or None
-            (``deeplab_tf.checkpoints.latest_checkpoint``).
+            (``deeplab_tf.checkpoints.loading.latest_checkpoint``).
         max_count: int. Stop after this many checkpoints; <= 0: never stop.
         interval_secs: float. Minimum seconds between two yields.
         poll_secs: float. Seconds between looks for a new checkpoint.

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from deeplab_tf.fileio import atomic_path
-from deeplab_tf.evaluation import metrics
+from deeplab_tf import metrics
 
 
 def class_names_for(num_classes: int, class_names: Optional[Sequence[str]] = None):

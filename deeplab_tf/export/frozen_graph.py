@@ -30,7 +30,7 @@ import tempfile
 import tensorflow as tf
 
 from deeplab_tf import fileio
-from deeplab_tf.evaluation import inference
+from deeplab_tf import inference
 
 INPUT_NAME = "ImageTensor"
 OUTPUT_NAME = "SemanticPredictions"

@@ -25,8 +25,8 @@ from typing import Optional, Tuple
 import numpy as np
 
 from deeplab_tf.data.preprocess import resize_to_range_size
-from deeplab_tf.evaluation import inference
-from deeplab_tf.evaluation.inference import InferenceSpec
+from deeplab_tf import inference
+from deeplab_tf.inference import InferenceSpec
 
 METADATA_SUFFIX = ".json"
 SPEC_KEY = "inference_spec"  # the pre-processing, in the .json beside the model

@@ -70,7 +70,7 @@ def _crop(crop_size) -> Optional[Tuple[int, int]]:
 def frozen_inference_graph(model, model_config, spec):
     """The frozen GraphDef ImageTensor -> SemanticPredictions / SemanticProbabilities of the
     prepared model (the graph ``export_frozen_graph`` writes)."""
-    from deeplab_tf.evaluation import inference
+    from deeplab_tf import inference
     from deeplab_tf.export.frozen_graph import frozen_graph_def
 
     prepared = inference.prepare_model(model, spec, model_config)

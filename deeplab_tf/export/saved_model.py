@@ -31,7 +31,7 @@ import tensorflow as tf
 from deeplab_tf.config import ExportConfig, ModelConfig
 from deeplab_tf.export.serving_signatures import ServingModule
 from deeplab_tf.fileio import atomic_write_text
-from deeplab_tf.evaluation.inference import InferenceSpec, prepare_model
+from deeplab_tf.inference import InferenceSpec, prepare_model
 
 METADATA_FILE = "deeplab_export.json"
 

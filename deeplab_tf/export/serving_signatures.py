@@ -34,7 +34,7 @@ import tensorflow as tf
 
 from deeplab_tf.data import schema
 from deeplab_tf.data.image_io import DEFAULT_MAX_IMAGE_PIXELS, header_pixels
-from deeplab_tf.evaluation import inference
+from deeplab_tf import inference
 
 PREDICTIONS = "semantic_predictions"
 PROBABILITIES = "semantic_probabilities"

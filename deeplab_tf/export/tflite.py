@@ -43,8 +43,8 @@ import tensorflow as tf
 
 from deeplab_tf import fileio
 from deeplab_tf.config import ExportConfig, ModelConfig
-from deeplab_tf.evaluation import inference
-from deeplab_tf.evaluation.inference import InferenceSpec
+from deeplab_tf import inference
+from deeplab_tf.inference import InferenceSpec
 from deeplab_tf.export.litert import METADATA_SUFFIX, SPEC_KEY, LiteRTModel, prepare_image
 
 INPUT_NAME = "images"

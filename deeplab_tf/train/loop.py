@@ -51,19 +51,19 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from deeplab_tf.checkpoints import load_checkpoint
+from deeplab_tf.checkpoints.loading import load_checkpoint
 from deeplab_tf.config import ModelConfig, TrainConfig
-from deeplab_tf.evaluation.inference import predict_labels
+from deeplab_tf.inference import predict_labels
 from deeplab_tf.fileio import directory_lock
 from deeplab_tf.model import build_model
-from deeplab_tf.train import losses
-from deeplab_tf.train.checkpointing import TrainCheckpoint
+from deeplab_tf import losses
+from deeplab_tf.checkpoints.training import TrainCheckpoint
 from deeplab_tf.train.checks import TrainingError, batch_sources, check_step
 from deeplab_tf.train.model_setup import dtype_policy, set_batch_norm_decay
-from deeplab_tf.train.multipliers import gradient_multipliers
+from deeplab_tf.modeling.scopes import gradient_multipliers
 from deeplab_tf.train.preemption import SigtermFlag
 from deeplab_tf.train.progress import TrainResult, log_progress
-from deeplab_tf.train.schedules import LearningRate
+from deeplab_tf.schedules import LearningRate
 from deeplab_tf.train.strategy import (create_strategy, is_chief, per_replica_batch_size,
                                        task_name)
 from deeplab_tf.train.summaries import TrainSummaries
@@ -98,7 +98,7 @@ class Trainer:
                  palette=None, strategy: Optional[tf.distribute.Strategy] = None,
                  model_fn: Callable = build_model, data_description: str = "the training data"):
         if train_config.mixed_precision == "auto":
-            from deeplab_tf.hardware import resolve_mixed_precision
+            from deeplab_tf.runtime.hardware import resolve_mixed_precision
 
             chosen, reason = resolve_mixed_precision("auto")
             logging.info("mixed_precision=auto: %s (%s)", chosen, reason)
@@ -112,12 +112,7 @@ class Trainer:
         self.strategy = strategy or create_strategy(train_config.strategy, train_config.tpu)
         self.num_replicas = self.strategy.num_replicas_in_sync
         per_replica_batch_size(train_config.train_batch_size, self.strategy)
-        num_classes = model_config.num_classes
-        if train_config.label_weights and len(train_config.label_weights) != num_classes:
-            raise ValueError(
-                f"label_weights needs one weight per class ({num_classes}). Received "
-                f"{len(train_config.label_weights)}: "
-                f"label_weights={list(train_config.label_weights)}")
+        losses.check_label_weights(train_config.label_weights, model_config.num_classes)
         self.chief = is_chief(self.strategy)
 
         with dtype_policy(train_config.mixed_precision), self.strategy.scope():
@@ -175,12 +170,7 @@ class Trainer:
                 upsample_logits=self.config.upsample_logits,
                 top_k_percent_pixels=self.config.top_k_percent_pixels,
                 hard_example_mining_step=self.config.hard_example_mining_step, step=step)
-            if self.num_replicas > 1:
-                # Average over the global batch's pixels; in the tape, so that gradients that
-                # cross replicas (synchronised batch norm) carry every replica's weight.
-                count = tf.stop_gradient(tf.distribute.get_replica_context().all_reduce(
-                    tf.distribute.ReduceOp.SUM, count))
-            cross_entropy = losses.mean_loss(total, count)
+            cross_entropy = losses.global_mean_loss(total, count)
             regularization = (tf.add_n([tf.cast(l, tf.float32) for l in self.model.losses])
                               if self.model.losses else tf.constant(0.0))
             # Each replica adds its share: the weight decay counts once in the global sum.

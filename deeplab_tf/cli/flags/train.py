@@ -1,7 +1,7 @@
 """deeplab-train's flags: the original train.py's names, defaults from TrainConfig/DataConfig.
 
 New compared with the original: ``--strategy``, ``--tpu``, ``--sync_batch_norm``,
-``--mixed_precision`` (``auto`` asks ``deeplab_tf.hardware``), ``--jit_compile``,
+``--mixed_precision`` (``auto`` asks ``deeplab_tf.runtime.hardware``), ``--jit_compile``,
 ``--learning_policy=cosine``, ``--save_interval_steps`` (beside ``--save_interval_secs``),
 ``--max_to_keep``, ``--seed``, ``--batch_norm_decay`` default None (the network's own).
 """

@@ -1,0 +1,65 @@
+"""What every config dataclass shares: the dict / JSON round trips and value coercions."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from deeplab_tf.errors import ConfigError
+
+# The largest image (height x width) read by default: --max_image_pixels' default for the
+# input pipeline, the converters and the serving signatures (DataConfig, ExportConfig).
+DEFAULT_MAX_IMAGE_PIXELS = 64_000_000
+
+
+def _as_int_tuple(value, name):
+    if value is None:
+        return ()
+    if isinstance(value, (int,)):
+        return (int(value),)
+    try:
+        return tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a list of integers. Received: {name}={value!r}")
+
+
+class ConfigMixin:
+    """Dict / JSON round trips shared by every config dataclass.
+
+    ``to_dict`` gives plain JSON types (tuples become lists); ``from_dict`` rejects unknown
+    keys and lets ``__post_init__`` turn lists back into tuples, so
+    ``cls.from_dict(config.to_dict()) == config`` for every config.
+    """
+
+    def to_dict(self) -> dict:
+        return {field.name: (list(value) if isinstance(value, tuple) else value)
+                for field in dataclasses.fields(self)
+                for value in (getattr(self, field.name),)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"Unknown {cls.__name__} fields: {unknown}")
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, text: str):
+        return cls.from_dict(json.loads(text))
+
+
+def _as_size(value, name):
+    """None, or an (h, w) pair of positive ints (one int means a square)."""
+    if value is None:
+        return None
+    size = _as_int_tuple(value, name)
+    if not size:
+        return None
+    if len(size) == 1:
+        size = size * 2
+    if len(size) != 2 or min(size) < 1:
+        raise ConfigError(f"{name} must be two positive integers (height, width). Received: {name}={list(size)}")
+    return size

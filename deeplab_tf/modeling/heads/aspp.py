@@ -1,0 +1,94 @@
+"""ASPP: atrous spatial pyramid pooling with the image-level branch (DeepLabv3, section 3.3).
+
+Data flow::
+
+    features (output_stride) --> [image_pooling, aspp0 (1x1), aspp1..N (3x3 atrous)]
+        --> concat --> concat_projection (1x1, 256) --> dropout(0.1)
+
+Variable scopes follow the original (``image_pooling``, ``aspp0``, ``aspp1_depthwise`` ...).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from deeplab_tf.modeling.heads.common import layer_options
+from deeplab_tf.modeling.layers.conv_bn import ConvBN
+from deeplab_tf.modeling.layers.resize import resize_bilinear, scale_dimension
+from deeplab_tf.modeling.layers.separable_conv_bn import SeparableConvBN
+
+
+@keras.saving.register_keras_serializable(package="deeplab_tf")
+class ImagePooling(keras.layers.Layer):
+    """ASPP's image-level branch: pool, 1x1 conv + BN + ReLU, back to the feature size.
+
+    Args:
+        filters: int. Output channels.
+        pool_size: (h, w) or None. None: global average pooling over the whole feature map
+            (valid at any input size). Otherwise the original's average pooling with this
+            kernel (the crop's feature size) and ``pool_stride``, VALID, followed by an
+            align-corners resize back to the feature size.
+        pool_stride: (h, w). Stride of that pooling.
+        scope: str. Variable scope of the conv ("image_pooling").
+        **conv_kwargs: passed to the inner ``ConvBN`` (batch norm, weight decay options).
+    """
+
+    def __init__(self, filters=256, pool_size=None, pool_stride=(1, 1), scope="image_pooling",
+                 conv_kwargs=None, **kwargs):
+        kwargs.setdefault("name", scope)
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.pool_size = tuple(pool_size) if pool_size else None
+        self.pool_stride = tuple(pool_stride)
+        self.scope = scope
+        self.conv_kwargs = dict(conv_kwargs or {})
+        self.conv = ConvBN(filters, 1, scope=scope, name="conv", dtype=self.dtype_policy,
+                           **self.conv_kwargs)
+
+    def build(self, input_shape):
+        self.conv.build((input_shape[0], 1, 1, input_shape[-1]))
+
+    def call(self, features, training=None):
+        shape = tf.shape(features)
+        if self.pool_size is None:
+            pooled = tf.reduce_mean(features, axis=[1, 2], keepdims=True)
+            pooled = self.conv(pooled, training=training)
+            return tf.broadcast_to(pooled, tf.concat([shape[:3], [self.filters]], axis=0))
+        pooled = tf.nn.avg_pool2d(features, self.pool_size, self.pool_stride, "VALID")
+        pooled = self.conv(pooled, training=training)
+        return resize_bilinear(pooled, [shape[1], shape[2]])
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:3]) + (self.filters,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(filters=self.filters, pool_size=self.pool_size,
+                      pool_stride=self.pool_stride, scope=self.scope,
+                      conv_kwargs=self.conv_kwargs)
+        return config
+
+
+def aspp(features, config):
+    """Atrous spatial pyramid pooling with the image-level branch (DeepLabv3, section 3.3)."""
+    common = layer_options(config)
+    depth = config.aspp_convs_filters
+    branches = []
+    if config.add_image_level_feature:
+        pool_size = None
+        if config.image_pooling_crop_size is not None:
+            pool_size = tuple(scale_dimension(d, 1.0 / config.output_stride)
+                              for d in config.image_pooling_crop_size)
+        branches.append(ImagePooling(depth, pool_size, config.image_pooling_stride,
+                                     conv_kwargs=common)(features))
+    branches.append(ConvBN(depth, 1, scope="aspp0", **common)(features))
+    for i, rate in enumerate(config.atrous_rates, start=1):
+        if config.aspp_with_separable_conv:
+            branch = SeparableConvBN(depth, 3, dilation_rate=rate, scope=f"aspp{i}", **common)
+        else:
+            branch = ConvBN(depth, 3, dilation_rate=rate, scope=f"aspp{i}", **common)
+        branches.append(branch(features))
+    x = keras.layers.Concatenate(axis=-1, name="aspp_concat")(branches)
+    x = ConvBN(depth, 1, scope="concat_projection", **common)(x)
+    return keras.layers.Dropout(0.1, name="concat_projection_dropout")(x)

@@ -1,0 +1,16 @@
+"""Building blocks shared by every backbone and head, one per module.
+
+The original network (TF1 slim) is a stack of three kinds of operation, rebuilt here:
+
+* ``conv_bn.ConvBN``: one convolution (regular or depthwise) -> batch norm -> optional
+  ReLU/ReLU6, with the original's *fixed* symmetric padding for strided convolutions (pad,
+  then VALID) instead of 'SAME'. Each ``ConvBN`` carries the original's variable scope
+  (``scope``), so converting a checkpoint is a name map (``conv_bn.original_variable_map``).
+* ``separable_conv_bn.SeparableConvBN``: the original's split separable convolution,
+  depthwise (with ``dilation_rate``) -> BN -> [act] -> pointwise 1x1 -> BN -> [act].
+* ``resize.resize_bilinear``: bilinear resize with align_corners=True semantics, used for
+  every feature and logits resize as in the original (``resize.ResizeLike`` as a layer).
+* ``normalization.Normalization``: the backbone's input normalisation, inside the model.
+
+Import each from its module, e.g. ``from deeplab_tf.modeling.layers.conv_bn import ConvBN``.
+"""
