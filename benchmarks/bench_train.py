@@ -5,7 +5,7 @@ decay, gradient multipliers, momentum update) for each precision x XLA combinati
 its own process, after one warm-up step; prints a table and a JSON summary (not a test).
 Calls ``deeplab_tf.bench.train``.
 
-Usage (the issue's figure: xception_65 OS16 decoder at 513x513, batch 2):
+Usage (xception_65 OS16 decoder at 513x513, batch 2):
   .venv/bin/python benchmarks/bench_train.py [--model_variant=xception_65] [--crop_size=513]
       [--batch_size=2] [--steps=3] [--precisions=float32,bfloat16] [--jit=false,true]
 """

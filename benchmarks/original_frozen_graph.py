@@ -1,6 +1,6 @@
 """Writes the original export_model.py's frozen_inference_graph.pb, built TF1 style from this
 project's weights (``peers.original_export``), for ``deeplab-bench
---compare_frozen_graph`` where the original's own graph is not at hand (issue 14; not a test).
+--compare_frozen_graph`` where the original's own graph is not at hand (not a test).
 
 The weights are ``bench.model.randomize_weights(model, --seed)``, the ones every deeplab-bench
 contender builds from the same seed, so the original's labels are compared with the others'
@@ -40,9 +40,10 @@ def _parser():
 
 def main(argv=None):
     args = _parser().parse_args(argv)
+    from peers.original_export import original_frozen_graph
+
     from deeplab_tf import fileio
     from deeplab_tf.bench.model import randomize_weights
-    from peers.original_export import original_frozen_graph
     from deeplab_tf.config import ModelConfig
     from deeplab_tf.model import build_model
 

@@ -26,7 +26,7 @@ import tensorflow as tf  # noqa: E402
 from tensorflow.python.profiler.internal import _pywrap_profiler_plugin  # noqa: E402
 
 from deeplab_tf.bench.suite import recipe_config  # noqa: E402
-from deeplab_tf.bench.train import _dataset_fn  # noqa: E402
+from deeplab_tf.bench.train import synthetic_dataset_fn  # noqa: E402
 from deeplab_tf.config import TrainConfig  # noqa: E402
 from deeplab_tf.train.loop import Trainer  # noqa: E402
 
@@ -41,7 +41,7 @@ def main():
     parser.add_argument("--steps", type=int, default=1)
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--peer", action="store_true",
-                        help="profile the original's formulation (bench.original_graph)")
+                        help="profile the original's formulation (peers.original_graph)")
     args = parser.parse_args()
     model_config = recipe_config(args.model_variant, num_classes=args.num_classes)
     trace_dir = tempfile.mkdtemp()
@@ -73,7 +73,7 @@ def _profile_trainer(args, model_config, trace_dir):
                                save_interval_secs=10**6, strategy="one_device")
     make = lambda steps: Trainer(  # noqa: E731
         model_config, dataclass_replace(train_config, steps), train_logdir=logdir,
-        dataset_fn=_dataset_fn(args.batch_size, args.crop_size, args.crop_size,
+        dataset_fn=synthetic_dataset_fn(args.batch_size, args.crop_size, args.crop_size,
                               args.num_classes),
         ignore_label=255)
     trainer = make(args.warmup)

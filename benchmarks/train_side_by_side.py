@@ -1,6 +1,6 @@
-"""The training step beside the original's TF1 graph, on this machine (issue 14; not a test).
+"""The training step beside the original's TF1 graph, on this machine (not a test).
 
-Times ``Trainer._train_step`` and one ``Session.run`` of ``bench.original_graph``'s training
+Times ``Trainer._train_step`` and one ``Session.run`` of ``peers.original_graph``'s training
 step (the original's formulation of the same network) in two processes, alternating rounds
 (``peers.train_compare``). Prints the machine (CPU model; avx512f, avx512_bf16 and
 AMX present or not; TF_ENABLE_ONEDNN_OPTS), the Markdown table and one JSON line.

@@ -16,3 +16,8 @@ class UserError(Exception):
 
 class ConfigError(UserError, ValueError):
     """An option value that is out of its range or inconsistent with another."""
+
+
+def one_line(error) -> str:
+    """An exception's message (or any text) on one line; its type name when it has none."""
+    return " ".join(str(error).split()) or type(error).__name__

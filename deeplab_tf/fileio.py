@@ -20,6 +20,8 @@ import sys
 import time
 from typing import Iterator, Optional
 
+from deeplab_tf.errors import UserError
+
 LOCK_NAME = ".lock"
 
 
@@ -98,7 +100,7 @@ def default_file_mode() -> int:
 # ----------------------------------------------------------------------------- locking
 
 
-class LockError(ValueError):
+class LockError(UserError, ValueError):
     """The directory is locked by a live process; the message names it (pid, host, command).
 
     A ValueError, so the command-line tools report it as one ``error:`` line (exit 1).

@@ -1,6 +1,6 @@
 """``build_model``: a DeepLabv3 / DeepLabv3+ Keras model from a ``ModelConfig``; ``model_stats``.
 
-Model contract (DESIGN.md): input float32 RGB in [0, 255], NHWC, any height and width; the
+Model contract: input float32 RGB in [0, 255], NHWC, any height and width; the
 backbone's normalisation is applied inside the model. Output: logits at the model's native
 output stride (4 with the usual decoder, else ``output_stride``). Use
 ``deeplab_tf.inference`` to upsample them to the input size and take the argmax.

@@ -23,6 +23,7 @@ import os
 from typing import Optional, Tuple
 
 from deeplab_tf.config import ModelConfig
+from deeplab_tf.errors import ConfigError
 
 URL_PREFIX = "http://download.tensorflow.org/models/"
 _XCEPTION_RATES = {16: (6, 12, 18), 8: (12, 24, 36)}
@@ -143,8 +144,8 @@ def get(name: str) -> Preset:
     if name in PRESETS:
         return PRESETS[name]
     if name in UNSUPPORTED:
-        raise ValueError(f"Preset {name!r} is not supported: {UNSUPPORTED[name]}")
-    raise ValueError(f"Unknown preset {name!r}. Known presets: {', '.join(PRESETS)}")
+        raise ConfigError(f"Preset {name!r} is not supported: {UNSUPPORTED[name]}")
+    raise ConfigError(f"Unknown preset {name!r}. Known presets: {', '.join(PRESETS)}")
 
 
 def table() -> str:
@@ -161,7 +162,7 @@ def table() -> str:
     return "\n".join(lines)
 
 
-def list() -> None:  # noqa: A001 (the name the issue asks for)
+def list() -> None:  # noqa: A001 (keras-hub's name for a preset listing)
     """Prints ``table()``."""
     print(table())
 
@@ -183,8 +184,9 @@ def from_preset(model_class, name: str, checkpoint: Optional[str] = None, **over
     Returns:
         DeepLab with the checkpoint's weights.
     """
-    from deeplab_tf.checkpoints.paths import CheckpointError, resolve_checkpoint_path
     from deeplab_tf.checkpoints.loading import load_checkpoint
+    from deeplab_tf.checkpoints.paths import (CheckpointError,
+                                              resolve_checkpoint_path)
 
     preset = get(name)
     needs = (f"Preset {name!r} needs its checkpoint: download {preset.url} and pass "

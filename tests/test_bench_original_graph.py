@@ -57,7 +57,6 @@ def batch():
 def checkpoint(tmp_path_factory, batch):
     """(prefix, values, peer inference logits): random weights saved by tf.train.Saver."""
     import tensorflow as tf
-
     from peers.original_graph import build_network
 
     graph = tf.Graph()
@@ -98,6 +97,7 @@ def peer_steps(checkpoint, batch):
     """The peer trained two steps from the checkpoint: the fetches of each step and the
     logits biases before and after the first."""
     from peers.original_graph import build_training_graph
+
     from deeplab_tf.config import TrainConfig
 
     train_config = TrainConfig(train_batch_size=BATCH, base_learning_rate=BASE_LR,
@@ -143,10 +143,10 @@ def test_original_frozen_graph_gives_our_labels(keras_model, tmp_path):
     unfolded, padding to --crop_size), labels an image smaller than the crop as the project's
     default path does (batch norm folded, padding to the same size)."""
     import tensorflow as tf
-
-    from deeplab_tf.bench.contenders import graph_function, load_graph_def
     from peers.original_export import original_frozen_graph
+
     from deeplab_tf import inference
+    from deeplab_tf.bench.contenders import graph_function, load_graph_def
     from deeplab_tf.modeling.backbones import mean_pixel
 
     graph_def = original_frozen_graph(keras_model, _config(), (HEIGHT, WIDTH))
@@ -219,8 +219,9 @@ def test_first_step_loss_equals_ours_and_the_step_updates(keras_model, keras_inf
 
 
 def _report(trainer_times, original_times, batch_size=2):
-    from deeplab_tf.bench.timing import Summary
     from peers.train_compare import ORIGINAL, TRAINER, TrainComparison
+
+    from deeplab_tf.bench.timing import Summary
 
     report = TrainComparison(_config().to_dict(), 513, 513, batch_size, "float32",
                              rounds=len(trainer_times), warmup=2)
@@ -235,7 +236,8 @@ def _report(trainer_times, original_times, batch_size=2):
 def test_training_comparison_report_ratio_and_table():
     import json
 
-    from peers.train_compare import ORIGINAL, TRAINER, format_training_comparison
+    from peers.train_compare import (ORIGINAL, TRAINER,
+                                     format_training_comparison)
 
     report = _report([4.0, 5.0, 9.0], [6.0, 2.0, 5.5])
     # images/s = batch / median step: 2/5 (trainer), 2/5.5 (original).

@@ -19,8 +19,8 @@ import sys
 
 import numpy as np
 import pytest
-
-from export_helpers import scene_config, scenes, train_scene_model, write_scene_tfrecords
+from export_helpers import (scene_config, scenes, train_scene_model,
+                            write_scene_tfrecords)
 
 # Trains a scene model, then runs five console scripts that each convert it: minutes.
 pytestmark = pytest.mark.slow
@@ -50,8 +50,8 @@ def _model_flags(config):
 def workspace(tmp_path_factory):
     import tensorflow as tf
 
-    from deeplab_tf.data import manifest
     from deeplab_tf import inference
+    from deeplab_tf.data import manifest
     from deeplab_tf.data.preprocess import padded_size
     from deeplab_tf.modeling.backbones import mean_pixel
 

@@ -88,3 +88,73 @@ def test_no_import_cycles_among_deeplab_tf_modules():
     graph = {m: _imports(m, p, modules) for m, p in modules.items()}
     cycles = _cycles(graph)
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+# The house, floor by floor: a module imports only from its own floor or the floors below.
+# (Cycles within a floor are caught by test_no_import_cycles_among_deeplab_tf_modules.)
+FLOORS = (
+    ("deeplab_tf.errors", "deeplab_tf.fileio", "deeplab_tf.runtime", "deeplab_tf.config"),
+    ("deeplab_tf.modeling", "deeplab_tf.data"),
+    ("deeplab_tf.inference", "deeplab_tf.losses", "deeplab_tf.metrics", "deeplab_tf.schedules",
+     "deeplab_tf.checkpoints"),
+    ("deeplab_tf.model", "deeplab_tf.segmenter", "deeplab_tf.presets"),
+    ("deeplab_tf.train", "deeplab_tf.evaluation", "deeplab_tf.export", "deeplab_tf.demo",
+     "deeplab_tf.bench", "deeplab_tf.hardware"),
+    ("deeplab_tf.cli",),
+)
+
+
+def _floor(module):
+    for level, prefixes in enumerate(FLOORS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return level
+    return None
+
+
+def test_every_module_has_a_floor():
+    homeless = sorted(m for m in _modules() if m != "deeplab_tf" and _floor(m) is None)
+    assert not homeless, f"modules on no floor of FLOORS: {homeless}"
+
+
+def test_no_module_imports_from_a_floor_above_its_own():
+    modules = _modules()
+    upward = []
+    for module, path in modules.items():
+        if module == "deeplab_tf":
+            continue
+        for target in _imports(module, path, modules):
+            if target != "deeplab_tf" and _floor(target) > _floor(module):
+                upward.append(f"{module} (floor {_floor(module)}) -> {target} "
+                              f"(floor {_floor(target)})")
+    assert not upward, "imports that run up the house:\n" + "\n".join(sorted(upward))
+
+
+def test_the_network_and_the_configs_stand_alone():
+    """modeling/ imports only config/, errors and itself; config/ only errors and itself; and
+    nothing outside cli/ imports cli/."""
+    modules = _modules()
+    allowed = {"deeplab_tf.modeling": ("deeplab_tf.modeling", "deeplab_tf.config",
+                                       "deeplab_tf.errors"),
+               "deeplab_tf.config": ("deeplab_tf.config", "deeplab_tf.errors")}
+    wrong = []
+    for module, path in modules.items():
+        targets = _imports(module, path, modules)
+        for package, homes in allowed.items():
+            if module.startswith(package):
+                wrong += [f"{module} -> {t}" for t in targets
+                          if not any(t == h or t.startswith(h + ".") for h in homes)]
+        if not module.startswith("deeplab_tf.cli"):
+            wrong += [f"{module} -> {t}" for t in targets if t.startswith("deeplab_tf.cli")]
+    assert not wrong, "\n".join(sorted(wrong))
+
+
+def test_walker_catches_an_upward_import(tmp_path):
+    """The floor rule fails on a module that imports from above (a planted modeling module
+    importing train/)."""
+    planted = {"deeplab_tf.modeling.bad": str(tmp_path / "bad.py"),
+               "deeplab_tf.train.loop": str(tmp_path / "loop.py")}
+    (tmp_path / "bad.py").write_text("from deeplab_tf.train import loop\n")
+    (tmp_path / "loop.py").write_text("")
+    targets = _imports("deeplab_tf.modeling.bad", planted["deeplab_tf.modeling.bad"], planted)
+    assert targets == {"deeplab_tf.train.loop"}
+    assert _floor("deeplab_tf.train.loop") > _floor("deeplab_tf.modeling.bad")

@@ -150,3 +150,49 @@ def test_confusion_matrix_png_has_names_percentages_and_a_colour_scale(tmp_path)
     assert axes.get_xlabel() == "predicted class" and axes.get_ylabel() == "ground-truth class"
     assert {t.get_text() for t in axes.texts} >= {"80%", "20%", "10%", "90%", "100%"}
     assert colorbar.get_ylabel().startswith("fraction")
+
+
+def _load_in_a_fresh_process(path, imports):
+    code = (f"{imports}\nimport keras\nmodel = keras.saving.load_model({str(path)!r})\n"
+            "print(type(model).__name__, model.config.depth_multiplier)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.split()
+
+
+def test_import_deeplab_tf_alone_makes_a_saved_model_loadable(tmp_path):
+    """Keras finds DeepLab by its registered name after ``import deeplab_tf`` alone, which
+    itself does not import TensorFlow."""
+    path = tmp_path / "m.keras"
+    build_model(helpers.tiny_config(depth_multiplier=0.5)).save(path)
+    assert _load_in_a_fresh_process(path, "import sys, deeplab_tf\n"
+                                          "assert 'tensorflow' not in sys.modules") == \
+        ["DeepLab", "0.5"]
+
+
+@pytest.mark.slow
+def test_saved_model_loads_whichever_is_imported_first(tmp_path):
+    path = tmp_path / "m.keras"
+    build_model(helpers.tiny_config()).save(path)
+    for imports in ("import tensorflow\nimport deeplab_tf", "import keras\nimport deeplab_tf"):
+        assert _load_in_a_fresh_process(path, imports)[0] == "DeepLab"
+
+
+def test_registration_table_lists_every_registered_class():
+    """runtime.keras_registration.CLASSES names every class deeplab_tf registers with Keras
+    (with its module), so that a saved model of any of them loads after import deeplab_tf."""
+    import importlib
+    import pkgutil
+
+    import deeplab_tf
+    from deeplab_tf.runtime.keras_registration import CLASSES, PACKAGE
+
+    for info in pkgutil.walk_packages(deeplab_tf.__path__, "deeplab_tf."):
+        if not info.name.startswith(("deeplab_tf.cli", "deeplab_tf.demo")) and \
+                info.name not in ("deeplab_tf.hardware", "deeplab_tf.evaluation.inference"):
+            importlib.import_module(info.name)
+    registered = {name.split(">", 1)[1]: cls.__module__
+                  for name, cls in keras.saving.get_custom_objects().items()
+                  if name.startswith(PACKAGE + ">")}
+    assert registered == CLASSES

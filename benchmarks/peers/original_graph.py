@@ -29,7 +29,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from typing import Callable, Dict, List, Optional
 
 import tensorflow as tf
@@ -43,14 +42,12 @@ from deeplab_tf.modeling.heads.decoder import DECODER_PROJECTION_FILTERS
 from deeplab_tf.modeling.heads.logits import LOGITS_STDDEV
 from deeplab_tf.modeling.layers.conv_bn import fixed_padding_amounts
 from deeplab_tf.modeling.layers.resize import scale_dimension
-from deeplab_tf.modeling.layers.separable_conv_bn import SeparableConvBN
+from deeplab_tf.modeling.layers.separable_conv_bn import DEPTHWISE_STDDEV, POINTWISE_STDDEV
 from deeplab_tf.modeling.scopes import last_layer_scopes, multiplier_of
 
 v1 = tf.compat.v1
-_SEPARABLE_ARGS = inspect.signature(SeparableConvBN.__init__).parameters
 # split_separable_conv2d's initialiser stddevs (ASPP, decoder): SeparableConvBN's defaults.
-HEAD_SEPARABLE_STDDEVS = (_SEPARABLE_ARGS["depthwise_stddev"].default,
-                          _SEPARABLE_ARGS["pointwise_stddev"].default)
+HEAD_SEPARABLE_STDDEVS = (DEPTHWISE_STDDEV, POINTWISE_STDDEV)
 _XCEPTION_BN = (xception.BATCH_NORM["bn_momentum"], xception.BATCH_NORM["bn_epsilon"])
 _HEAD_BN = (HEAD_BATCH_NORM["bn_momentum"], HEAD_BATCH_NORM["bn_epsilon"])
 
@@ -293,7 +290,7 @@ def _softmax_cross_entropy(logits, labels, num_classes: int, ignore_label: int):
 
 
 def _multipliers(variables, train_config: TrainConfig) -> Dict[str, float]:
-    """train_utils' gradient multipliers by variable name (``train.multipliers``' rule)."""
+    """train_utils' gradient multipliers by variable name (``deeplab_tf.modeling.scopes``' rule)."""
     scopes = last_layer_scopes(train_config.last_layers_contain_logits_only)
     return {var.op.name: multiplier_of(var.op.name, scopes,
                                        train_config.last_layer_gradient_multiplier)

@@ -5,7 +5,7 @@
 * ``trainer``: the real ``train.loop.Trainer._train_step`` (loss with the ignore label,
   weight decay, gradient multipliers, momentum, batch-norm updates, label and finiteness
   checks), its outputs read back to the host as the loop reads them;
-* ``original_graph``: one ``Session.run`` of ``bench.original_graph``'s training step, the
+* ``original_graph``: one ``Session.run`` of ``peers.original_graph``'s training step, the
   original's formulation of the same network (always float32: the original had no mixed
   precision), in a process with TensorFlow's own choice of kernels for this CPU and glibc's
   malloc defaults, as the original ran (``worker.original_environment``:
@@ -37,7 +37,7 @@ import tempfile
 from typing import Dict, List, Optional
 
 from deeplab_tf.bench.timing import Summary
-from deeplab_tf.bench.train import IGNORE_LABEL, _dataset_fn
+from deeplab_tf.bench.train import IGNORE_LABEL, synthetic_dataset_fn
 from deeplab_tf.bench.worker import Pool, Worker, original_environment
 
 TRAINER, ORIGINAL = "trainer", "original_graph"
@@ -60,7 +60,7 @@ def _trainer_factory(model_config_dict, height, width, batch_size, precision, lo
     from deeplab_tf.train.loop import Trainer
 
     model_config = ModelConfig.from_dict(model_config_dict)
-    dataset_fn = _dataset_fn(batch_size, height, width, model_config.num_classes)
+    dataset_fn = synthetic_dataset_fn(batch_size, height, width, model_config.num_classes)
     trainer = Trainer(model_config, _train_config(batch_size, precision), train_logdir=logdir,
                       dataset_fn=dataset_fn, ignore_label=IGNORE_LABEL)
     trainer._initialize()

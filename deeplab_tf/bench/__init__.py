@@ -8,12 +8,12 @@
   frozen), OpenVINO, ONNX Runtime, TFLite and the original's frozen graph side by side, each
   in its own process, alternating rounds.
 * ``train``: images/s of the real ``Trainer`` step (float32 / bfloat16 / float16, +-XLA).
-* ``original_graph`` / ``train_compare``: the original's training step written TF1 style (its
-  variables, fused batch norm, slim L2, ``ApplyMomentum``; one ``Session.run``), timed beside
-  the ``Trainer``'s step in alternating rounds.
 * ``data``: conversion and input-pipeline throughput on a synthetic dataset.
 * ``export``: latency and size of the SavedModel and TFLite exports (one process).
 * ``suite``: recipe configurations and the GPU suite of ``benchmarks/gpu.sh``.
+
+The original's graphs rebuilt TF1 style, the peers of the side-by-side training and
+inference comparisons, are not part of the package: ``benchmarks/peers/``.
 
 No test asserts a time: these are measurements, quoted as ratios measured in one run.
 """

@@ -1,6 +1,6 @@
 """The inference contenders of ``bench.compare``: one callable each, uint8 image -> labels.
 
-Every contender computes ``evaluation.inference.predict`` (single scale) on the same weights
+Every contender computes ``deeplab_tf.inference.predict`` (single scale) on the same weights
 and the same image; they differ only in formulation and runtime:
 
 * ``tf_function``: ``tf.function`` of ``predict`` on the Keras model as trained (what the
@@ -26,6 +26,8 @@ import os
 from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
+
+from deeplab_tf.errors import ConfigError
 
 CONTENDERS = ("tf_function", "tf_folded", "tf_frozen", "openvino", "onnxruntime", "tflite",
               "original")
@@ -118,10 +120,10 @@ def check_contenders(names: Sequence[str], frozen_graph: Optional[str]) -> Tuple
     """``names`` validated (no duplicates); ValueError naming ``--contenders`` otherwise."""
     unknown = [name for name in names if name not in CONTENDERS]
     if unknown:
-        raise ValueError(f"--contenders: unknown contender(s) {', '.join(unknown)} (expected "
+        raise ConfigError(f"--contenders: unknown contender(s) {', '.join(unknown)} (expected "
                          f"some of {', '.join(CONTENDERS)})")
     if "original" in names and not frozen_graph:
-        raise ValueError("--contenders=original needs --compare_frozen_graph=PATH (the "
+        raise ConfigError("--contenders=original needs --compare_frozen_graph=PATH (the "
                          "original's frozen_inference_graph.pb)")
     return tuple(dict.fromkeys(names))
 
@@ -149,18 +151,18 @@ def load_graph_def(path: str):
         with open(path, "rb") as f:
             content = f.read()
     except OSError as error:
-        raise ValueError(f"{where}: cannot read the file ({error.strerror or error})") from None
+        raise ConfigError(f"{where}: cannot read the file ({error.strerror or error})") from None
     import tensorflow as tf
 
     try:
         graph_def = tf.compat.v1.GraphDef.FromString(content)
     except Exception as error:  # protobuf's DecodeError and friends
-        raise ValueError(f"{where}: not a frozen GraphDef (.pb): "
+        raise ConfigError(f"{where}: not a frozen GraphDef (.pb): "
                          f"{' '.join(str(error).split()) or type(error).__name__}") from None
     nodes = {node.name for node in graph_def.node}
     missing = [name for name in (ORIGINAL_INPUT, ORIGINAL_OUTPUT) if name not in nodes]
     if missing:
-        raise ValueError(f"{where}: not a DeepLab frozen_inference_graph.pb (expected nodes "
+        raise ConfigError(f"{where}: not a DeepLab frozen_inference_graph.pb (expected nodes "
                          f"{ORIGINAL_INPUT} -> {ORIGINAL_OUTPUT}; missing {', '.join(missing)}; "
                          f"{len(nodes)} nodes)")
     return graph_def
@@ -173,7 +175,7 @@ def build(name: str, setup: Setup) -> Callable[[np.ndarray], np.ndarray]:
                          f"Received: {name!r}")
     if name == "original":
         if not setup.frozen_graph:
-            raise ValueError("The 'original' contender needs --compare_frozen_graph=PATH")
+            raise ConfigError("The 'original' contender needs --compare_frozen_graph=PATH")
         return graph_function(load_graph_def(setup.frozen_graph))
     model, config, spec = _model_and_spec(setup)
     if name == "tf_function":

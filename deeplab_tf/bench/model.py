@@ -14,6 +14,7 @@ import numpy as np
 
 from deeplab_tf.bench.timing import time_call
 from deeplab_tf.config import ModelConfig
+from deeplab_tf.errors import ConfigError
 
 INFERENCE_MODES = ("eager", "function", "function_folded", "xla", "bfloat16",
                    "bfloat16_folded")
@@ -106,7 +107,7 @@ def inference_benchmarks(config: ModelConfig, height: int, width: int, batch_siz
     results = []
     for mode in modes:
         if mode not in INFERENCE_MODES:
-            raise ValueError(f"Unknown benchmark mode (expected one of "
+            raise ConfigError(f"Unknown benchmark mode (expected one of "
                              f"{', '.join(INFERENCE_MODES)}). Received: {mode!r}")
         log(f"  timing {mode} ...")
         if mode == "eager":

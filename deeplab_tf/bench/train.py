@@ -53,7 +53,9 @@ def synthetic_batch(batch_size, height, width, num_classes, seed=0):
     return images, labels
 
 
-def _dataset_fn(batch_size, height, width, num_classes, seed=0):
+def synthetic_dataset_fn(batch_size, height, width, num_classes, seed=0):
+    """A ``Trainer`` dataset_fn that repeats ``synthetic_batch`` (each replica its share):
+    what the training benchmarks and the original-graph peer step on."""
     import tensorflow as tf
 
     images, labels = synthetic_batch(batch_size, height, width, num_classes, seed)
@@ -81,7 +83,7 @@ def time_trainer_steps(model_config_dict: dict, height: int, width: int, batch_s
         jit_compile=jit_compile, strategy=strategy)
     with tempfile.TemporaryDirectory() as logdir:
         trainer = Trainer(model_config, train_config, train_logdir=logdir,
-                          dataset_fn=_dataset_fn(batch_size, height, width,
+                          dataset_fn=synthetic_dataset_fn(batch_size, height, width,
                                                  model_config.num_classes),
                           ignore_label=IGNORE_LABEL)
         step_fn = trainer._train_step  # the loop's compiled step, timed where run() calls it

@@ -21,12 +21,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import weakref
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 
-from deeplab_tf.checkpoints.paths import CheckpointError, resolve_checkpoint_path
+from deeplab_tf.checkpoints.paths import (CheckpointError,
+                                          resolve_checkpoint_path)
 from deeplab_tf.modeling.layers.conv_bn import original_variable_map
 from deeplab_tf.modeling.scopes import in_scopes, last_layer_scopes
 
@@ -247,3 +248,18 @@ def save_model_checkpoint(model, directory: str, step: int = 0) -> str:
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), directory,
                                          max_to_keep=None, checkpoint_name="ckpt")
     return manager.save(checkpoint_number=step)
+
+
+def checkpoint_step(path: str) -> Optional[int]:
+    """The training step of a checkpoint: its ``step`` / ``global_step`` variable, else the
+    number after the last '-' of its name; None if neither exists."""
+    try:
+        reader = tf.train.load_checkpoint(path)
+        shapes = reader.get_variable_to_shape_map()
+        for key in ("step/.ATTRIBUTES/VARIABLE_VALUE", "global_step"):
+            if key in shapes:
+                return int(reader.get_tensor(key))
+    except (tf.errors.OpError, ValueError):
+        pass
+    suffix = os.path.basename(path).rsplit("-", 1)[-1]
+    return int(suffix) if suffix.isdigit() else None

@@ -30,14 +30,16 @@ from typing import Optional
 
 import tensorflow as tf
 
+from deeplab_tf.errors import UserError
+
 CHECKPOINT_NAME = "model.ckpt"
 
 
-class ResumeError(ValueError):
+class ResumeError(UserError, ValueError):
     """``train_logdir`` holds a checkpoint that this model / optimiser cannot resume from."""
 
 
-class CheckpointWriteError(OSError):
+class CheckpointWriteError(UserError, OSError):
     """Writing a checkpoint failed; the previous checkpoint is still the newest."""
 
 

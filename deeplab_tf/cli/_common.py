@@ -1,9 +1,18 @@
-"""What every binary shares: running an absl main with one-line errors, atomic file writes.
+"""What every binary shares: running an absl main with one-line errors for bad input.
 
-``run_app(main)`` runs ``main`` under ``absl.app.run``; a ``UserError`` (or ``ValueError``,
-``FileNotFoundError``, ``tf.errors.NotFoundError``/``InvalidArgumentError`` raised while
-reading user input) becomes ``error: <one line>`` on stderr and exit status 1 instead of a
-traceback. Unknown or malformed flags are absl's own errors (exit 1).
+``run_app(main, binary)`` runs ``main`` under ``absl.app.run`` with every deeplab flag known
+(``deeplab_tf.cli.flags.parsing``). Errors caused by the input, the flags, the file system or
+the disk become ``error: <one line>`` on stderr and exit status 1:
+
+* a ``deeplab_tf.errors.UserError`` (raised on purpose by the library and the binaries: bad
+  option values, unusable checkpoints, data, exports, run directories);
+* an ``OSError`` about a path (missing, unreadable, unwritable, a file where a folder was
+  expected) or about the disk (full, read-only, over quota);
+* a TensorFlow error about a file: not found, permission denied, data loss (a corrupt record
+  or checkpoint), a full disk; and an input-pipeline error that names its shard and record.
+
+Anything else is a bug and keeps its traceback. Unknown or malformed flags are absl's own
+errors (exit 1).
 
 Recipes (``configs/<dataset>/<recipe>.flags``) hold the flags of the whole job (model, data,
 training, evaluation), and every binary accepts them: every deeplab flag is defined once in
@@ -13,47 +22,71 @@ error.
 
 from __future__ import annotations
 
+import errno
 import sys
+from typing import Optional
 
 from absl import app
 
-from deeplab_tf.cli.flags.values import parse_size  # noqa: F401 (re-exported)
-from deeplab_tf.fileio import atomic_path, atomic_write_text  # noqa: F401 (re-exported)
+from deeplab_tf.errors import UserError, one_line
+
+# errno values that describe the disk or the file system, not the program.
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG}
+_DISK_WORDS = ("No space left on device", "Disk quota exceeded", "Read-only file system")
 
 
-class UserError(Exception):
-    """Bad input from the user: the message is one line naming the file/flag/value."""
+def _os_error_line(error: OSError) -> Optional[str]:
+    if error.filename is None and error.errno not in _DISK_ERRNOS:
+        return None
+    reason = error.strerror or one_line(error)
+    if error.filename is None:
+        return reason
+    where = f"{error.filename} -> {error.filename2}" if error.filename2 else error.filename
+    return f"{where}: {reason}"
 
 
-_USER_ERRORS = (UserError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
+def _tensorflow_error_line(error) -> Optional[str]:
+    tf = sys.modules.get("tensorflow")
+    if tf is None or not isinstance(error, tf.errors.OpError):
+        return None
+    from deeplab_tf.data.records import error_message  # the shard/record line
+
+    record_line = error_message(error)
+    if record_line:
+        return record_line
+    message = one_line(error.message)
+    if isinstance(error, (tf.errors.NotFoundError, tf.errors.PermissionDeniedError,
+                          tf.errors.DataLossError)):
+        return message
+    if any(words in message for words in _DISK_WORDS):
+        return message
+    return None
 
 
-def _one_line(error) -> str:
-    text = str(error).strip() or type(error).__name__
-    return " ".join(text.split())
+def user_error_line(error: BaseException) -> Optional[str]:
+    """The one line an error caused by the input prints, or None for a bug (see the module
+    docstring)."""
+    if isinstance(error, UserError):
+        return one_line(error)
+    if isinstance(error, OSError):
+        return _os_error_line(error)
+    return _tensorflow_error_line(error)
 
 
 def run_app(main, binary: str):
     """``absl.app.run(main)`` for console script ``binary``: every deeplab flag known (see
-    ``deeplab_tf.cli.flags.parsing``), one-line errors for bad input."""
+    ``deeplab_tf.cli.flags.parsing``), one-line errors for bad input, tracebacks for bugs."""
     from deeplab_tf.cli.flags import flags_parser
 
     def guarded(argv):
         try:
             return main(argv)
-        except _USER_ERRORS as error:
-            print(f"error: {_one_line(error)}", file=sys.stderr)
+        except Exception as error:
+            line = user_error_line(error)
+            if line is None:
+                raise
+            print(f"error: {line}", file=sys.stderr)
             sys.exit(1)
-        except Exception as error:  # TF errors raised while reading user files
-            import tensorflow as tf
-
-            if isinstance(error, (tf.errors.NotFoundError, tf.errors.InvalidArgumentError,
-                                  tf.errors.DataLossError, tf.errors.FailedPreconditionError)):
-                from deeplab_tf.data.records import error_message  # the shard/record line
-
-                print(f"error: {error_message(error) or _one_line(error.message)}",
-                      file=sys.stderr)
-                sys.exit(1)
-            raise
 
     app.run(guarded, flags_parser=flags_parser(binary))

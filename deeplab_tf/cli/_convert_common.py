@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 
-from deeplab_tf.cli._common import UserError
 from deeplab_tf.cli.flags import export
-from deeplab_tf.cli.flags.converters import NUM_SHARDS, NUM_WORKERS, OUTPUT_DIR, PROGRESS, SKIP_INVALID
+from deeplab_tf.cli.flags.converters import (NUM_SHARDS, NUM_WORKERS,
+                                             OUTPUT_DIR, PROGRESS,
+                                             SKIP_INVALID)
+from deeplab_tf.errors import UserError
 
 
 def check_args(argv) -> None:

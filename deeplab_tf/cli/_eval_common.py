@@ -2,28 +2,22 @@
 
 Their flags are in ``deeplab_tf.cli.flags`` (groups ``inference``, ``eval``, ``vis``).
 
-Which model: as in the original, the model flags describe the network. A training run's
-``config.json`` (written by deeplab-train / deeplab-convert-checkpoint beside the checkpoints)
-is used instead when no model flag is given explicitly (on the command line or in a
-flagfile), so ``deeplab-eval --checkpoint_dir=RUN --dataset_dir=...`` is enough. The binary
-says which it used.
+Which model: a training run's ``config.json`` (written by deeplab-train /
+deeplab-convert-checkpoint beside the checkpoints) with the model flags given explicitly on top,
+field by field (``deeplab_tf.checkpoints.run_dir``), so ``deeplab-eval --checkpoint_dir=RUN
+--dataset_dir=...`` is enough; without a run config, the model flags, as in the original. The
+binary says which it used.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, Optional
 
-from absl import logging
-
-from deeplab_tf.cli._common import UserError
 from deeplab_tf.cli.flags import inference, model
-from deeplab_tf.config import EvalConfig, ModelConfig
+from deeplab_tf.config import EvalConfig
+from deeplab_tf.errors import UserError
 
-CONFIG_JSON = "config.json"
-# ModelConfig fields that do not change inference (not worth a note when they differ).
-_TRAINING_ONLY_FIELDS = ("weight_decay", "sync_batch_norm", "fine_tune_batch_norm")
 _CHECKPOINT_DIR = inference.CHECKPOINT_DIR
 _CHECKPOINT_PATH = inference.CHECKPOINT_PATH
 
@@ -53,8 +47,8 @@ def checkpoints(max_count: int, interval_secs: float) -> Iterator[str]:
     With ``max_count == 1`` the directory's latest checkpoint is used at once (an error if it
     has none); otherwise each new checkpoint as it appears (``max_count <= 0``: forever).
     """
-    from deeplab_tf.checkpoints.paths import resolve_checkpoint_path
     from deeplab_tf.checkpoints.loading import latest_checkpoint
+    from deeplab_tf.checkpoints.paths import resolve_checkpoint_path
     from deeplab_tf.evaluation.evaluator import checkpoints_iterator
 
     if _CHECKPOINT_PATH.value:
@@ -74,115 +68,20 @@ def checkpoints(max_count: int, interval_secs: float) -> Iterator[str]:
                                     interval_secs=interval_secs)
 
 
-def checkpoint_step(path: str) -> Optional[int]:
-    """The training step of a checkpoint: its ``step`` / ``global_step`` variable, else the
-    number after the last '-' of its name; None if neither exists."""
-    import tensorflow as tf
-
-    try:
-        reader = tf.train.load_checkpoint(path)
-        shapes = reader.get_variable_to_shape_map()
-        for key in ("step/.ATTRIBUTES/VARIABLE_VALUE", "global_step"):
-            if key in shapes:
-                return int(reader.get_tensor(key))
-    except (tf.errors.OpError, ValueError):
-        pass
-    suffix = os.path.basename(path).rsplit("-", 1)[-1]
-    return int(suffix) if suffix.isdigit() else None
-
-
-# --- the model -----------------------------------------------------------------------------
-
-def model_config(num_classes: int, directory: Optional[str]) -> Tuple[ModelConfig, str]:
-    """The ModelConfig to evaluate and a line saying where it came from.
-
-    ``directory/config.json`` (a training run's) is used when no model flag was given
-    explicitly; otherwise the model flags, as in the original. Either way the class count
-    must match the dataset's.
-    """
-    path = os.path.join(directory, CONFIG_JSON) if directory else None
-    explicit = model.explicit()
-    run_config = None
-    if path and os.path.isfile(path):
-        try:
-            with open(path) as f:
-                run_config = ModelConfig.from_dict(json.load(f)["model"])
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise UserError(f"Cannot read the model config of {path}: {error}") from None
-    if run_config is not None and not explicit:
-        config, source = run_config, f"Model: {path} (no model flags given)."
-    else:
-        config = model.model_config(num_classes=num_classes)
-        source = "Model: from the model flags."
-        if run_config is not None:
-            differ = sorted(k for k, v in config.to_dict().items()
-                            if k not in _TRAINING_ONLY_FIELDS and run_config.to_dict().get(k) != v)
-            if differ:
-                source += (f" Note: {path} differs in {', '.join(differ)}; "
-                           "give no model flags to use it.")
-    if config.num_classes != num_classes:
-        raise UserError(
-            f"The model has {config.num_classes} classes but the dataset has {num_classes} "
-            "(check --dataset / --num_classes)")
-    return config, source
-
-
-def _load(model_, path: str, model_config: ModelConfig) -> None:
-    """Loads every model variable from ``path`` (the one inference loading rule)."""
-    from deeplab_tf.checkpoints.strict import load_for_inference
-
-    logging.info("%s", load_for_inference(model_, path, model_config).summary())
-
-
-def _tf_predict_fn(model_, model_config: ModelConfig, eval_config: EvalConfig):
-    """images float32 [B, H, W, 3] -> labels int32 [B, H, W] through the one inference path
-    (``inference.predict`` with an ``InferenceSpec``)."""
-    from deeplab_tf import inference as inference_lib
-
-    spec = inference_lib.InferenceSpec.from_configs(model_config, eval_config)
-    return inference_lib.predict_function(
-        inference_lib.prepare_model(model_, spec, model_config), spec)
-
-
-def _openvino_predict_fn(model_, model_config: ModelConfig, eval_config: EvalConfig):
-    try:
-        from deeplab_tf.inference import InferenceSpec
-        from deeplab_tf.export.openvino import OpenVINOPredictor
-    except ImportError as error:
-        raise UserError(f"--inference_backend=openvino is not available here ({error}); use "
-                        "--inference_backend=tf") from None
-    predictor = OpenVINOPredictor(model_, model_config,
-                                  InferenceSpec.from_configs(model_config, eval_config))
-    return lambda images: predictor.predict(images)["labels"]
-
-
-class Predictor:
-    """The model a run evaluates, loaded checkpoint by checkpoint.
-
-    ``load(path)`` builds the model of ``model_config`` (fresh each time: folding batch norm
-    changes it), loads ``path`` and returns ``predict``: float32 images [B, H, W, 3] ->
-    int32 labels [B, H, W], on ``eval_config.inference_backend``.
-    """
-
-    def __init__(self, model_config: ModelConfig, eval_config: EvalConfig):
-        from deeplab_tf.modeling.backbones import mean_pixel
-
-        self.model_config = model_config
-        self.eval_config = eval_config
-        self.pad_value = mean_pixel(model_config.model_variant)
-
-    def load(self, path: str):
-        from deeplab_tf.model import build_model
-
-        model_ = build_model(self.model_config)
-        _load(model_, path, self.model_config)
-        if self.eval_config.inference_backend == "openvino":
-            return _openvino_predict_fn(model_, self.model_config, self.eval_config)
-        return _tf_predict_fn(model_, self.model_config, self.eval_config)
-
+# --- the model ---------------------------------------------------------------------------
 
 def build_predictor(num_classes: int, directory: Optional[str], eval_config: EvalConfig):
-    """A ``Predictor`` of the model to evaluate (where it came from is said on stdout)."""
-    config, source = model_config(num_classes, directory)
-    print(source, flush=True)
-    return Predictor(config, eval_config)
+    """The ``Predictor`` of the model to evaluate: the run's config.json (in ``directory``)
+    with the explicit model flags on top, else the model flags; said on stdout. The class
+    count must match the dataset's."""
+    from deeplab_tf.checkpoints import run_dir
+    from deeplab_tf.evaluation.predictor import Predictor
+
+    resolved = run_dir.resolve_model_config(
+        directory, model.model_config(num_classes=num_classes), model.explicit())
+    if resolved.config.num_classes != num_classes:
+        raise UserError(
+            f"The model has {resolved.config.num_classes} classes but the dataset has "
+            f"{num_classes} (check --dataset / --num_classes)")
+    print(resolved.source, flush=True)
+    return Predictor(resolved, eval_config)

@@ -27,9 +27,11 @@ import json
 import os
 import platform
 
-from deeplab_tf.cli._common import UserError, atomic_write_text, run_app
+from deeplab_tf.cli._common import run_app
 from deeplab_tf.cli.flags import bench as bench_flags
 from deeplab_tf.cli.flags import data, export, inference, model, parse_size
+from deeplab_tf.errors import UserError
+from deeplab_tf.fileio import atomic_write_text
 from deeplab_tf.runtime.onednn import prefer_onednn
 
 _CROP_SIZE = export.CROP_SIZE
@@ -121,8 +123,8 @@ def _compare(config, height, width, stats):
         bench_flags.CONTENDERS.value or contenders_lib.available_contenders(), frozen_graph)
     checkpoint = inference.CHECKPOINT_PATH.value
     if checkpoint:
-        from deeplab_tf.checkpoints.strict import load_for_inference
         from deeplab_tf.checkpoints.paths import resolve_checkpoint_path
+        from deeplab_tf.checkpoints.strict import load_for_inference
         from deeplab_tf.model import build_model
 
         checkpoint = resolve_checkpoint_path(checkpoint)
@@ -167,7 +169,8 @@ def main(argv):
     if len(argv) > 1:
         raise UserError(f"Unexpected arguments: {' '.join(argv[1:])}")
     _check_comparison_flags()
-    from deeplab_tf.bench.model import Result, agreement, format_table, inference_benchmarks
+    from deeplab_tf.bench.model import (Result, agreement, format_table,
+                                        inference_benchmarks)
     from deeplab_tf.bench.timing import peak_flops, peak_memory_mb
     from deeplab_tf.model import model_stats
 

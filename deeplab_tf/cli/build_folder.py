@@ -14,8 +14,9 @@ Example:
 from __future__ import annotations
 
 from deeplab_tf.cli import _convert_common as converter_flags
+from deeplab_tf.cli._common import run_app
 from deeplab_tf.cli.flags import converters, model
-from deeplab_tf.cli._common import UserError, run_app
+from deeplab_tf.errors import UserError
 
 _IMAGE_DIR = converters.IMAGE_DIR
 _LABEL_DIR = converters.LABEL_DIR

@@ -12,15 +12,15 @@ complete.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
 
 from absl import logging
 
-from deeplab_tf.cli._common import UserError, run_app
+from deeplab_tf.cli._common import run_app
 from deeplab_tf.cli.flags import convert, model, train
+from deeplab_tf.errors import UserError
 
 _TF1_CHECKPOINT = convert.TF1_CHECKPOINT
 _OUTPUT = convert.OUTPUT
@@ -38,7 +38,9 @@ def _checkpoint_num_classes(path):
 def convert(tf1_checkpoint, output, model_config, initialize_last_layer=True,
             last_layers_contain_logits_only=False):
     """Converts and writes ``output/``; returns the LoadReport."""
-    from deeplab_tf.checkpoints.loading import load_original_checkpoint, save_model_checkpoint
+    from deeplab_tf.checkpoints import run_dir
+    from deeplab_tf.checkpoints.loading import (load_original_checkpoint,
+                                                save_model_checkpoint)
     from deeplab_tf.model import build_model
 
     if os.path.exists(output) and (not os.path.isdir(output) or os.listdir(output)):
@@ -52,9 +54,7 @@ def convert(tf1_checkpoint, output, model_config, initialize_last_layer=True,
                                dir=parent)
     try:
         save_model_checkpoint(model, staging, step=0)
-        with open(os.path.join(staging, "config.json"), "w") as f:
-            json.dump({"model": model_config.to_dict(),
-                       "converted_from": os.path.abspath(report.path)}, f, indent=2)
+        run_dir.write_converted(staging, model_config, os.path.abspath(report.path))
         if os.path.isdir(output):
             os.rmdir(output)  # empty, checked above
         os.replace(staging, output)

@@ -28,9 +28,11 @@ import os
 from absl import logging
 
 from deeplab_tf.cli import _eval_common
-from deeplab_tf.cli._common import UserError, run_app
-from deeplab_tf.cli.flags import data, inference
+from deeplab_tf.cli._common import run_app
+from deeplab_tf.cli.flags import data
 from deeplab_tf.cli.flags import eval as eval_flags
+from deeplab_tf.cli.flags import inference
+from deeplab_tf.errors import UserError
 
 RESULTS_JSON = "results.json"
 CONFUSION_MATRIX_CSV = "confusion_matrix.csv"
@@ -75,6 +77,7 @@ def main(argv):
     split = data_config.eval_split
 
     # TensorFlow and the model only once the flags are checked.
+    from deeplab_tf.checkpoints.loading import checkpoint_step
     from deeplab_tf.data import pipeline
     from deeplab_tf.evaluation import evaluator, report
 
@@ -86,7 +89,7 @@ def main(argv):
     for path in _eval_common.checkpoints(eval_config.max_number_of_evaluations,
                                          eval_config.eval_interval_secs):
         predict = predictor.load(path)
-        step = _eval_common.checkpoint_step(path)
+        step = checkpoint_step(path)
         print(f"Evaluating {path} (step {step}) on {info.name} {split}, "
               f"scales {list(eval_config.eval_scales)}"
               f"{', flipped' if eval_config.add_flipped_images else ''}", flush=True)

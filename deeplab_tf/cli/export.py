@@ -14,11 +14,13 @@
 
 The original export_model.py's flags work as there: ``--export_path`` writes the frozen graph
 (input ``ImageTensor``, outputs ``SemanticPredictions`` / ``SemanticProbabilities``).
-``--checkpoint`` (older name of ``--checkpoint_path``) is a checkpoint prefix or a directory (its latest checkpoint), written by
-deeplab-train / deeplab-convert-checkpoint or an original TF1 DeepLab checkpoint (converted on
-the fly, by variable names). The model comes from the model flags, or from ``config.json``
-beside the checkpoint when no model flag is given (as deeplab-eval); the class count defaults
-to the original checkpoint's logits, or ``--dataset``'s.
+``--checkpoint`` (older name of ``--checkpoint_path``) is a checkpoint prefix or a directory
+(its latest checkpoint), written by deeplab-train / deeplab-convert-checkpoint or an original
+TF1 DeepLab checkpoint (converted on the fly, by variable names). The model is the run's
+``config.json`` beside the checkpoint with the model flags given explicitly on top, field by
+field (``deeplab_tf.checkpoints.run_dir``), or the model flags alone; the class count defaults
+to the run's, the original checkpoint's logits, or ``--dataset``'s. Each format's exporter
+comes from one registry (``deeplab_tf.export.EXPORTERS``).
 
 SavedModel (``--format=saved_model``): ``export_dir/model_name/<version>/``, the version one
 more than the largest existing one (an existing version is never overwritten); signatures
@@ -36,16 +38,15 @@ images of ``--calibration_dataset_dir``); ``--tflite_output`` argmax (int32 labe
 
 from __future__ import annotations
 
-import json
 import os
 
 from absl import logging
 
-from deeplab_tf.cli._common import UserError, run_app
+from deeplab_tf.cli._common import run_app
 from deeplab_tf.cli.flags import data, export, inference, model, parse_size
 from deeplab_tf.config import ExportConfig
+from deeplab_tf.errors import UserError
 
-CONFIG_JSON = "config.json"
 _OVERWRITE = export.OVERWRITE
 _ORIGINAL_NUM_CLASSES = 21  # the original export_model.py's default --num_classes
 
@@ -55,6 +56,13 @@ def _format() -> str:
     if export.EXPORT_PATH.value and not export.FORMAT.present:
         return "frozen_graph"
     return export.FORMAT.value
+
+
+def _crop_size(fmt):
+    """--crop_size; for OpenVINO and ONNX only when given (else their input size is dynamic)."""
+    if fmt in ("openvino", "onnx") and not export.CROP_SIZE.present:
+        return None
+    return parse_size(export.CROP_SIZE.value, "crop_size")
 
 
 def export_config_from_flags() -> ExportConfig:
@@ -76,7 +84,7 @@ def export_config_from_flags() -> ExportConfig:
         eval_crop_size=parse_size(inference.EVAL_CROP_SIZE.value, "eval_crop_size"),
         fold_batch_norm=inference.value_or(inference.FOLD_BATCH_NORM, ExportConfig,
                                            "fold_batch_norm"),
-        crop_size=parse_size(export.CROP_SIZE.value, "crop_size"),
+        crop_size=_crop_size(fmt),
         tflite_mode=export.TFLITE_MODE.value, tflite_output=export.TFLITE_OUTPUT.value,
         calibration_dataset_dir=export.CALIBRATION_DATASET_DIR.value or "",
         calibration_split=export.CALIBRATION_SPLIT.value,
@@ -86,124 +94,18 @@ def export_config_from_flags() -> ExportConfig:
         max_image_pixels=export.MAX_IMAGE_PIXELS.value, **data.resize_fields())
 
 
-def _check_destination(export_config, export_dir):
-    """Fails before any work if the output cannot be written (or would overwrite a file)."""
-    from deeplab_tf.export import saved_model, tflite
-
-    if export_config.format == "frozen_graph":
-        parent = os.path.dirname(os.path.abspath(export_config.export_path))
-        if os.path.exists(parent) and not os.path.isdir(parent):
-            raise UserError(f"--export_path={export_config.export_path}: {parent} is not a "
-                            "directory (is not writable)")
-        saved_model.check_writable(parent)
-        return
-    if not export_dir:
-        raise UserError(f"--export_dir is required for --format={export_config.format}")
-    if export_config.format in ("openvino", "onnx"):
-        saved_model.check_writable(export_dir)
-        return
-    if export_config.format == "saved_model":
-        model_dir = os.path.join(export_dir, export_config.model_name)
-        saved_model.check_writable(model_dir)
-        version = export_config.export_version
-        if version is not None and os.path.exists(os.path.join(model_dir, str(version))):
-            raise UserError(f"Version {version} already exists in {model_dir} (versions are "
-                            "never overwritten; choose another --export_version)")
-        return
-    saved_model.check_writable(export_dir)
-    path = tflite.tflite_path(export_dir, export_config)
-    if os.path.exists(path) and not _OVERWRITE.value:
-        raise UserError(f"{path} already exists (pass --overwrite to replace it)")
-    if export_config.tflite_mode == "int8":
-        if not export_config.calibration_dataset_dir:
-            raise UserError("--tflite_mode=int8 needs --calibration_dataset_dir (TFRecord "
-                            "shards of representative images)")
-        from deeplab_tf.data import schema
-
-        schema.list_shards(export_config.calibration_dataset_dir, export_config.calibration_split)
-
-
-def _default_num_classes(checkpoint_path, kind, run_config):
-    """The original checkpoint's logits count, else the run's config.json, else --dataset's
-    class count, else None."""
-    import tensorflow as tf
-
+def _default_num_classes(checkpoint_path, kind):
+    """The original checkpoint's logits count, else --dataset's class count, else the
+    original export_model.py's default (21)."""
     if kind == "original":
-        shapes = tf.train.load_checkpoint(checkpoint_path).get_variable_to_shape_map()
-        bias = shapes.get("logits/semantic/biases")
+        from deeplab_tf.checkpoints.loading import variable_shapes
+
+        bias = variable_shapes(checkpoint_path).get("logits/semantic/biases")
         if bias:
             return int(bias[0])
-    if run_config is not None:
-        return run_config.num_classes
     if data.DATASET.present:
         return data.dataset_num_classes()
     return _ORIGINAL_NUM_CLASSES
-
-
-def model_config(checkpoint_path, kind):
-    """(ModelConfig, a line saying where it came from)."""
-    from deeplab_tf.config import ModelConfig
-
-    path = os.path.join(os.path.dirname(os.path.abspath(checkpoint_path)), CONFIG_JSON)
-    run_config = None
-    if os.path.isfile(path):
-        try:
-            with open(path) as f:
-                run_config = ModelConfig.from_dict(json.load(f)["model"])
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise UserError(f"Cannot read the model config of {path}: {error}") from None
-    if run_config is not None and not model.explicit():
-        return run_config, f"Model: {path} (no model flags given)."
-    config = model.model_config(
-        num_classes=_default_num_classes(checkpoint_path, kind, run_config))
-    return config, "Model: from the model flags."
-
-
-def _load(model_, checkpoint, config):
-    """The one inference loading rule (``load_for_inference``); returns the report."""
-    from deeplab_tf.checkpoints.strict import load_for_inference
-
-    return load_for_inference(model_, checkpoint, config)
-
-
-def _spec(config, export_config):
-    from deeplab_tf.inference import InferenceSpec
-
-    return InferenceSpec.from_export_config(config, export_config)
-
-
-def _export_other(model_, config, export_config, export_dir):
-    """frozen_graph, openvino, onnx: the library functions of the infer and perf streams."""
-    fmt = export_config.format
-    try:
-        spec = _spec(config, export_config)
-        if fmt == "frozen_graph":
-            from deeplab_tf.export.frozen_graph import export_frozen_graph
-
-            path = export_frozen_graph(
-                model_, config, spec, export_config.export_path,
-                num_classes=config.num_classes,
-                save_inference_graph=export_config.save_inference_graph)
-            print(f"Wrote frozen graph {path} (input ImageTensor uint8 [1, H, W, 3]; outputs "
-                  "SemanticPredictions, SemanticProbabilities).")
-            return
-        crop = (parse_size(export.CROP_SIZE.value, "crop_size")
-                if export.CROP_SIZE.present else None)
-        if fmt == "openvino":
-            from deeplab_tf.export.openvino import export_openvino
-
-            path = export_openvino(model_, config, spec, export_dir,
-                                   model_name=export_config.model_name, crop_size=crop,
-                                   probabilities=export_config.export_probabilities)
-        else:
-            from deeplab_tf.export.onnx import export_onnx
-
-            path = export_onnx(model_, config, spec, export_dir,
-                               model_name=export_config.model_name, crop_size=crop,
-                               probabilities=export_config.export_probabilities)
-    except ImportError as error:
-        raise UserError(f"--format={fmt} is not available here ({error})") from None
-    print(f"Wrote {fmt} model {path}.")
 
 
 def main(argv):
@@ -217,45 +119,37 @@ def main(argv):
     if export_config.format != "frozen_graph" and not export_dir:
         raise UserError("--export_dir is required (or --export_path=.../"
                         "frozen_inference_graph.pb for a frozen graph)")
-    _check_destination(export_config, export_dir)
+    from deeplab_tf.export import exporter
 
-    from deeplab_tf.checkpoints.paths import resolve_checkpoint_path
+    format_exporter = exporter(export_config.format)
+    format_exporter.check_destination(export_config, export_dir, _OVERWRITE.value)
+
+    from deeplab_tf.checkpoints import run_dir
     from deeplab_tf.checkpoints.loading import checkpoint_kind
-    from deeplab_tf.model import build_model
+    from deeplab_tf.checkpoints.paths import resolve_checkpoint_path
+    from deeplab_tf.evaluation.predictor import load_model
 
     checkpoint = resolve_checkpoint_path(checkpoint_arg)
     kind = checkpoint_kind(checkpoint)
-    config, source = model_config(checkpoint, kind)
-    print(source, flush=True)
-    model_ = build_model(config)
-    report = _load(model_, checkpoint, config)
+    directory = os.path.dirname(os.path.abspath(checkpoint))
+    run_config = run_dir.run_model_config(directory)
+    num_classes = run_config.num_classes if run_config else _default_num_classes(checkpoint,
+                                                                                    kind)
+    resolved = run_dir.resolve_model_config(directory, model.model_config(num_classes),
+                                            model.explicit())
+    print(resolved.source, flush=True)
+    model_, report = load_model(resolved, checkpoint)
     logging.info("%s", report.summary())
     print(f"Loaded {len(report.loaded)} variables from {kind} checkpoint {report.path}.",
           flush=True)
     metadata = {"checkpoint": os.path.abspath(report.path), "checkpoint_kind": kind}
-
-    if export_config.format in ("frozen_graph", "openvino", "onnx"):
-        _export_other(model_, config, export_config, export_dir)
-        return
-    if export_config.format == "saved_model":
-        from deeplab_tf.export.saved_model import directory_size, export_saved_model
-
-        path = export_saved_model(model_, config, export_config, export_dir, metadata)
-        print(f"Exported SavedModel version {os.path.basename(path)} to {path} "
-              f"({directory_size(path) / 1e6:.2f} MB); signatures serving_default "
-              f"(encoded images), predict_images (uint8 pixels); scales "
-              f"{list(export_config.inference_scales)}"
-              f"{', flipped' if export_config.add_flipped_images else ''}.")
-        return
-    from deeplab_tf.export.tflite import export_tflite
-
-    result = export_tflite(model_, config, export_config, export_dir,
-                           overwrite=_OVERWRITE.value, metadata=metadata)
-    spec = result["input"]
-    print(f"Wrote {result['path']} ({result['size_bytes'] / 1e6:.2f} MB, "
-          f"{export_config.tflite_mode}; input {spec['name']} {spec['dtype']} {spec['shape']}, "
-          f"output {result['output']['name']} {result['output']['dtype']} "
-          f"{result['output']['shape']}) and {result['metadata_path']}.")
+    try:
+        result = format_exporter.export(model_, resolved.config, export_config, export_dir,
+                                        metadata=metadata, overwrite=_OVERWRITE.value)
+    except ImportError as error:
+        raise UserError(f"--format={export_config.format} is not available here "
+                        f"({error})") from None
+    print(result.summary, flush=True)
 
 
 def run():

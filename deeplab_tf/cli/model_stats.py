@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 
-from deeplab_tf.cli._common import UserError, atomic_write_text, run_app
+from deeplab_tf.cli._common import run_app
 from deeplab_tf.cli.flags import bench, data, export, model, parse_size
+from deeplab_tf.errors import UserError
+from deeplab_tf.fileio import atomic_write_text
 
 
 def main(argv):

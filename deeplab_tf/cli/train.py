@@ -24,37 +24,22 @@ The original's ``--num_clones=N`` trains with MirroredStrategy on N local device
 
 from __future__ import annotations
 
-import json
 import os
 
 from absl import flags, logging
 
-from deeplab_tf.cli._common import UserError, atomic_write_text, run_app
+from deeplab_tf.checkpoints import run_dir
+from deeplab_tf.cli._common import run_app
 from deeplab_tf.cli.flags import data, legacy, model
 from deeplab_tf.cli.flags import train as train_flags
-from deeplab_tf.config import DataConfig, ModelConfig
-
-CONFIG_JSON = "config.json"
-FLAGS_TXT = "flags.txt"
-
-
-def _mixed_precision() -> str:
-    """--mixed_precision, with ``auto`` resolved by deeplab_tf.runtime.hardware (said on stdout)."""
-    name = train_flags.MIXED_PRECISION.value
-    if name != "auto":
-        return name
-    try:
-        from deeplab_tf.runtime.hardware import resolve_mixed_precision
-    except ImportError as error:
-        raise UserError(f"--mixed_precision=auto needs deeplab_tf.runtime.hardware ({error}); give "
-                        "float32, bfloat16 or float16") from None
-    dtype, reason = resolve_mixed_precision("auto")
-    print(f"--mixed_precision=auto: {dtype} ({reason})", flush=True)
-    return dtype
+from deeplab_tf.config import DataConfig
+from deeplab_tf.errors import UserError
 
 
 def configs_from_flags(dataset_info):
     """(ModelConfig, DataConfig, TrainConfig) from the parsed flags."""
+    from deeplab_tf.losses import check_label_weights
+
     model_config = model.model_config(num_classes=dataset_info.num_classes,
                                       **train_flags.model_overrides())
     if model_config.num_classes != dataset_info.num_classes:
@@ -62,11 +47,8 @@ def configs_from_flags(dataset_info):
             f"--num_classes={model_config.num_classes} but dataset {dataset_info.name!r} has "
             f"{dataset_info.num_classes} classes")
     data_config = data.data_config(**train_flags.data_fields())
-    train_config = train_flags.train_config(mixed_precision=_mixed_precision())
-    if train_config.label_weights and len(train_config.label_weights) != model_config.num_classes:
-        raise UserError(
-            f"--label_weights needs one weight per class ({model_config.num_classes}). Received "
-            f"{len(train_config.label_weights)}: {list(train_config.label_weights)}")
+    train_config = train_flags.train_config()
+    check_label_weights(train_config.label_weights, model_config.num_classes)
     return model_config, data_config, train_config
 
 
@@ -87,59 +69,12 @@ def resolved_flags() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _clone_strategy():
-    """The original's --num_clones / --clone_on_cpu as a tf.distribute strategy, or None.
+def clone_strategy_from_flags():
+    """The original's --num_clones / --clone_on_cpu as a strategy (``train.strategy``)."""
+    from deeplab_tf.train.strategy import clone_strategy
 
-    --num_clones=N (N > 1): MirroredStrategy over N local GPUs, or over N logical CPU devices
-    with --clone_on_cpu. --clone_on_cpu alone: train on the CPU.
-    """
-    clones, on_cpu = legacy.NUM_CLONES.value, legacy.CLONE_ON_CPU.value
-    if clones < 1:
-        raise UserError(f"--num_clones must be >= 1. Received: --num_clones={clones}")
-    if clones == 1 and not on_cpu:
-        return None
-    if train_flags.STRATEGY.value not in ("auto", "mirrored", "one_device"):
-        raise UserError(f"--num_clones / --clone_on_cpu run local replicas; they cannot be "
-                        f"combined with --strategy={train_flags.STRATEGY.value}")
-    import tensorflow as tf
-
-    if on_cpu:
-        tf.config.set_visible_devices([], "GPU")
-        if clones > 1:
-            cpu = tf.config.list_physical_devices("CPU")[0]
-            tf.config.set_logical_device_configuration(
-                cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(clones)])
-        devices = [d.name for d in tf.config.list_logical_devices("CPU")]
-    else:
-        devices = [d.name for d in tf.config.list_logical_devices("GPU")]
-        if len(devices) < clones:
-            raise UserError(
-                f"--num_clones={clones} needs {clones} local GPUs; this machine has "
-                f"{len(devices)} (add --clone_on_cpu to split the CPU into {clones} devices)")
-    if clones == 1:
-        return tf.distribute.OneDeviceStrategy(devices[0])
-    return tf.distribute.MirroredStrategy(devices[:clones])
-
-
-def _check_resumable(train_logdir: str, model_config: ModelConfig):
-    """A train_logdir with checkpoints must be resumed with the same model."""
-    from deeplab_tf.checkpoints.loading import latest_checkpoint
-
-    path = os.path.join(train_logdir, CONFIG_JSON)
-    if latest_checkpoint(train_logdir) is None or not os.path.isfile(path):
-        return
-    try:
-        with open(path) as f:
-            previous = json.load(f)["model"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise UserError(f"Cannot read {path}: {error}") from None
-    current = model_config.to_dict()
-    differ = sorted(k for k in set(current) | set(previous) if current.get(k) != previous.get(k))
-    if differ:
-        raise UserError(
-            f"--train_logdir={train_logdir} holds checkpoints of another model (its "
-            f"{CONFIG_JSON} differs in {', '.join(differ)}): resume with the flags of "
-            f"{os.path.join(train_logdir, FLAGS_TXT)} or use a new --train_logdir")
+    return clone_strategy(legacy.NUM_CLONES.value, legacy.CLONE_ON_CPU.value,
+                          train_flags.STRATEGY.value)
 
 
 def _data_description(data_config: DataConfig) -> str:
@@ -160,8 +95,9 @@ def main(argv):
     if not train_logdir:
         raise UserError("--train_logdir is required")
     data.require_dataset_dir()
-    clone_strategy = _clone_strategy()
+    clone_strategy = clone_strategy_from_flags()
 
+    from deeplab_tf.checkpoints.loading import latest_checkpoint
     from deeplab_tf.data import pipeline
     from deeplab_tf.modeling.backbones import mean_pixel
 
@@ -169,7 +105,8 @@ def main(argv):
     model_config, data_config, train_config = configs_from_flags(info)
     data_description = _data_description(data_config)
     os.makedirs(train_logdir, exist_ok=True)
-    _check_resumable(train_logdir, model_config)
+    run_dir.check_resumable(train_logdir, model_config,
+                            has_checkpoint=latest_checkpoint(train_logdir) is not None)
 
     from deeplab_tf.train.loop import Trainer
     from deeplab_tf.train.strategy import create_strategy
@@ -186,11 +123,13 @@ def main(argv):
                       dataset_fn=dataset_fn, ignore_label=info.ignore_label,
                       palette=info.palette, strategy=strategy,
                       data_description=data_description)
+    if train_config.mixed_precision == "auto":
+        print(f"--mixed_precision=auto: {trainer.config.mixed_precision} "
+              f"({trainer.mixed_precision_reason})", flush=True)
     if trainer.chief:
-        atomic_write_text(os.path.join(train_logdir, FLAGS_TXT), resolved_flags())
-        atomic_write_text(os.path.join(train_logdir, CONFIG_JSON), json.dumps(
-            {"model": model_config.to_dict(), "data": data_config.to_dict(),
-             "train": train_config.to_dict()}, indent=2, sort_keys=True) + "\n")
+        run_dir.write_training_run(
+            train_logdir, {"model": model_config, "data": data_config, "train": train_config},
+            resolved_flags())
     logging.info("Training %s on %s with %d replica(s); logdir %s.", model_config.model_variant,
                  data_description, trainer.num_replicas, train_logdir)
     result = trainer.run()

@@ -21,8 +21,10 @@ import os
 import sys
 
 from deeplab_tf.cli import _eval_common
-from deeplab_tf.cli._common import UserError, run_app
-from deeplab_tf.cli.flags import converters, data, given_on_command_line, inference, vis
+from deeplab_tf.cli._common import run_app
+from deeplab_tf.cli.flags import (converters, data, given_on_command_line,
+                                  inference, vis)
+from deeplab_tf.errors import UserError
 
 
 def _palette(info):

@@ -34,7 +34,11 @@ from typing import Optional, Tuple
 import numpy as np
 from PIL import Image
 
-from deeplab_tf.config.base import DEFAULT_MAX_IMAGE_PIXELS  # --max_image_pixels' default
+from deeplab_tf.config.base import \
+    DEFAULT_MAX_IMAGE_PIXELS  # --max_image_pixels' default
+from deeplab_tf.data.errors import DataError
+from deeplab_tf.errors import one_line
+
 _PIL_LIMIT_LOCK = threading.Lock()  # PIL's own bomb limit is lifted while we open a header.
 ALPHA_DROPPED = "alpha channel dropped"
 _EXIF_ORIENTATION = 0x0112
@@ -44,7 +48,7 @@ _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # The IEND chunk, with its CRC.
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
-class ImageError(ValueError):
+class ImageError(DataError):
     """An image or mask that cannot be used; the message is one line naming the file."""
 
 
@@ -68,16 +72,12 @@ class EncodedImage:
     notes: Tuple[str, ...] = ()
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-
-
 def _read_bytes(path: str, what: str) -> bytes:
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
-        raise ImageError(f"{path}: cannot read {what} ({e.strerror or _one_line(e)})") from None
+        raise ImageError(f"{path}: cannot read {what} ({e.strerror or one_line(e)})") from None
     if not data:
         raise ImageError(f"{path}: empty file where {what} was expected")
     return data
@@ -100,7 +100,7 @@ def _open(data: bytes, path: str, what: str, max_pixels: int) -> Image.Image:
             finally:
                 Image.MAX_IMAGE_PIXELS = previous
     except Exception as e:  # noqa: BLE001 -- PIL raises many types for bad files.
-        raise ImageError(f"{path}: undecodable {what} ({_one_line(e)})") from None
+        raise ImageError(f"{path}: undecodable {what} ({one_line(e)})") from None
     width, height = image.size
     if max_pixels and width * height > max_pixels:
         raise ImageError(
@@ -115,7 +115,7 @@ def _load(image: Image.Image, path: str, what: str) -> None:
     try:
         image.load()
     except Exception as e:  # noqa: BLE001 -- truncated or corrupt data.
-        raise ImageError(f"{path}: undecodable {what} ({_one_line(e)})") from None
+        raise ImageError(f"{path}: undecodable {what} ({one_line(e)})") from None
 
 
 def _check_complete(data: bytes, image_format: str, path: str) -> None:

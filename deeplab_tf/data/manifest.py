@@ -33,6 +33,7 @@ import json
 import os
 
 from deeplab_tf import fileio
+from deeplab_tf.data.errors import DataError
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
@@ -65,12 +66,12 @@ def read_manifest(dataset_dir: str) -> dict:
     """
     path = manifest_path(dataset_dir)
     if not os.path.isfile(path):
-        raise ValueError(f"No dataset manifest at {path}: convert the data with a deeplab-build-* tool")
+        raise DataError(f"No dataset manifest at {path}: convert the data with a deeplab-build-* tool")
     try:
         with open(path, encoding="utf-8") as f:
             manifest = json.load(f)
     except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"Unreadable dataset manifest {path}: {e}") from None
+        raise DataError(f"Unreadable dataset manifest {path}: {e}") from None
     validate(manifest, path)
     return manifest
 
@@ -78,17 +79,17 @@ def read_manifest(dataset_dir: str) -> dict:
 def validate(manifest: dict, where: str) -> None:
     """Raises ValueError naming ``where`` if ``manifest`` lacks a key or is inconsistent."""
     if not isinstance(manifest, dict):
-        raise ValueError(f"Dataset manifest {where} must be a JSON object")
+        raise DataError(f"Dataset manifest {where} must be a JSON object")
     missing = [k for k in _REQUIRED if k not in manifest]
     if missing:
-        raise ValueError(f"Dataset manifest {where} lacks {missing}")
+        raise DataError(f"Dataset manifest {where} lacks {missing}")
     version = manifest.get("format_version", FORMAT_VERSION)
     if version > FORMAT_VERSION:
-        raise ValueError(
+        raise DataError(
             f"Dataset manifest {where} has format_version {version}; this library reads "
             f"up to {FORMAT_VERSION}")
     if len(manifest["class_names"]) != manifest["num_classes"]:
-        raise ValueError(
+        raise DataError(
             f"Dataset manifest {where} has {len(manifest['class_names'])} class names for "
             f"num_classes={manifest['num_classes']}")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from deeplab_tf.data import cityscapes_labels
+from deeplab_tf.data.errors import DataError
 
 
 def pascal_palette(num_entries: int = 256) -> np.ndarray:
@@ -80,7 +81,7 @@ def as_palette(colors, num_entries: int = 256) -> np.ndarray:
     """A palette of ``num_entries`` from a list of (r, g, b): missing entries come from VOC's."""
     given = np.asarray(colors, dtype=np.int64).reshape(-1, 3)
     if given.size and (given.min() < 0 or given.max() > 255):
-        raise ValueError(f"Palette colours must be in [0, 255]. Received: {given.tolist()[:4]}...")
+        raise DataError(f"Palette colours must be in [0, 255]. Received: {given.tolist()[:4]}...")
     palette = pascal_palette(max(num_entries, len(given)))
     palette[: len(given)] = given
     return palette

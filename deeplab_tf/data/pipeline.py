@@ -34,8 +34,8 @@ import tensorflow as tf
 from deeplab_tf.config import DataConfig
 from deeplab_tf.data import image_io, preprocess
 from deeplab_tf.data import records as records_lib
-from deeplab_tf.data import registry
-from deeplab_tf.data import schema
+from deeplab_tf.data import registry, schema
+from deeplab_tf.data.errors import DataError
 
 # Serialised records held for shuffling (the original shuffled 100 decoded examples).
 SHUFFLE_BUFFER_SIZE = 1000
@@ -117,7 +117,7 @@ def _records(data_config: DataConfig, split: str, *, ignore_label: int, training
         return dataset, _tfds_decode(name, decode_fn)
 
     if not data_config.dataset_dir:
-        raise ValueError(f"dataset_dir is empty: where are the TFRecord shards of split {split!r}?")
+        raise DataError(f"dataset_dir is empty: where are the TFRecord shards of split {split!r}?")
     files = schema.list_shards(data_config.dataset_dir, split)
     num_pipelines = input_context.num_input_pipelines if input_context else 1
     pipeline_id = input_context.input_pipeline_id if input_context else 0

@@ -15,10 +15,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Tuple
 
-from deeplab_tf.data import cityscapes_labels
-from deeplab_tf.data import dataset_info
+from deeplab_tf.data import cityscapes_labels, dataset_info
 from deeplab_tf.data import manifest as manifest_lib
 from deeplab_tf.data import palettes
+from deeplab_tf.data.errors import DataError
 
 TFDS_PREFIX = dataset_info.TFDS_PREFIX
 DatasetInfo = dataset_info.DatasetInfo
@@ -82,10 +82,6 @@ DATASETS = {
 }
 
 
-def list_datasets() -> Tuple[str, ...]:
-    return tuple(DATASETS)
-
-
 def info_from_manifest(manifest: dict) -> DatasetInfo:
     """A DatasetInfo from a converter's manifest (see ``data.manifest``)."""
     num_classes = int(manifest["num_classes"])
@@ -116,7 +112,8 @@ def get_dataset_info(dataset: str, dataset_dir: Optional[str] = None) -> Dataset
         ValueError: unknown dataset without a manifest, or a manifest that disagrees.
     """
     if dataset.startswith(TFDS_PREFIX):
-        from deeplab_tf.data import tfds_source  # Imports tensorflow_datasets: only on demand.
+        from deeplab_tf.data import \
+            tfds_source  # Imports tensorflow_datasets: only on demand.
 
         return tfds_source.dataset_info(dataset[len(TFDS_PREFIX):], data_dir=dataset_dir or None)
     manifest = None
@@ -130,14 +127,14 @@ def get_dataset_info(dataset: str, dataset_dir: Optional[str] = None) -> Dataset
         return dataclasses.replace(info, splits=manifest_lib.split_sizes(manifest))
     if manifest is None:
         if dataset:
-            raise ValueError(
+            raise DataError(
                 f"Unknown dataset {dataset!r}: not one of {', '.join(DATASETS)} and no "
                 f"{manifest_lib.MANIFEST_NAME} in dataset_dir={dataset_dir!r}")
-        raise ValueError(
+        raise DataError(
             f"dataset='' needs a {manifest_lib.MANIFEST_NAME} in dataset_dir. Received: "
             f"dataset_dir={dataset_dir!r}")
     if dataset and manifest["dataset"] != dataset:
-        raise ValueError(
+        raise DataError(
             f"{manifest_lib.manifest_path(dataset_dir)} describes dataset "
             f"{manifest['dataset']!r}, not {dataset!r}")
     return info_from_manifest(manifest)
@@ -146,9 +143,9 @@ def get_dataset_info(dataset: str, dataset_dir: Optional[str] = None) -> Dataset
 def _check_agrees(info: DatasetInfo, manifest: dict, dataset_dir: str) -> None:
     where = manifest_lib.manifest_path(dataset_dir)
     if manifest["dataset"] != info.name:
-        raise ValueError(f"{where} describes dataset {manifest['dataset']!r}, not {info.name!r}")
+        raise DataError(f"{where} describes dataset {manifest['dataset']!r}, not {info.name!r}")
     for key in ("num_classes", "ignore_label"):
         if int(manifest[key]) != getattr(info, key):
-            raise ValueError(
+            raise DataError(
                 f"{where} has {key}={manifest[key]} but dataset {info.name!r} has "
                 f"{key}={getattr(info, key)}")

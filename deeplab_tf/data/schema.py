@@ -23,6 +23,7 @@ from typing import List
 import tensorflow as tf
 
 from deeplab_tf.data import image_io
+from deeplab_tf.data.errors import DataError
 
 IMAGE_ENCODED = "image/encoded"
 IMAGE_FILENAME = "image/filename"
@@ -40,7 +41,7 @@ _SHARD_RE = re.compile(r"^(?P<split>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.tf
 def shard_name(split: str, index: int, num_shards: int) -> str:
     """File name of one shard: ``<split>-%05d-of-%05d.tfrecord``."""
     if not 0 <= index < num_shards:
-        raise ValueError(f"Shard index must be in [0, {num_shards}). Received: index={index}")
+        raise DataError(f"Shard index must be in [0, {num_shards}). Received: index={index}")
     return "%s-%05d-of-%05d%s" % (split, index, num_shards, SHARD_SUFFIX)
 
 
@@ -71,7 +72,7 @@ def shard_pattern(dataset_dir: str, split: str) -> str:
     """The glob pattern of a split's shards; raises ValueError if no shard matches it."""
     pattern = _pattern(dataset_dir, split)
     if not has_shards(dataset_dir, split):
-        raise ValueError(f"No TFRecord shards for split {split!r}: nothing matches {pattern}")
+        raise DataError(f"No TFRecord shards for split {split!r}: nothing matches {pattern}")
     return pattern
 
 
@@ -86,14 +87,14 @@ def list_shards(dataset_dir: str, split: str) -> List[str]:
     files = [f for f in _glob(pattern) if (parse_shard_name(f) or ("",))[0] == split]
     counts = {parse_shard_name(f)[2] for f in files}
     if len(counts) != 1:
-        raise ValueError(
+        raise DataError(
             f"Shards of split {split!r} in {dataset_dir} mix shard counts {sorted(counts)}: "
             "remove the stale ones or convert again")
     (count,) = counts
     indices = sorted(parse_shard_name(f)[1] for f in files)
     if indices != list(range(count)):
         missing = sorted(set(range(count)) - set(indices))
-        raise ValueError(
+        raise DataError(
             f"Split {split!r} in {dataset_dir} is incomplete: shards {missing} of {count} "
             f"are missing ({pattern})")
     return files
@@ -126,7 +127,7 @@ def encode_example(image_bytes: bytes, image_format: str, filename: str, height:
         label_png: bytes. A single-channel uint8 PNG of class indices.
     """
     if image_format not in ("jpeg", "png"):
-        raise ValueError(f"image_format must be 'jpeg' or 'png'. Received: image_format={image_format!r}")
+        raise DataError(f"image_format must be 'jpeg' or 'png'. Received: image_format={image_format!r}")
     feature = {
         IMAGE_ENCODED: _bytes_feature(image_bytes),
         IMAGE_FILENAME: _bytes_feature(filename.encode("utf-8")),

@@ -23,10 +23,9 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from deeplab_tf.data import cityscapes_labels
-from deeplab_tf.data import image_io
-from deeplab_tf.data import palettes
+from deeplab_tf.data import cityscapes_labels, image_io, palettes
 from deeplab_tf.data.dataset_info import TFDS_PREFIX, DatasetInfo
+from deeplab_tf.data.errors import DataError
 
 # Our split names -> TFDS split names, used when the dataset has no split of our name.
 SPLIT_ALIASES = {
@@ -100,7 +99,7 @@ def get_adapter(name: str) -> Adapter:
     """The adapter of ``NAME[/CONFIG]``; raises ValueError for unsupported datasets."""
     base = name.split("/")[0].split(":")[0]
     if base not in ADAPTERS:
-        raise ValueError(
+        raise DataError(
             f"TFDS dataset {name!r} is not supported as a segmentation source; supported: "
             f"{', '.join(sorted(ADAPTERS))}")
     return ADAPTERS[base]

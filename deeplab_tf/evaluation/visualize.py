@@ -23,8 +23,9 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from deeplab_tf.fileio import atomic_path
+from deeplab_tf.data.errors import DataError
 from deeplab_tf.data.palettes import colorize
+from deeplab_tf.fileio import atomic_path
 
 SEMANTIC_PREDICTION_DIR = "segmentation_results"
 RAW_SEMANTIC_PREDICTION_DIR = "raw_segmentation_results"
@@ -132,7 +133,7 @@ def folder_images(image_dir: str):
     names = sorted(n for n in os.listdir(image_dir)
                    if os.path.splitext(n)[1].lower() in _IMAGE_EXTENSIONS)
     if not names:
-        raise ValueError(f"No image files ({', '.join(_IMAGE_EXTENSIONS)}) in {image_dir}")
+        raise DataError(f"No image files ({', '.join(_IMAGE_EXTENSIONS)}) in {image_dir}")
     for name in names:
         with Image.open(os.path.join(image_dir, name)) as image:
             array = np.asarray(image.convert("RGB"), dtype=np.float32)

@@ -7,7 +7,7 @@ apps written against it run unchanged:
 * outputs ``SemanticPredictions``: int32 [1, H, W] labels, and ``SemanticProbabilities``:
   float32 [1, H, W, classes].
 
-Inside is ``evaluation.inference.predict`` with the export's ``InferenceSpec`` — optional
+Inside is ``deeplab_tf.inference.predict`` with the export's ``InferenceSpec`` — optional
 resize to range, padding with the backbone's mean pixel to ``crop_size`` (and to
 ``k * output_stride + 1``), single or multi-scale + flip inference, the padding cropped off,
 nearest-neighbour resize back when a resize happened — on the prepared model (batch norm
@@ -25,12 +25,14 @@ Client::
 from __future__ import annotations
 
 import os
-import tempfile
+from typing import Optional, Tuple
 
 import tensorflow as tf
 
-from deeplab_tf import fileio
-from deeplab_tf import inference
+from deeplab_tf import fileio, inference
+from deeplab_tf.config import ExportConfig, ModelConfig
+from deeplab_tf.export.destination import ExportResult, check_writable
+from deeplab_tf.export.errors import ExportError
 
 INPUT_NAME = "ImageTensor"
 OUTPUT_NAME = "SemanticPredictions"
@@ -38,7 +40,7 @@ PROBABILITIES_NAME = "SemanticProbabilities"
 INFERENCE_GRAPH_NAME = "inference_graph.pbtxt"
 
 
-class FrozenGraphError(ValueError):
+class FrozenGraphError(ExportError):
     """The frozen graph cannot be written as asked (one-line message)."""
 
 
@@ -54,14 +56,7 @@ def check_export_path(export_path: str) -> None:
     if os.path.isdir(export_path):
         raise FrozenGraphError(f"--export_path={export_path} is a directory; expected a file "
                                "name such as frozen_inference_graph.pb")
-    directory = os.path.dirname(os.path.abspath(export_path))
-    try:
-        os.makedirs(directory, exist_ok=True)
-        with tempfile.TemporaryFile(dir=directory):
-            pass
-    except OSError as error:
-        raise FrozenGraphError(f"Export directory {directory} of --export_path={export_path} "
-                               f"is not writable: {error.strerror or error}") from None
+    check_writable(os.path.dirname(os.path.abspath(export_path)))
 
 
 def inference_function(model, spec: inference.InferenceSpec):
@@ -80,12 +75,40 @@ def inference_function(model, spec: inference.InferenceSpec):
 
 def frozen_graph_def(model, spec: inference.InferenceSpec):
     """(frozen GraphDef, unfrozen GraphDef) of ``model`` under ``spec``."""
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2)
+    from tensorflow.python.framework.convert_to_constants import \
+        convert_variables_to_constants_v2
 
     function = inference_function(model, spec)
     frozen = convert_variables_to_constants_v2(function)
     return frozen.graph.as_graph_def(add_shapes=True), function.graph.as_graph_def()
+
+
+def input_size(crop_size) -> Optional[Tuple[int, int]]:
+    """``crop_size`` as a fixed (height, width) input size, or None (dynamic).
+
+    Raises:
+        ExportError: not two positive integers.
+    """
+    if crop_size is None:
+        return None
+    size = tuple(int(v) for v in crop_size)
+    if len(size) != 2 or min(size) < 1:
+        raise ExportError(
+            f"crop_size must be two positive integers (height, width). Received: {crop_size}")
+    return size
+
+
+def frozen_inference_graph(model, model_config, spec: inference.InferenceSpec):
+    """The frozen GraphDef ImageTensor -> SemanticPredictions / SemanticProbabilities of the
+    prepared model: what ``export_frozen_graph`` writes, and what the OpenVINO and ONNX
+    exports convert."""
+    prepared = inference.prepare_model(model, spec, model_config)
+    return frozen_graph_def(prepared, spec)[0]
+
+
+def pruned_graph(graph_def, outputs):
+    """``graph_def`` reduced to the nodes that ``outputs`` (node names) need, in that order."""
+    return tf.compat.v1.graph_util.extract_sub_graph(graph_def, list(outputs))
 
 
 def export_frozen_graph(model, model_config, spec: inference.InferenceSpec, export_path: str,
@@ -121,3 +144,33 @@ def export_frozen_graph(model, model_config, spec: inference.InferenceSpec, expo
         path = os.path.join(os.path.dirname(os.path.abspath(export_path)), INFERENCE_GRAPH_NAME)
         fileio.atomic_write_bytes(path, str(unfrozen).encode())
     return export_path
+
+
+def check_destination(export_config: ExportConfig, export_dir: str, overwrite: bool = False):
+    """Fails before any work when ``export_config.export_path`` cannot be written."""
+    check_export_path(export_config.export_path)
+
+
+def export(model, model_config: ModelConfig, export_config: ExportConfig, export_dir: str, *,
+           metadata: dict = None, overwrite: bool = False) -> ExportResult:
+    """The registry's entry point (``deeplab_tf.export.EXPORTERS``): ``export_frozen_graph``
+    to ``export_config.export_path`` (``export_dir`` is not used)."""
+    spec = inference.InferenceSpec.from_export_config(model_config, export_config)
+    path = export_frozen_graph(model, model_config, spec, export_config.export_path,
+                               num_classes=model_config.num_classes,
+                               save_inference_graph=export_config.save_inference_graph)
+    return ExportResult(path, f"Wrote frozen graph {path} (input {INPUT_NAME} uint8 "
+                              f"[1, H, W, 3]; outputs {OUTPUT_NAME}, {PROBABILITIES_NAME}).")
+
+
+def export_converted(write, model, model_config: ModelConfig, export_config: ExportConfig,
+                     export_dir: str) -> ExportResult:
+    """An export that converts this frozen graph (OpenVINO, ONNX): ``write(model, model_config,
+    spec, export_dir, model_name=, crop_size=, probabilities=)`` with the export's spec, the
+    input size fixed when ``export_config.crop_size`` is set."""
+    path = write(model, model_config,
+                 inference.InferenceSpec.from_export_config(model_config, export_config),
+                 export_dir, model_name=export_config.model_name,
+                 crop_size=export_config.crop_size,
+                 probabilities=export_config.export_probabilities)
+    return ExportResult(path, f"Wrote {export_config.format} model {path}.")

@@ -24,8 +24,9 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from deeplab_tf.data.preprocess import resize_to_range_size
 from deeplab_tf import inference
+from deeplab_tf.data.preprocess import resize_to_range_size
+from deeplab_tf.export.errors import ExportError
 from deeplab_tf.inference import InferenceSpec
 
 METADATA_SUFFIX = ".json"
@@ -182,4 +183,4 @@ def _spec_beside(path: str) -> Optional[InferenceSpec]:
     try:
         return InferenceSpec(**fields)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{metadata_path}: {SPEC_KEY} is not an InferenceSpec ({error})") from None
+        raise ExportError(f"{metadata_path}: {SPEC_KEY} is not an InferenceSpec ({error})") from None

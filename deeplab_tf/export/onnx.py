@@ -1,7 +1,7 @@
 """ONNX export (best effort) and an ONNX Runtime predictor.
 
 ``export_onnx`` converts the frozen GraphDef of ``export_frozen_graph`` (the same
-computation: ``evaluation.inference.predict`` on the prepared model, weights frozen to
+computation: ``deeplab_tf.inference.predict`` on the prepared model, weights frozen to
 constants — tf2onnx would otherwise leave the variables as graph inputs) with tf2onnx to
 ``<export_dir>/<model_name>.onnx``: input ``ImageTensor`` uint8 [1, H, W, 3] (dynamic H, W
 unless ``crop_size`` fixes them), output ``SemanticPredictions`` int32 [1, H, W].
@@ -23,13 +23,19 @@ from typing import Optional
 
 import numpy as np
 
-from deeplab_tf.export.openvino import (INPUT_NAME, OUTPUT_NAME, PROBABILITIES_NAME, _crop,
-                                        frozen_inference_graph)
+from deeplab_tf import fileio
+from deeplab_tf.config import ExportConfig, ModelConfig
+from deeplab_tf.export.destination import ExportResult, check_writable
+from deeplab_tf.export.errors import ExportError
+from deeplab_tf.export.frozen_graph import (INPUT_NAME, OUTPUT_NAME,
+                                            PROBABILITIES_NAME,
+                                            export_converted, frozen_inference_graph,
+                                            input_size)
 
 OPSET = 17
 
 
-class OnnxExportError(ValueError):
+class OnnxExportError(ExportError):
     """The ONNX export cannot be done as asked (one-line message)."""
 
 
@@ -47,7 +53,7 @@ def convert_onnx(model, model_config, spec, *, crop_size=None,
                  probabilities: bool = False) -> bytes:
     """The serialized ONNX model of ``export_onnx``."""
     tf2onnx = _import_tf2onnx()
-    crop = _crop(crop_size)
+    crop = input_size(crop_size)
     graph_def = frozen_inference_graph(model, model_config, spec)
     outputs = [OUTPUT_NAME + ":0"] + ([PROBABILITIES_NAME + ":0"] if probabilities else [])
     override = {INPUT_NAME + ":0": [1, crop[0], crop[1], 3]} if crop else None
@@ -69,8 +75,6 @@ def export_onnx(model, model_config, spec, export_dir: str, *, model_name: str =
         OnnxExportError: tf2onnx missing or broken, an unwritable export_dir (checked
             before the conversion), a bad crop_size or a failed conversion.
     """
-    from deeplab_tf import fileio
-
     if not model_name or "/" in model_name or model_name.startswith("."):
         raise OnnxExportError(f"model_name must be a plain file stem. Received: {model_name!r}")
     path = os.path.join(export_dir, model_name + ".onnx")
@@ -126,3 +130,14 @@ class ONNXRuntimePredictor:
         if len(self._outputs) > 1:
             out["probabilities"] = np.concatenate([r[1] for r in results])
         return out
+
+
+def check_destination(export_config: ExportConfig, export_dir: str, overwrite: bool = False):
+    """Fails before any work when ``export_dir`` is not writable."""
+    check_writable(export_dir)
+
+
+def export(model, model_config: ModelConfig, export_config: ExportConfig, export_dir: str, *,
+           metadata: dict = None, overwrite: bool = False) -> ExportResult:
+    """The registry's entry point (``deeplab_tf.export.EXPORTERS``): ``export_onnx``."""
+    return export_converted(export_onnx, model, model_config, export_config, export_dir)

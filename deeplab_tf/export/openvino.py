@@ -2,7 +2,7 @@
 
 ``export_openvino`` writes ``<export_dir>/<model_name>.xml`` + ``.bin``, converted with
 ``openvino.convert_model`` from the same frozen GraphDef as ``export_frozen_graph`` (so it
-computes ``evaluation.inference.predict`` on the prepared model: padding with the mean pixel,
+computes ``deeplab_tf.inference.predict`` on the prepared model: padding with the mean pixel,
 single/multi-scale + flip, the padding cropped off, labels at the input size):
 
 * input 0 ``ImageTensor``: uint8 [1, H, W, 3], plain RGB pixels; H and W dynamic unless
@@ -31,19 +31,25 @@ import collections
 import os
 import shutil
 import tempfile
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 
-INPUT_NAME = "ImageTensor"
-OUTPUT_NAME = "SemanticPredictions"
-PROBABILITIES_NAME = "SemanticProbabilities"
+from deeplab_tf.config import ExportConfig, ModelConfig
+from deeplab_tf.export.destination import ExportResult, check_writable
+from deeplab_tf.export.errors import ExportError
+from deeplab_tf.export.frozen_graph import (INPUT_NAME, OUTPUT_NAME,
+                                            PROBABILITIES_NAME,
+                                            export_converted, frozen_inference_graph,
+                                            input_size,
+                                            pruned_graph)
+
 # Compile settings for TensorFlow's float32 results (OpenVINO's CPU default is bfloat16 on
 # CPUs with native bfloat16).
 F32_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
 
 
-class OpenVINOExportError(ValueError):
+class OpenVINOExportError(ExportError):
     """The OpenVINO export cannot be done as asked (one-line message)."""
 
 
@@ -57,37 +63,10 @@ def _import_openvino():
     return openvino
 
 
-def _crop(crop_size) -> Optional[Tuple[int, int]]:
-    if crop_size is None:
-        return None
-    size = tuple(int(v) for v in crop_size)
-    if len(size) != 2 or min(size) < 1:
-        raise OpenVINOExportError(
-            f"crop_size must be two positive integers (height, width). Received: {crop_size}")
-    return size
-
-
-def frozen_inference_graph(model, model_config, spec):
-    """The frozen GraphDef ImageTensor -> SemanticPredictions / SemanticProbabilities of the
-    prepared model (the graph ``export_frozen_graph`` writes)."""
-    from deeplab_tf import inference
-    from deeplab_tf.export.frozen_graph import frozen_graph_def
-
-    prepared = inference.prepare_model(model, spec, model_config)
-    return frozen_graph_def(prepared, spec)[0]
-
-
-def pruned_graph(graph_def, outputs):
-    """``graph_def`` reduced to the nodes that ``outputs`` (node names) need, in that order."""
-    import tensorflow as tf
-
-    return tf.compat.v1.graph_util.extract_sub_graph(graph_def, list(outputs))
-
-
 def convert(model, model_config, spec, *, crop_size=None, probabilities: bool = False):
     """The ``openvino.Model`` of ``export_openvino`` (in memory)."""
     ov = _import_openvino()
-    crop = _crop(crop_size)
+    crop = input_size(crop_size)
     outputs = [OUTPUT_NAME] + ([PROBABILITIES_NAME] if probabilities else [])
     graph_def = pruned_graph(frozen_inference_graph(model, model_config, spec), outputs)
     shape = [1, crop[0], crop[1], 3] if crop else [1, -1, -1, 3]
@@ -125,7 +104,7 @@ def export_openvino(model, model_config, spec, export_dir: str, *, model_name: s
             bad crop_size or a failed conversion.
     """
     ov = _import_openvino()
-    _crop(crop_size)
+    input_size(crop_size)
     if not model_name or "/" in model_name or model_name.startswith("."):
         raise OpenVINOExportError(f"model_name must be a plain file stem. Received: {model_name!r}")
     try:
@@ -203,3 +182,14 @@ class OpenVINOPredictor:
             probabilities.append(outputs[compiled.outputs[1]][0])
         return {"labels": np.stack(labels).astype(np.int32),
                 "probabilities": np.stack(probabilities).astype(np.float32)}
+
+
+def check_destination(export_config: ExportConfig, export_dir: str, overwrite: bool = False):
+    """Fails before any work when ``export_dir`` is not writable."""
+    check_writable(export_dir)
+
+
+def export(model, model_config: ModelConfig, export_config: ExportConfig, export_dir: str, *,
+           metadata: dict = None, overwrite: bool = False) -> ExportResult:
+    """The registry's entry point (``deeplab_tf.export.EXPORTERS``): ``export_openvino``."""
+    return export_converted(export_openvino, model, model_config, export_config, export_dir)

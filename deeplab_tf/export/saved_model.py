@@ -29,32 +29,13 @@ import tempfile
 import tensorflow as tf
 
 from deeplab_tf.config import ExportConfig, ModelConfig
+from deeplab_tf.export.destination import ExportResult, check_writable
+from deeplab_tf.export.errors import ExportError
 from deeplab_tf.export.serving_signatures import ServingModule
 from deeplab_tf.fileio import atomic_write_text
 from deeplab_tf.inference import InferenceSpec, prepare_model
 
 METADATA_FILE = "deeplab_export.json"
-
-
-class ExportError(ValueError):
-    """The export cannot be written where it was asked to (one-line message)."""
-
-
-def check_writable(directory: str) -> None:
-    """Creates ``directory`` if needed and checks that a file can be written there.
-
-    Called before anything is built, so an unwritable destination fails at once.
-
-    Raises:
-        ExportError: naming the directory and the reason.
-    """
-    try:
-        os.makedirs(directory, exist_ok=True)
-        with tempfile.TemporaryFile(dir=directory):
-            pass
-    except OSError as error:
-        raise ExportError(
-            f"Export directory {directory} is not writable: {error.strerror or error}") from None
 
 
 def directory_size(path: str) -> int:
@@ -143,3 +124,25 @@ def export_saved_model(model, model_config: ModelConfig, export_config: ExportCo
         return _publish(staging, model_dir, export_config.export_version)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def check_destination(export_config: ExportConfig, export_dir: str, overwrite: bool = False):
+    """Fails before any work when the new version cannot be written (``overwrite`` does not
+    apply: versions are never overwritten)."""
+    model_dir = os.path.join(export_dir, export_config.model_name)
+    check_writable(model_dir)
+    version = export_config.export_version
+    if version is not None and os.path.exists(os.path.join(model_dir, str(version))):
+        raise ExportError(f"Version {version} already exists in {model_dir} (versions are "
+                          "never overwritten; choose another --export_version)")
+
+
+def export(model, model_config: ModelConfig, export_config: ExportConfig, export_dir: str, *,
+           metadata: dict = None, overwrite: bool = False) -> ExportResult:
+    """The registry's entry point (``deeplab_tf.export.EXPORTERS``): ``export_saved_model``."""
+    path = export_saved_model(model, model_config, export_config, export_dir, metadata)
+    return ExportResult(path, (
+        f"Exported SavedModel version {os.path.basename(path)} to {path} "
+        f"({directory_size(path) / 1e6:.2f} MB); signatures serving_default (encoded images), "
+        f"predict_images (uint8 pixels); scales {list(export_config.inference_scales)}"
+        f"{', flipped' if export_config.add_flipped_images else ''}."))

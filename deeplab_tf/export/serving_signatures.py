@@ -1,6 +1,6 @@
 """``ServingModule``: the SavedModel's signatures, pre-processing and inference in the graph.
 
-Two signatures, both computing ``evaluation.inference.predict`` with the export's
+Two signatures, both computing ``deeplab_tf.inference.predict`` with the export's
 ``InferenceSpec`` (mean-pixel padding to ``k * output_stride + 1`` and the crop size, optional
 resize to range, scales and flips baked in), on the same formulation as deeplab-eval
 (``inference.prepare_model``), so an export and deeplab-eval agree pixel for pixel.

@@ -41,11 +41,14 @@ from typing import Iterable, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from deeplab_tf import fileio
+from deeplab_tf import fileio, inference
 from deeplab_tf.config import ExportConfig, ModelConfig
-from deeplab_tf import inference
+from deeplab_tf.export.destination import (ExportResult, check_new_file,
+                                           check_writable)
+from deeplab_tf.export.errors import ExportError
+from deeplab_tf.export.litert import (METADATA_SUFFIX, SPEC_KEY, LiteRTModel,
+                                      prepare_image)
 from deeplab_tf.inference import InferenceSpec
-from deeplab_tf.export.litert import METADATA_SUFFIX, SPEC_KEY, LiteRTModel, prepare_image
 
 INPUT_NAME = "images"
 PREDICTIONS = "semantic_predictions"
@@ -53,7 +56,7 @@ LOGITS = "logits"
 TFLITE_SUFFIX = ".tflite"
 
 
-class TFLiteExportError(ValueError):
+class TFLiteExportError(ExportError):
     """A TFLite conversion that cannot be done as asked (one-line message)."""
 
 
@@ -76,8 +79,8 @@ def tflite_function(model, crop_size: Tuple[int, int], output: str = "argmax"):
         return {LOGITS: logits}
 
     # No public API freezes a concrete function's variables (see the module docstring).
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2)
+    from tensorflow.python.framework.convert_to_constants import \
+        convert_variables_to_constants_v2
 
     return convert_variables_to_constants_v2(serve.get_concrete_function())
 
@@ -247,3 +250,31 @@ def export_tflite(model, model_config: ModelConfig, export_config: ExportConfig,
     fileio.atomic_write_text(metadata_path, json.dumps(info, indent=2, sort_keys=True))
     fileio.atomic_write_bytes(path, content)
     return {"path": path, "metadata_path": metadata_path, **info}
+
+
+def check_destination(export_config: ExportConfig, export_dir: str, overwrite: bool = False):
+    """Fails before any work when the .tflite file cannot be written (or exists and
+    ``overwrite`` is false), or int8 calibration has no shards."""
+    check_writable(export_dir)
+    check_new_file(tflite_path(export_dir, export_config), overwrite)
+    if export_config.tflite_mode == "int8":
+        if not export_config.calibration_dataset_dir:
+            raise TFLiteExportError("--tflite_mode=int8 needs --calibration_dataset_dir "
+                                    "(TFRecord shards of representative images)")
+        from deeplab_tf.data import schema
+
+        schema.list_shards(export_config.calibration_dataset_dir,
+                           export_config.calibration_split)
+
+
+def export(model, model_config: ModelConfig, export_config: ExportConfig, export_dir: str, *,
+           metadata: dict = None, overwrite: bool = False) -> ExportResult:
+    """The registry's entry point (``deeplab_tf.export.EXPORTERS``): ``export_tflite``."""
+    result = export_tflite(model, model_config, export_config, export_dir,
+                           overwrite=overwrite, metadata=metadata)
+    spec, output = result["input"], result["output"]
+    return ExportResult(result["path"], (
+        f"Wrote {result['path']} ({result['size_bytes'] / 1e6:.2f} MB, "
+        f"{export_config.tflite_mode}; input {spec['name']} {spec['dtype']} {spec['shape']}, "
+        f"output {output['name']} {output['dtype']} {output['shape']}) and "
+        f"{result['metadata_path']}."), result)

@@ -191,8 +191,8 @@ def predict_function(model, spec: InferenceSpec, outputs=(LABELS,), input_dtype=
 
     For a folded model (``prepare_model``'s default) the traced graph is frozen: the weights,
     captured constants, become ``Const`` nodes of the graph, as in ``export_frozen_graph``, so
-    grappler sees them (measured with TensorFlow's own kernels, xception_65 513x513: 1.12x the
-    unfrozen graph, in separate processes). deeplab-eval, deeplab-vis and deeplab-bench's
+    grappler folds and fuses with them (faster than the unfrozen graph: docs/performance.md).
+    deeplab-eval, deeplab-vis and deeplab-bench's
     ``tf_folded`` run this. A model with variables (``fold_batch_norm=False``) reads them at
     every call.
     """

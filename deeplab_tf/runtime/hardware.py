@@ -2,8 +2,8 @@
 precision that ``--mixed_precision=auto`` picks from them.
 
 bfloat16 only pays where the hardware computes it natively: on a CPU without AVX-512 BF16 or
-AMX, TensorFlow emulates it and a bfloat16 step is slower than float32 (measured on a 2-core
-AVX2 EPYC: 1.3x slower inference, 98.5 % argmax agreement). So ``auto`` picks
+AMX, TensorFlow emulates it and a bfloat16 step is slower than float32 (docs/performance.md).
+So ``auto`` picks
 
 * a GPU of compute capability >= 8.0 (Ampere and later): ``bfloat16``;
 * an older GPU with tensor cores (>= 7.0): ``float16`` (with loss scaling in training);
@@ -21,6 +21,8 @@ from __future__ import annotations
 import dataclasses
 import os
 from typing import FrozenSet, Optional, Tuple
+
+from deeplab_tf.errors import ConfigError
 
 CHOICES = ("float32", "bfloat16", "float16", "auto")
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -120,7 +122,7 @@ def resolve_mixed_precision(name: str, hardware: Optional[Hardware] = None) -> T
         ValueError: an unknown name.
     """
     if name not in CHOICES:
-        raise ValueError(f"mixed_precision must be one of {', '.join(CHOICES)}. "
+        raise ConfigError(f"mixed_precision must be one of {', '.join(CHOICES)}. "
                          f"Received: {name!r}")
     if name != "auto":
         return name, "as asked (--mixed_precision)"

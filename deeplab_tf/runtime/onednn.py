@@ -4,13 +4,8 @@ TensorFlow's Linux wheels carry two sets of CPU kernels for convolutions, matmul
 norm: its own (Eigen, compiled for plain AVX: the same code on every x86 CPU) and oneDNN's
 (JIT-compiled for the CPU found at run time). TensorFlow uses oneDNN by default only on CPUs
 with AVX-512 VNNI / BF16, AVX-VNNI or AMX (``tensorflow_turns_it_on``); on an AVX2-only CPU
-it runs its own kernels. Measured on a 2-core AMD EPYC with oneDNN limited to its AVX2 code
-(``ONEDNN_MAX_CPU_ISA=AVX2``, what it runs on an AVX2-only CPU), xception_65 OS16 + decoder,
-513x513, batch 2, float32, the ``Trainer``'s step: 8.65 s/step with TensorFlow's own kernels,
-7.60 s with oneDNN's (1.14x, two processes in alternating rounds); beside the original's
-graph on TensorFlow's kernels, 5.63 against 9.51 s/step (1.69x, ``train_side_by_side.py
---trainer_env``). Inference of the same network: about level (1.20x the original's graph
-with oneDNN's AVX2 code, 1.19x with TensorFlow's, in two runs).
+it runs its own kernels, which made the training step slower there (docs/performance.md has
+the measurements; ``benchmarks/train_side_by_side.py --trainer_env`` repeats them).
 
 ``prefer_onednn`` (called by ``import deeplab_tf``, before TensorFlow is imported) sets
 ``TF_ENABLE_ONEDNN_OPTS=1`` where TensorFlow would leave it off on a CPU with AVX2. It

@@ -13,8 +13,10 @@ from typing import Callable, Optional
 
 import tensorflow as tf
 
+from deeplab_tf.errors import UserError
 
-class TrainingError(ValueError):
+
+class TrainingError(UserError, ValueError):
     """Training cannot go on (bad labels, non-finite loss, no data); one-line message."""
 
 

@@ -51,22 +51,24 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from deeplab_tf.checkpoints.loading import load_checkpoint
-from deeplab_tf.config import ModelConfig, TrainConfig
-from deeplab_tf.inference import predict_labels
-from deeplab_tf.fileio import directory_lock
-from deeplab_tf.model import build_model
 from deeplab_tf import losses
+from deeplab_tf.checkpoints.loading import load_checkpoint
 from deeplab_tf.checkpoints.training import TrainCheckpoint
+from deeplab_tf.config import ModelConfig, TrainConfig
+from deeplab_tf.fileio import directory_lock
+from deeplab_tf.inference import predict_labels
+from deeplab_tf.model import build_model
+from deeplab_tf.modeling.scopes import gradient_multipliers
+from deeplab_tf.runtime.hardware import resolve_mixed_precision
+from deeplab_tf.schedules import LearningRate
 from deeplab_tf.train.checks import TrainingError, batch_sources, check_step
 from deeplab_tf.train.model_setup import dtype_policy, set_batch_norm_decay
-from deeplab_tf.modeling.scopes import gradient_multipliers
 from deeplab_tf.train.preemption import SigtermFlag
 from deeplab_tf.train.progress import TrainResult, log_progress
-from deeplab_tf.schedules import LearningRate
-from deeplab_tf.train.strategy import (create_strategy, is_chief, per_replica_batch_size,
-                                       task_name)
+from deeplab_tf.train.strategy import (create_strategy, is_chief,
+                                       per_replica_batch_size, task_name)
 from deeplab_tf.train.summaries import TrainSummaries
+
 
 class Trainer:
     """Trains a DeepLab model under a ``tf.distribute`` strategy (see the module docstring).
@@ -97,12 +99,11 @@ class Trainer:
                  train_logdir: str, dataset_fn: Callable, ignore_label: Optional[int],
                  palette=None, strategy: Optional[tf.distribute.Strategy] = None,
                  model_fn: Callable = build_model, data_description: str = "the training data"):
-        if train_config.mixed_precision == "auto":
-            from deeplab_tf.runtime.hardware import resolve_mixed_precision
-
-            chosen, reason = resolve_mixed_precision("auto")
-            logging.info("mixed_precision=auto: %s (%s)", chosen, reason)
-            train_config = dataclasses.replace(train_config, mixed_precision=chosen)
+        # The one place --mixed_precision=auto is resolved (said in mixed_precision_reason).
+        chosen, self.mixed_precision_reason = resolve_mixed_precision(
+            train_config.mixed_precision)
+        train_config = dataclasses.replace(train_config, mixed_precision=chosen)
+        logging.info("mixed_precision: %s (%s)", chosen, self.mixed_precision_reason)
         self.model_config = model_config
         self.config = train_config
         self.train_logdir = train_logdir

@@ -20,13 +20,14 @@ from typing import Optional
 import tensorflow as tf
 
 from deeplab_tf.config import STRATEGIES
+from deeplab_tf.errors import ConfigError
 
 
 def _cluster_task_count() -> int:
     try:
         config = json.loads(os.environ.get("TF_CONFIG", "") or "{}")
     except json.JSONDecodeError as error:
-        raise ValueError(f"TF_CONFIG is not valid JSON: {error}") from None
+        raise ConfigError(f"TF_CONFIG is not valid JSON: {error}") from None
     cluster = config.get("cluster", {})
     return sum(len(cluster.get(kind, [])) for kind in ("chief", "worker"))
 
@@ -34,7 +35,7 @@ def _cluster_task_count() -> int:
 def resolve_strategy_name(name: str = "auto", tpu: Optional[str] = None) -> str:
     """The concrete strategy ``auto`` stands for on this machine (others unchanged)."""
     if name not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}. "
+        raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}. "
                          f"Received: strategy={name!r}")
     if name != "auto":
         return name
@@ -88,7 +89,44 @@ def per_replica_batch_size(global_batch_size: int, strategy: tf.distribute.Strat
     """The batch of each replica; raises ValueError unless the replicas split it evenly."""
     replicas = strategy.num_replicas_in_sync
     if global_batch_size % replicas:
-        raise ValueError(
+        raise ConfigError(
             f"train_batch_size must be divisible by the number of replicas ({replicas}). "
             f"Received: train_batch_size={global_batch_size}")
     return global_batch_size // replicas
+
+
+def clone_strategy(num_clones: int, clone_on_cpu: bool,
+                   strategy: str = "auto") -> Optional[tf.distribute.Strategy]:
+    """The original's ``--num_clones`` / ``--clone_on_cpu`` as a strategy, or None.
+
+    ``num_clones`` > 1: MirroredStrategy over that many local GPUs, or over that many logical
+    CPU devices with ``clone_on_cpu``. ``clone_on_cpu`` alone: train on the CPU. Call before
+    TensorFlow initialises its devices (the logical CPU devices are set up here).
+
+    Raises:
+        ConfigError: a bad count, a strategy they cannot combine with, too few GPUs.
+    """
+    if num_clones < 1:
+        raise ConfigError(f"num_clones must be >= 1. Received: num_clones={num_clones}")
+    if num_clones == 1 and not clone_on_cpu:
+        return None
+    if strategy not in ("auto", "mirrored", "one_device"):
+        raise ConfigError(f"num_clones / clone_on_cpu run local replicas; they cannot be "
+                          f"combined with strategy={strategy}")
+    if clone_on_cpu:
+        tf.config.set_visible_devices([], "GPU")
+        if num_clones > 1:
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(num_clones)])
+        devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+    else:
+        devices = [d.name for d in tf.config.list_logical_devices("GPU")]
+        if len(devices) < num_clones:
+            raise ConfigError(
+                f"num_clones={num_clones} needs {num_clones} local GPUs; this machine has "
+                f"{len(devices)} (add --clone_on_cpu to split the CPU into {num_clones} "
+                "devices)")
+    if num_clones == 1:
+        return tf.distribute.OneDeviceStrategy(devices[0])
+    return tf.distribute.MirroredStrategy(devices[:num_clones])

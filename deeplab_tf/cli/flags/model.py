@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from absl import flags
 
-from deeplab_tf.cli.flags.values import default, list_default, parse_ints, parse_size
+from deeplab_tf.cli.flags.values import (default, list_default, parse_ints,
+                                         parse_size)
 from deeplab_tf.config import MODEL_VARIANTS, ModelConfig
+from deeplab_tf.errors import ConfigError
 
 _M = ModelConfig
 
@@ -83,7 +85,7 @@ def model_config(num_classes=None, **overrides) -> ModelConfig:
     """
     classes = NUM_CLASSES.value or num_classes
     if classes is None:
-        raise ValueError("--num_classes is required when the dataset does not define it")
+        raise ConfigError("--num_classes is required when the dataset does not define it")
     values = dict(
         model_variant=MODEL_VARIANT.value,
         num_classes=classes,

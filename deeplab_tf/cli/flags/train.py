@@ -11,8 +11,10 @@ from __future__ import annotations
 from absl import flags
 
 from deeplab_tf.cli.flags.values import default, parse_size, size_default
-from deeplab_tf.config import (LEARNING_POLICIES, MIXED_PRECISION, OPTIMIZERS, STRATEGIES,
-                               DataConfig, ModelConfig, TrainConfig)
+from deeplab_tf.config import (LEARNING_POLICIES, MIXED_PRECISION, OPTIMIZERS,
+                               STRATEGIES, DataConfig, ModelConfig,
+                               TrainConfig)
+from deeplab_tf.errors import ConfigError
 
 _T, _D, _M = TrainConfig, DataConfig, ModelConfig
 
@@ -101,7 +103,7 @@ def initial_checkpoint():
     if alias is None:
         return TF_INITIAL_CHECKPOINT.value
     if TF_INITIAL_CHECKPOINT.value not in (None, alias):
-        raise ValueError(
+        raise ConfigError(
             f"--tf_initial_checkpoints={alias} and --tf_initial_checkpoint="
             f"{TF_INITIAL_CHECKPOINT.value} differ: give one of them")
     print(f"notice: {ALIAS_NOTICE}", file=sys.stderr)

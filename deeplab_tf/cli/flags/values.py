@@ -12,8 +12,10 @@ from __future__ import annotations
 import dataclasses
 from typing import List, Optional, Sequence, Tuple
 
+from deeplab_tf.errors import ConfigError
 
-class FlagValueError(ValueError):
+
+class FlagValueError(ConfigError):
     """A flag value that cannot be used: the message names the flag and the value."""
 
 

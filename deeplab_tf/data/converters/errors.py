@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from deeplab_tf.data.errors import DataError
 
-class ConversionError(ValueError):
+
+class ConversionError(DataError):
     """Bad input found during conversion; the message is one line naming the file.
 
-    A ValueError, so the command-line tools report it as ``error: <message>`` (exit 1).
+    A ``DataError`` (a ``UserError``), so the command-line tools report it as
+    ``error: <message>`` (exit 1).
 
     Attributes:
         skippable: bool. True for a problem with one example's content (undecodable, size
@@ -19,8 +22,3 @@ class ConversionError(ValueError):
 
     def __reduce__(self):  # Keep ``skippable`` across processes.
         return (type(self), (str(self), self.skippable))
-
-
-def one_line(error: BaseException) -> str:
-    """An exception's message on one line (its type name when it has none)."""
-    return " ".join(str(error).split()) or type(error).__name__

@@ -24,8 +24,9 @@ import numpy as np
 
 from deeplab_tf.data.converters.conversion import convert_registered
 from deeplab_tf.data.converters.encoding import Source
-from deeplab_tf.data.converters.errors import ConversionError, one_line
+from deeplab_tf.data.converters.errors import ConversionError
 from deeplab_tf.data.converters.labels import read_index_png
+from deeplab_tf.errors import one_line
 
 DATASET_NAME = "pascal_voc_seg"
 DEFAULT_NUM_SHARDS = 4

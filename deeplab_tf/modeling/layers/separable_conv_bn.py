@@ -13,6 +13,10 @@ import tensorflow as tf
 
 from deeplab_tf.modeling.layers.conv_bn import ConvBN, scope_to_name
 
+# Truncated-normal stddevs of the original's split_separable_conv2d (ASPP and decoder).
+DEPTHWISE_STDDEV = 0.33
+POINTWISE_STDDEV = 0.06
+
 
 @keras.saving.register_keras_serializable(package="deeplab_tf")
 class SeparableConvBN(keras.layers.Layer):
@@ -39,7 +43,8 @@ class SeparableConvBN(keras.layers.Layer):
     def __init__(self, filters, kernel_size=3, strides=1, dilation_rate=1,
                  explicit_padding=True, pre_activation=False, activation="relu",
                  bn_momentum=0.9997, bn_epsilon=1e-5, weight_decay=0.0,
-                 depthwise_weight_decay=0.0, depthwise_stddev=0.33, pointwise_stddev=0.06,
+                 depthwise_weight_decay=0.0, depthwise_stddev=DEPTHWISE_STDDEV,
+                 pointwise_stddev=POINTWISE_STDDEV,
                  scope="separable_conv", sync_batch_norm=False, batch_norm_trainable=True,
                  **kwargs):
         kwargs.setdefault("name", scope_to_name(scope))
