@@ -6,7 +6,7 @@ Groups: ``model`` (common.py's model flags), ``data`` (dataset and resize to ran
 ``legacy`` (the original's flags that only get a notice or an error). Defaults come from the
 config dataclasses (``values.default``). Importing this package defines them all, so every
 binary knows every flag: ``parsing.USES`` says which each binary reads, ``parsing`` handles
-the rest; ``compat.compat_table()`` renders the README's table of the original's flags.
+the rest; ``compat.compat_table()`` renders docs/compatibility.md's table of the original's flags.
 """
 
 from deeplab_tf.cli.flags import (bench, convert, converters, data, export, inference,  # noqa: F401

@@ -7,7 +7,7 @@ parse. When given with another value:
 - an *error* flag (an option that changes the model or the training and is not
   implemented here) stops the binary with a one-line error naming the flag, before any work.
 
-``LEGACY`` is the table the binaries check and the README's compatibility section lists.
+``LEGACY`` is the table the binaries check and docs/compatibility.md's generated table lists.
 """
 
 from __future__ import annotations
