@@ -121,7 +121,7 @@ def test_saved_model_from_training_run(checkpoints, run_here):
     export_dir = checkpoints["root"] / "exports_run"
     result = run_here(f"--checkpoint={checkpoints['run_dir']}", f"--export_dir={export_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "config.json (no model flags given)" in result.stdout
+    assert f"Model: {checkpoints['run_dir']}" in result.stdout and "config.json." in result.stdout
     assert "from project checkpoint" in result.stdout and "ckpt-2" in result.stdout
     path = str(export_dir / "deeplab" / "1")
     assert f"Exported SavedModel version 1 to {path}" in result.stdout

@@ -172,7 +172,7 @@ FOUND_BEFORE_TRAINING = ("missing_split", "class_mismatch", "label_weights", "ot
                    r"label \(255\); the largest is 7"),
     ("class_mismatch",
      r"logits/semantic/weights .* \[1, 1, 256, 5\] .*--initialize_last_layer=false"),
-    ("label_weights", r"--label_weights needs one weight per class \(5\)"),
+    ("label_weights", r"label_weights needs one weight per class \(5\)"),
     ("other_model", "holds checkpoints of another model"),
 ])
 def test_bad_input_is_a_one_line_error(data, three_class_checkpoint, case, expected, capfd):

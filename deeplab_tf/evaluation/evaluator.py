@@ -34,6 +34,7 @@ from absl import logging
 
 from deeplab_tf.checkpoints.loading import weights_version
 from deeplab_tf.config import EvalConfig, ModelConfig
+from deeplab_tf.data.errors import DataError
 from deeplab_tf import inference, metrics
 from deeplab_tf.inference import InferenceSpec
 
@@ -225,7 +226,7 @@ def evaluate(predict_fn: Callable, dataset, *, num_classes: int, ignore_label: O
     if log_every:
         progress.close()
     if count == 0:
-        raise ValueError("The evaluation split yielded no images")
+        raise DataError("The evaluation split yielded no images")
     return EvalResult(confusion_matrix=overall.result(),
                       trimap={w: m.result() for w, m in trimaps.items()}, num_images=count)
 

@@ -24,21 +24,27 @@ class ExportResult:
     details: dict = dataclasses.field(default_factory=dict)
 
 
-def check_writable(directory: str) -> None:
-    """Creates ``directory`` if needed and checks that a file can be written there.
+def check_writable(directory: str, error=ExportError) -> None:
+    """Checks, creating nothing, that ``directory`` can be created (if needed) and written.
+
+    The nearest existing folder on the way is tried with a temporary file (removed at once),
+    so a read-only or full file system fails here, before any work.
 
     Raises:
-        ExportError: naming the directory and the reason.
+        ``error`` (ExportError or a subclass): naming the directory and the reason.
     """
-    if os.path.exists(directory) and not os.path.isdir(directory):
-        raise ExportError(f"Export directory {directory} is a file, not a directory")
+    path = os.path.abspath(directory)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        raise error(f"Export directory {directory} is not writable: {path} is a file, not a "
+                    "directory")
     try:
-        os.makedirs(directory, exist_ok=True)
-        with tempfile.TemporaryFile(dir=directory):
+        with tempfile.TemporaryFile(dir=path):
             pass
-    except OSError as error:
-        raise ExportError(
-            f"Export directory {directory} is not writable: {error.strerror or error}") from None
+    except OSError as failure:
+        raise error(f"Export directory {directory} is not writable: "
+                    f"{failure.strerror or failure}") from None
 
 
 def check_new_file(path: str, overwrite: bool) -> None:

@@ -56,7 +56,7 @@ def check_export_path(export_path: str) -> None:
     if os.path.isdir(export_path):
         raise FrozenGraphError(f"--export_path={export_path} is a directory; expected a file "
                                "name such as frozen_inference_graph.pb")
-    check_writable(os.path.dirname(os.path.abspath(export_path)))
+    check_writable(os.path.dirname(os.path.abspath(export_path)), FrozenGraphError)
 
 
 def inference_function(model, spec: inference.InferenceSpec):
@@ -139,6 +139,7 @@ def export_frozen_graph(model, model_config, spec: inference.InferenceSpec, expo
     missing = {INPUT_NAME, OUTPUT_NAME, PROBABILITIES_NAME} - names
     if missing:  # A TensorFlow change renamed the nodes: never write a graph clients can't use.
         raise FrozenGraphError(f"Internal: frozen graph lacks nodes {sorted(missing)}")
+    os.makedirs(os.path.dirname(os.path.abspath(export_path)), exist_ok=True)
     fileio.atomic_write_bytes(export_path, frozen.SerializeToString())
     if save_inference_graph:
         path = os.path.join(os.path.dirname(os.path.abspath(export_path)), INFERENCE_GRAPH_NAME)

@@ -112,6 +112,7 @@ def export_saved_model(model, model_config: ModelConfig, export_config: ExportCo
                            export_probabilities=export_config.export_probabilities,
                            max_image_pixels=export_config.max_image_pixels,
                            track_variables=prepared is model)
+    os.makedirs(model_dir, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".tmp-export-", dir=model_dir)
     os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide the model from a serving user.
     try:

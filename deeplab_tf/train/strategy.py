@@ -107,12 +107,12 @@ def clone_strategy(num_clones: int, clone_on_cpu: bool,
         ConfigError: a bad count, a strategy they cannot combine with, too few GPUs.
     """
     if num_clones < 1:
-        raise ConfigError(f"num_clones must be >= 1. Received: num_clones={num_clones}")
+        raise ConfigError(f"--num_clones must be >= 1. Received: --num_clones={num_clones}")
     if num_clones == 1 and not clone_on_cpu:
         return None
     if strategy not in ("auto", "mirrored", "one_device"):
-        raise ConfigError(f"num_clones / clone_on_cpu run local replicas; they cannot be "
-                          f"combined with strategy={strategy}")
+        raise ConfigError(f"--num_clones / --clone_on_cpu run local replicas; they cannot be "
+                          f"combined with --strategy={strategy}")
     if clone_on_cpu:
         tf.config.set_visible_devices([], "GPU")
         if num_clones > 1:
@@ -124,7 +124,7 @@ def clone_strategy(num_clones: int, clone_on_cpu: bool,
         devices = [d.name for d in tf.config.list_logical_devices("GPU")]
         if len(devices) < num_clones:
             raise ConfigError(
-                f"num_clones={num_clones} needs {num_clones} local GPUs; this machine has "
+                f"--num_clones={num_clones} needs {num_clones} local GPUs; this machine has "
                 f"{len(devices)} (add --clone_on_cpu to split the CPU into {num_clones} "
                 "devices)")
     if num_clones == 1:
