@@ -102,21 +102,28 @@ def np_resize_bilinear_align_corners(x, out_h, out_w):
 
 
 def write_tf1_checkpoint(prefix, values):
-    """Writes a name-based TF1 checkpoint (as the original's tf.train.Saver did).
+    """Writes a name-based TF1 checkpoint (what the original's tf.train.Saver wrote).
+
+    The tensors go through the ``SaveV2`` op that ``Saver.save`` runs (eagerly: no graph or
+    session to build, ~0.1 s instead of ~2.5 s), and the directory's ``checkpoint`` state
+    file names the prefix, as ``Saver.save`` leaves it.
 
     Args:
         prefix: checkpoint prefix to write.
         values: {variable name: numpy array}; names are saved exactly as given.
+
+    Returns:
+        The prefix.
     """
     import tensorflow as tf
 
-    with tf.Graph().as_default():
-        variables = {name: tf.compat.v1.Variable(value, name=name)
-                     for name, value in values.items()}
-        saver = tf.compat.v1.train.Saver(variables)
-        with tf.compat.v1.Session() as session:
-            session.run(tf.compat.v1.global_variables_initializer())
-            return saver.save(session, prefix, write_meta_graph=False)
+    directory = os.path.dirname(os.path.abspath(prefix))
+    os.makedirs(directory, exist_ok=True)
+    names = list(values)
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
+                      tensors=[tf.convert_to_tensor(np.asarray(values[n])) for n in names])
+    tf.compat.v1.train.update_checkpoint_state(directory, prefix)
+    return prefix
 
 
 def random_original_values(model, seed=0):

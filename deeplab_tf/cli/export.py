@@ -128,11 +128,13 @@ def _default_num_classes(checkpoint_path, kind, run_config):
     class count, else None."""
     import tensorflow as tf
 
+    from deeplab_tf.checkpoints.loading import logits_classes
+
     if kind == "original":
-        shapes = tf.train.load_checkpoint(checkpoint_path).get_variable_to_shape_map()
-        bias = shapes.get("logits/semantic/biases")
-        if bias:
-            return int(bias[0])
+        classes = logits_classes(
+            tf.train.load_checkpoint(checkpoint_path).get_variable_to_shape_map())
+        if classes:
+            return classes
     if run_config is not None:
         return run_config.num_classes
     if data.DATASET.present:
