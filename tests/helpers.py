@@ -122,21 +122,34 @@ def write_tf1_checkpoint(prefix, values):
     names = list(values)
     tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
                       tensors=[tf.convert_to_tensor(np.asarray(values[n])) for n in names])
-    tf.compat.v1.train.update_checkpoint_state(directory, prefix)
+    with open(os.path.join(directory, "checkpoint"), "w") as f:  # CheckpointState, text
+        f.write(f'model_checkpoint_path: "{prefix}"\nall_model_checkpoint_paths: "{prefix}"\n')
     return prefix
 
 
-def random_original_values(model, seed=0):
-    """{original name: random array} for every variable of ``model`` (variances positive)."""
+def random_original_values(model, seed=0, weight_gain=None):
+    """{original name: random array} for every variable of ``model`` (variances positive).
+
+    Args:
+        model: a model whose ConvBN layers carry the original's scopes.
+        seed: int.
+        weight_gain: float or None. None: every value N(0, 0.1). A gain: kernels
+            N(0, gain / sqrt(fan in)), so that activations keep their scale through a whole
+            network and its predictions vary from pixel to pixel (export agreement tests).
+    """
     from deeplab_tf.modeling.layers.conv_bn import original_variable_map
 
     rng = np.random.default_rng(seed)
     values = {}
     for name, var in original_variable_map(model).items():
-        value = rng.normal(0.0, 0.1, size=tuple(var.shape)).astype(np.float32)
+        shape = tuple(var.shape)
+        value = rng.normal(0.0, 0.1, size=shape).astype(np.float32)
         if name.endswith("moving_variance"):
-            value = rng.uniform(0.5, 1.5, size=tuple(var.shape)).astype(np.float32)
+            value = rng.uniform(0.5, 1.5, size=shape).astype(np.float32)
         elif name.endswith("gamma"):
-            value = rng.uniform(0.8, 1.2, size=tuple(var.shape)).astype(np.float32)
+            value = rng.uniform(0.8, 1.2, size=shape).astype(np.float32)
+        elif weight_gain and name.endswith("weights"):
+            fan_in = np.prod(shape[:2]) if name.endswith("depthwise_weights") else np.prod(shape[:-1])
+            value = rng.normal(0.0, weight_gain / np.sqrt(fan_in), size=shape).astype(np.float32)
         values[name] = value
     return values
