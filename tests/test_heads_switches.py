@@ -288,6 +288,35 @@ def test_invalid_head_combinations_are_one_line_config_errors(overrides, message
     assert "Received" in str(info.value) or "needs" in str(info.value)
 
 
+def test_class_count_of_a_checkpoint_without_logits_layer():
+    """deeplab-export / deeplab-convert-checkpoint take the class count from the checkpoint:
+    the logits' biases, or the decoder's when it outputs the logits."""
+    from deeplab_tf.checkpoints.loading import logits_classes
+
+    v3 = {"decoder/feature_projection0/biases": [19], "decoder/decoder_conv0/biases": [19],
+          "decoder/decoder_conv0/weights": [1, 1, 128, 19], "image_pooling/biases": [128]}
+    assert logits_classes(v3) == 19
+    assert logits_classes({"logits/semantic/biases": [21], **v3}) == 21
+    assert logits_classes({"decoder/decoder_conv0_pointwise/BatchNorm/beta": [256]}) is None
+
+
+@pytest.mark.slow
+def test_mixed_precision_keeps_the_decoder_logits_in_float32():
+    import keras
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = build_model(tiny_v3_head())
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    assert model.get_layer("decoder.feature_projection0").compute_dtype == "float32"
+    assert model.get_layer("decoder.decoder_conv0").compute_dtype == "float32"
+    assert model.get_layer("MobilenetV2.Conv").compute_dtype == "bfloat16"
+    logits = model(np.zeros((1, 33, 33, 3), np.float32), training=False)
+    assert logits.dtype == "float32" and logits.shape == (1, 5, 5, 3)
+
+
 def test_config_round_trip_and_layer_configs():
     config = tiny_v3_head()
     assert ModelConfig.from_json(config.to_json()) == config

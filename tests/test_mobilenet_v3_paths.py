@@ -168,6 +168,13 @@ def test_keras_fit_trains_the_family(workspace):
     history = model.fit(images, labels, batch_size=2, epochs=2, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
     assert any(not np.allclose(a, b.numpy()) for a, b in zip(before, model.trainable_weights))
+    # The .keras round trip keeps the head switches (the gate, the sum, no logits layer).
+    path = str(workspace["root"] / "v3.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.config == CONFIG
+    np.testing.assert_allclose(loaded(images, training=False).numpy(),
+                               model(images, training=False).numpy(), rtol=1e-5, atol=1e-5)
 
 
 def _export(workspace, name, *args, capfd=None):

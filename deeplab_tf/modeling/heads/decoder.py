@@ -62,7 +62,8 @@ def decoder(features, endpoints, config, decoder_taps):
             else:
                 conv = ConvBN(config.decoder_filters, 1 if output_is_logits else 3,
                               scope=f"decoder/decoder_conv0{suffix}", **common)
-            x = keras.layers.Add(name=f"decoder.sum{suffix}")([conv(x), low_level])
+            x = keras.layers.Add(name=f"decoder.sum{suffix}",
+                                 dtype=common.get("dtype"))([conv(x), low_level])
             continue
         x = keras.layers.Concatenate(axis=-1, name=f"decoder.concat{suffix}")([x, low_level])
         if separable:
