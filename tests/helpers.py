@@ -80,6 +80,29 @@ def np_batch_norm(x, gamma, beta, mean, var, eps):
     return (x - mean) / np.sqrt(var + eps) * gamma + beta
 
 
+def np_relu6(x):
+    return np.minimum(np.maximum(x, 0.0), 6.0)
+
+
+def np_hard_swish(x):
+    """MobileNetV3's hard-swish: x * relu6(x + 3) / 6."""
+    return x * np_relu6(x + 3.0) / 6.0
+
+
+def np_q_sigmoid(x):
+    """The original's q-sigmoid gate: relu6(x + 3) * 0.16667 (its literal, not 1/6)."""
+    return np_relu6(x + 3.0) * 0.16667
+
+
+def np_avg_pool_valid(x, window, stride):
+    """VALID average pooling of x [B,H,W,C] with (h, w) ``window`` and ``stride``."""
+    (wh, ww), (sh, sw) = window, stride
+    rows = range(0, x.shape[1] - wh + 1, sh)
+    cols = range(0, x.shape[2] - ww + 1, sw)
+    return np.stack([np.stack([x[:, i:i + wh, j:j + ww].mean(axis=(1, 2)) for j in cols], 1)
+                     for i in rows], 1)
+
+
 def np_resize_bilinear_align_corners(x, out_h, out_w):
     """Align-corners bilinear resize of x [B,H,W,C]: corners map onto corners."""
     b, h, w, c = x.shape
@@ -127,15 +150,17 @@ def write_tf1_checkpoint(prefix, values):
     return prefix
 
 
-def random_original_values(model, seed=0, weight_gain=None):
+def random_original_values(model, seed=0, weight_gain=None, scale=0.1):
     """{original name: random array} for every variable of ``model`` (variances positive).
 
     Args:
         model: a model whose ConvBN layers carry the original's scopes.
         seed: int.
-        weight_gain: float or None. None: every value N(0, 0.1). A gain: kernels
-            N(0, gain / sqrt(fan in)), so that activations keep their scale through a whole
-            network and its predictions vary from pixel to pixel (export agreement tests).
+        weight_gain: float or None. None: kernels N(0, scale) like the other values. A gain:
+            kernels N(0, gain / sqrt(fan in)), so that activations keep their scale through a
+            whole network and its predictions vary from pixel to pixel.
+        scale: float. Standard deviation of betas, means, biases (and kernels without a gain);
+            large enough (~1) to reach the activations' kinks in block-level comparisons.
     """
     from deeplab_tf.modeling.layers.conv_bn import original_variable_map
 
@@ -143,13 +168,26 @@ def random_original_values(model, seed=0, weight_gain=None):
     values = {}
     for name, var in original_variable_map(model).items():
         shape = tuple(var.shape)
-        value = rng.normal(0.0, 0.1, size=shape).astype(np.float32)
+        value = rng.normal(0.0, scale, size=shape).astype(np.float32)
         if name.endswith("moving_variance"):
             value = rng.uniform(0.5, 1.5, size=shape).astype(np.float32)
         elif name.endswith("gamma"):
             value = rng.uniform(0.8, 1.2, size=shape).astype(np.float32)
         elif weight_gain and name.endswith("weights"):
-            fan_in = np.prod(shape[:2]) if name.endswith("depthwise_weights") else np.prod(shape[:-1])
+            depthwise = name.endswith("depthwise_weights")
+            fan_in = np.prod(shape[:2]) if depthwise else np.prod(shape[:-1])
             value = rng.normal(0.0, weight_gain / np.sqrt(fan_in), size=shape).astype(np.float32)
         values[name] = value
     return values
+
+
+def assign_original_values(model, values):
+    """Assigns {original name: array} to ``model``'s variables; returns them as float64 (the
+    values the variables hold), for NumPy references."""
+    from deeplab_tf.modeling.layers.conv_bn import original_variable_map
+
+    assigned = {}
+    for name, variable in original_variable_map(model).items():
+        variable.assign(values[name])
+        assigned[name] = variable.numpy().astype(np.float64)
+    return assigned

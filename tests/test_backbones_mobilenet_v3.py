@@ -235,41 +235,20 @@ def test_v3_depth_multipliers(variant, multiplier, first, last):
 # ---------------------------------------------------------------------------------------------
 # Numbers against NumPy.
 
-def np_relu6(x):
-    return np.minimum(np.maximum(x, 0.0), 6.0)
-
-
-def np_hard_swish(x):
-    return x * np_relu6(x + 3.0) / 6.0
-
-
-def np_q_sigmoid(x):
-    return np_relu6(x + 3.0) * 0.16667
-
-
 def test_hard_swish_and_q_sigmoid_match_numpy():
     x = np.linspace(-8.0, 8.0, 1601).astype(np.float32)  # every kink, steps of 0.01
-    np.testing.assert_allclose(hard_swish(x).numpy(), np_hard_swish(x.astype(np.float64)),
+    wide = x.astype(np.float64)
+    np.testing.assert_allclose(hard_swish(x).numpy(), helpers.np_hard_swish(wide),
                                rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(q_sigmoid(x).numpy(), np_q_sigmoid(x.astype(np.float64)),
+    np.testing.assert_allclose(q_sigmoid(x).numpy(), helpers.np_q_sigmoid(wide),
                                rtol=1e-6, atol=1e-7)
     assert q_sigmoid(np.float32(10.0)).numpy() == pytest.approx(1.00002, abs=1e-6)  # 0.16667 * 6
 
 
-def _randomise(model, rng):
-    values = {}
-    for name, variable in original_variable_map(model).items():
-        shape = tuple(variable.shape)
-        if name.endswith(("gamma", "moving_variance")):
-            value = rng.uniform(0.5, 1.5, shape)
-        elif name.endswith("weights"):
-            fan_in = np.prod(shape[:2]) if "depthwise" in name else np.prod(shape[:-1])
-            value = rng.normal(0.0, 1.5 / np.sqrt(fan_in), shape)
-        else:  # beta, moving_mean, biases: spread over the activations' kinks
-            value = rng.normal(0.0, 1.5, shape)
-        variable.assign(value.astype(np.float32))
-        values[name] = variable.numpy().astype(np.float64)
-    return values
+def _randomise(model, seed):
+    """Random values spread over the activations' kinks; returns them (float64)."""
+    return helpers.assign_original_values(model, helpers.random_original_values(
+        model, seed, weight_gain=1.5, scale=1.5))
 
 
 def _np_conv_bn(x, values, scope, activation, stride=1, rate=1, depthwise=False):
@@ -286,8 +265,8 @@ def _np_conv_bn(x, values, scope, activation, stride=1, rate=1, depthwise=False)
         y = helpers.np_batch_norm(y, *(values[f"{scope}/BatchNorm/{k}"] for k in
                                        ("gamma", "beta", "moving_mean", "moving_variance")),
                                   1e-3)
-    return {None: lambda v: v, "relu": lambda v: np.maximum(v, 0.0), "hard_swish": np_hard_swish,
-            "q_sigmoid": np_q_sigmoid}[activation](y)
+    return {None: lambda v: v, "relu": lambda v: np.maximum(v, 0.0),
+            "hard_swish": helpers.np_hard_swish, "q_sigmoid": helpers.np_q_sigmoid}[activation](y)
 
 
 def np_squeeze_excite(x, values, scope):
@@ -330,7 +309,7 @@ def test_hard_swish_se_expanded_conv_matches_numpy(size, in_depth, out_depth, ex
         inputs, out_depth, expansion, stride, rate, "net/ec", "layer_5", endpoints, common,
         4e-5, kernel_size=5, activation="hard_swish", squeeze_channels=squeeze)
     model = keras.Model(inputs, [outputs, endpoints["layer_5/depthwise_output"]])
-    values = _randomise(model, rng)
+    values = _randomise(model, size)
     assert values["net/ec/squeeze_excite/Conv/biases"].shape == (squeeze,)
     assert not any("squeeze_excite" in name and "BatchNorm" in name for name in values)
     x = rng.normal(0.0, 2.0, (2, size, size, in_depth)).astype(np.float32)
@@ -352,7 +331,7 @@ def test_fused_block_matches_numpy(size, stride, in_depth, out_depth):
         kernel_size=3, activation="relu", fused=True)
     assert "layer_3/depthwise_output" not in endpoints
     model = keras.Model(inputs, outputs)
-    values = _randomise(model, rng)
+    values = _randomise(model, size)
     assert values["net/fused/expand/weights"].shape == (3, 3, in_depth, 32)
     x = rng.normal(0.0, 2.0, (2, size, size, in_depth)).astype(np.float32)
     _, want = np_expanded_conv(x, values, "net/fused", stride, 1, "relu", fused=True)

@@ -61,8 +61,7 @@ def workspace(tmp_path_factory):
     values = helpers.random_original_values(model, seed=4, weight_gain=1.5)
     checkpoint = helpers.write_tf1_checkpoint(str(root / "zoo" / "model.ckpt"),
                                               dict(values, global_step=np.int64(9)))
-    for name, variable in original_variable_map(model).items():
-        variable.assign(values[name])
+    helpers.assign_original_values(model, values)
     examples = []
     for record in tf.data.TFRecordDataset(schema.list_shards(data, "val")):
         fields = schema.parse_example(record)
@@ -180,7 +179,8 @@ def test_keras_fit_trains_the_family(workspace):
 def _export(workspace, name, *args, capfd=None):
     export_dir = workspace["root"] / name
     result = run_in_process(export_binary.run, [
-        "deeplab-export", f"--checkpoint_path={workspace['checkpoint']}", f"--export_dir={export_dir}",
+        "deeplab-export", f"--checkpoint_path={workspace['checkpoint']}",
+        f"--export_dir={export_dir}",
         *args, *TINY, f"--num_classes={CLASSES}"], capfd)
     assert result.returncode == 0, result.stderr[-3000:]
     return export_dir

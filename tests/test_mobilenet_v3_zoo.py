@@ -16,16 +16,14 @@ import os
 
 import numpy as np
 import pytest
-from absl import flags
-
 from cli_in_process import run_in_process
 from deeplab_tf import ModelConfig, model_stats, presets
 from deeplab_tf.cli.flags import data, model, train
-from deeplab_tf.cli.flags.parsing import flags_parser
 from deeplab_tf.model import DeepLab
 from deeplab_tf.modeling.layers.conv_bn import original_variable_map
 from test_backbones_mobilenet_v3 import REFERENCES, _reference_model
 from test_presets import make_zoo_tarball
+from test_recipes_and_flags import parse  # noqa: F401 (the fixture)
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 # model_zoo.md: "we use additional commandline flags as follows" (MobileNetV3), and the
@@ -55,18 +53,6 @@ BINARY_ARGS = {
                        "--crop_size=2049"],
     "deeplab-model-stats": ["--dataset=cityscapes", "--crop_size=1025,2049"],
 }
-FLAGS = flags.FLAGS
-
-
-@pytest.fixture
-def parse(capsys):
-    def run(binary, *args):
-        FLAGS.unparse_flags()
-        rest = flags_parser(binary)(["prog", *args])
-        return rest, [line for line in capsys.readouterr().err.splitlines() if line]
-
-    yield run
-    FLAGS.unparse_flags()
 
 
 @pytest.mark.parametrize("filename", sorted(ORIGINAL_FLAGS))

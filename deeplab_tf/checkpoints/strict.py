@@ -6,8 +6,9 @@ checkpoint must have a place in the built model: a checkpoint variable of the mo
 naming the flag to set (``checkpoint has decoder variables: add --decoder_output_stride=4``;
 likewise the head switches such as ``--aspp_with_squeeze_and_excitation`` or
 ``--decoder_output_is_logits``), never a silently different network. Optimizer slots,
-``global_step`` and moving-average shadows are ignored and reported. Training loads with ``checkpoints.load_checkpoint``, which
-allows a partial match (an ImageNet backbone, a new class count).
+``global_step`` and moving-average shadows are ignored and reported. Training loads with
+``checkpoints.load_checkpoint``, which allows a partial match (an ImageNet backbone, a new
+class count).
 """
 
 from __future__ import annotations

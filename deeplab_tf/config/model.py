@@ -161,11 +161,11 @@ class ModelConfig(ConfigMixin):
                 "remove decoder_output_stride. Received: "
                 f"decoder_output_stride={list(self.decoder_output_stride)}")
         if self.image_se_uses_qsigmoid and not self.aspp_with_squeeze_and_excitation:
-            raise ConfigError("image_se_uses_qsigmoid=True needs "
-                              "aspp_with_squeeze_and_excitation=True (it is that gate's activation)")
+            raise ConfigError("image_se_uses_qsigmoid=True needs aspp_with_squeeze_and_excitation"
+                              "=True (it is that gate's activation)")
         if self.aspp_with_squeeze_and_excitation and not self.add_image_level_feature:
-            raise ConfigError("aspp_with_squeeze_and_excitation=True gates the ASPP output with the "
-                              "image-level branch: it needs add_image_level_feature=True")
+            raise ConfigError("aspp_with_squeeze_and_excitation=True gates the ASPP output with "
+                              "the image-level branch: it needs add_image_level_feature=True")
         if (self.aspp_with_squeeze_and_excitation and not self.aspp_with_concat_projection
                 and self.atrous_rates):
             raise ConfigError(
