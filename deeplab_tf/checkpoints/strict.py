@@ -30,7 +30,8 @@ _NON_MODEL_NAMES = ("global_step",)
 # model's; the hint when it is false / smaller).
 _SWITCHES = (
     (lambda names: _any(names, "decoder/"),
-     "checkpoint has decoder variables: add --decoder_output_stride=4",
+     "checkpoint has decoder variables: add --decoder_output_stride=4 (8 for the MobileNetV3 "
+     "zoo models)",
      "the checkpoint has no decoder: drop --decoder_output_stride"),
     (lambda names: _any(names, "image_pooling/"),
      "checkpoint has image-pooling variables: add --add_image_level_feature=true",
