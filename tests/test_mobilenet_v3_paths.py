@@ -8,7 +8,7 @@ module. deeplab-train's custom loop trains from it; deeplab-eval (single scale; 
 flip), deeplab-vis and deeplab-export (SavedModel, frozen graph, TFLite float and int8,
 OpenVINO, ONNX) run on it, their predictions compared with the project's inference of the
 Keras model holding the same values; Keras ``fit`` trains the family. The default run keeps
-multi-scale + flip evaluation and the SavedModel; the rest is in the slow set.
+multi-scale + flip evaluation; the rest is in the slow set.
 """
 
 from __future__ import annotations
@@ -195,6 +195,7 @@ def _agreement(workspace, predict):
                for (image, _), want in zip(workspace["examples"], wants))
 
 
+@pytest.mark.slow
 def test_saved_model_export(workspace, capfd):
     export_dir = _export(workspace, "saved_model", "--format=saved_model", *CROP, capfd=capfd)
     (version,) = os.listdir(export_dir / "deeplab")

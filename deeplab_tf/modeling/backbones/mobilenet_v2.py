@@ -9,10 +9,10 @@ MobileNetV2: Inverted Residuals and Linear Bottlenecks (Sandler et al., 2018); s
               24 (s2), 24, 32 (s2), 32, 32, 64 (s2), 64, 64, 64, 96, 96, 96,
               160 (s2), 160, 160, 320
 
-Expanded conv (inverted residual, ``mobilenet_blocks.expanded_conv``): ``expand`` (1x1, ReLU6; only when the expansion is wider
-than the input) -> ``depthwise`` (3x3, stride, rate, ReLU6) -> ``project`` (1x1, linear),
-plus the input when the layer's stride is 1 and its input and output depths match. Every
-convolution pads 'SAME' and is followed by batch norm.
+Expanded conv (inverted residual, ``mobilenet_blocks.expanded_conv``): ``expand`` (1x1,
+ReLU6; only when the expansion is wider than the input) -> ``depthwise`` (3x3, stride, rate,
+ReLU6) -> ``project`` (1x1, linear), plus the input when the layer's stride is 1 and its input
+and output depths match. Every convolution pads 'SAME' and is followed by batch norm.
 
 Channels are ``_make_divisible(depth * depth_multiplier, divisible_by, min_depth)`` with the
 original's defaults (divisible_by 8 and min_depth 8 for depth_multiplier 1.0, else 1 and 1);
