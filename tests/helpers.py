@@ -80,6 +80,29 @@ def np_batch_norm(x, gamma, beta, mean, var, eps):
     return (x - mean) / np.sqrt(var + eps) * gamma + beta
 
 
+def np_relu6(x):
+    return np.minimum(np.maximum(x, 0.0), 6.0)
+
+
+def np_hard_swish(x):
+    """MobileNetV3's hard-swish: x * relu6(x + 3) / 6."""
+    return x * np_relu6(x + 3.0) / 6.0
+
+
+def np_q_sigmoid(x):
+    """The original's q-sigmoid gate: relu6(x + 3) * 0.16667 (its literal, not 1/6)."""
+    return np_relu6(x + 3.0) * 0.16667
+
+
+def np_avg_pool_valid(x, window, stride):
+    """VALID average pooling of x [B,H,W,C] with (h, w) ``window`` and ``stride``."""
+    (wh, ww), (sh, sw) = window, stride
+    rows = range(0, x.shape[1] - wh + 1, sh)
+    cols = range(0, x.shape[2] - ww + 1, sw)
+    return np.stack([np.stack([x[:, i:i + wh, j:j + ww].mean(axis=(1, 2)) for j in cols], 1)
+                     for i in rows], 1)
+
+
 def np_resize_bilinear_align_corners(x, out_h, out_w):
     """Align-corners bilinear resize of x [B,H,W,C]: corners map onto corners."""
     b, h, w, c = x.shape
@@ -102,34 +125,69 @@ def np_resize_bilinear_align_corners(x, out_h, out_w):
 
 
 def write_tf1_checkpoint(prefix, values):
-    """Writes a name-based TF1 checkpoint (as the original's tf.train.Saver did).
+    """Writes a name-based TF1 checkpoint (what the original's tf.train.Saver wrote).
+
+    The tensors go through the ``SaveV2`` op that ``Saver.save`` runs (eagerly: no graph or
+    session to build, ~0.1 s instead of ~2.5 s), and the directory's ``checkpoint`` state
+    file names the prefix, as ``Saver.save`` leaves it.
 
     Args:
         prefix: checkpoint prefix to write.
         values: {variable name: numpy array}; names are saved exactly as given.
+
+    Returns:
+        The prefix.
     """
     import tensorflow as tf
 
-    with tf.Graph().as_default():
-        variables = {name: tf.compat.v1.Variable(value, name=name)
-                     for name, value in values.items()}
-        saver = tf.compat.v1.train.Saver(variables)
-        with tf.compat.v1.Session() as session:
-            session.run(tf.compat.v1.global_variables_initializer())
-            return saver.save(session, prefix, write_meta_graph=False)
+    directory = os.path.dirname(os.path.abspath(prefix))
+    os.makedirs(directory, exist_ok=True)
+    names = list(values)
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
+                      tensors=[tf.convert_to_tensor(np.asarray(values[n])) for n in names])
+    with open(os.path.join(directory, "checkpoint"), "w") as f:  # CheckpointState, text
+        f.write(f'model_checkpoint_path: "{prefix}"\nall_model_checkpoint_paths: "{prefix}"\n')
+    return prefix
 
 
-def random_original_values(model, seed=0):
-    """{original name: random array} for every variable of ``model`` (variances positive)."""
+def random_original_values(model, seed=0, weight_gain=None, scale=0.1):
+    """{original name: random array} for every variable of ``model`` (variances positive).
+
+    Args:
+        model: a model whose ConvBN layers carry the original's scopes.
+        seed: int.
+        weight_gain: float or None. None: kernels N(0, scale) like the other values. A gain:
+            kernels N(0, gain / sqrt(fan in)), so that activations keep their scale through a
+            whole network and its predictions vary from pixel to pixel.
+        scale: float. Standard deviation of betas, means, biases (and kernels without a gain);
+            large enough (~1) to reach the activations' kinks in block-level comparisons.
+    """
     from deeplab_tf.modeling.layers.conv_bn import original_variable_map
 
     rng = np.random.default_rng(seed)
     values = {}
     for name, var in original_variable_map(model).items():
-        value = rng.normal(0.0, 0.1, size=tuple(var.shape)).astype(np.float32)
+        shape = tuple(var.shape)
+        value = rng.normal(0.0, scale, size=shape).astype(np.float32)
         if name.endswith("moving_variance"):
-            value = rng.uniform(0.5, 1.5, size=tuple(var.shape)).astype(np.float32)
+            value = rng.uniform(0.5, 1.5, size=shape).astype(np.float32)
         elif name.endswith("gamma"):
-            value = rng.uniform(0.8, 1.2, size=tuple(var.shape)).astype(np.float32)
+            value = rng.uniform(0.8, 1.2, size=shape).astype(np.float32)
+        elif weight_gain and name.endswith("weights"):
+            depthwise = name.endswith("depthwise_weights")
+            fan_in = np.prod(shape[:2]) if depthwise else np.prod(shape[:-1])
+            value = rng.normal(0.0, weight_gain / np.sqrt(fan_in), size=shape).astype(np.float32)
         values[name] = value
     return values
+
+
+def assign_original_values(model, values):
+    """Assigns {original name: array} to ``model``'s variables; returns them as float64 (the
+    values the variables hold), for NumPy references."""
+    from deeplab_tf.modeling.layers.conv_bn import original_variable_map
+
+    assigned = {}
+    for name, variable in original_variable_map(model).items():
+        variable.assign(values[name])
+        assigned[name] = variable.numpy().astype(np.float64)
+    return assigned

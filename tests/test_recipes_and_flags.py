@@ -59,7 +59,8 @@ def test_every_recipe_parses_quietly_with_every_binary(parse, binary):
         assert rest == ["prog"] and err == [], (recipe, err)
         if binary == "deeplab-train":
             # The recipe's configs validate (the model itself is built in test_model.py).
-            model_config = model.model_config(num_classes=21, **train.model_overrides())
+            model_config = model.model_config(num_classes=data.dataset_num_classes() or 21,
+                                              **train.model_overrides())
             assert model_config.model_variant == FLAGS.model_variant
             train.train_config()
             data.data_config(**train.data_fields())
@@ -136,7 +137,7 @@ def test_legacy_flags_notice_or_error(parse):
     assert err == ["note: --eval_batch_size=4: " + legacy.BY_NAME["eval_batch_size"].text]
     for binary, arg in [("deeplab-train", "--quantize_delay_step=0"),
                         ("deeplab-eval", "--dense_prediction_cell_json=cell.json"),
-                        ("deeplab-export", "--decoder_output_is_logits"),
+                        ("deeplab-export", "--nokeep_aspect_ratio"),
                         ("deeplab-train", "--num_ps_tasks=2"),
                         ("deeplab-vis", "--image_pyramid=1.0")]:
         with pytest.raises(SystemExit) as exit_info:

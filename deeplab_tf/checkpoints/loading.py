@@ -191,7 +191,11 @@ def load_checkpoint(model, path, initialize_last_layer=True,
             continue
         if ckpt_shape != model_shape:
             hint = ""
-            if in_scopes(name, last_layer_scopes(False)):
+            if in_scopes(name, last_layer_scopes(False)) and skip_scopes:
+                hint = (" (--last_layers_contain_logits_only loads this head layer; if it "
+                        "computes the logits (--decoder_output_is_logits) of another class "
+                        "count, drop that flag)")
+            elif in_scopes(name, last_layer_scopes(False)):
                 hint = (" (a different number of classes? use --initialize_last_layer=false "
                         "to skip the last layers)")
             raise CheckpointError(
@@ -226,6 +230,20 @@ def load_original_checkpoint(model, path, initialize_last_layer=True,
 def variable_shapes(path: str) -> dict:
     """{checkpoint key: shape} of a checkpoint prefix or directory (CheckpointError if unreadable)."""
     return _reader(resolve_checkpoint_path(path)).get_variable_to_shape_map()
+
+
+def logits_classes(shapes: dict):
+    """The class count of an original checkpoint's {name: shape}, or None.
+
+    The logits' biases (``logits/semantic/biases``); where the decoder outputs the logits
+    (``--decoder_output_is_logits``: no logits layer), its convolutions' biases.
+    """
+    bias = shapes.get("logits/semantic/biases")
+    if bias is None and not any(name.startswith("logits/") for name in shapes):
+        bias = next((shape for name, shape in sorted(shapes.items())
+                     if name.startswith("decoder/decoder_conv") and name.endswith("/biases")),
+                    None)
+    return int(bias[0]) if bias else None
 
 
 def shapes_kind(shapes: dict) -> str:

@@ -29,10 +29,9 @@ _LAST_LAYERS_CONTAIN_LOGITS_ONLY = train.LAST_LAYERS_CONTAIN_LOGITS_ONLY
 
 
 def _checkpoint_num_classes(path):
-    from deeplab_tf.checkpoints.loading import variable_shapes
+    from deeplab_tf.checkpoints.loading import logits_classes, variable_shapes
 
-    bias = variable_shapes(path).get("logits/semantic/biases")
-    return int(bias[0]) if bias else None
+    return logits_classes(variable_shapes(path))
 
 
 def convert(tf1_checkpoint, output, model_config, initialize_last_layer=True,

@@ -95,14 +95,15 @@ def export_config_from_flags() -> ExportConfig:
 
 
 def _default_num_classes(checkpoint_path, kind):
-    """The original checkpoint's logits count, else --dataset's class count, else the
-    original export_model.py's default (21)."""
+    """The original checkpoint's logits count (``logits_classes``: its logits layer or a
+    decoder that outputs the logits), else --dataset's class count, else the original
+    export_model.py's default (21)."""
     if kind == "original":
-        from deeplab_tf.checkpoints.loading import variable_shapes
+        from deeplab_tf.checkpoints.loading import logits_classes, variable_shapes
 
-        bias = variable_shapes(checkpoint_path).get("logits/semantic/biases")
-        if bias:
-            return int(bias[0])
+        classes = logits_classes(variable_shapes(checkpoint_path))
+        if classes:
+            return classes
     if data.DATASET.present:
         return data.dataset_num_classes()
     return _ORIGINAL_NUM_CLASSES

@@ -20,8 +20,13 @@ MODEL_VARIANTS = (
     "resnet_v1_101",
     "resnet_v1_101_beta",
     "mobilenet_v2",
+    "mobilenet_v3_large_seg",
+    "mobilenet_v3_small_seg",
+    "mobilenet_edgetpu",
 )
 OUTPUT_STRIDES = (8, 16, 32)
+# Variants the original defines no decoder taps for (its decoder fails with a KeyError).
+NO_DECODER_VARIANTS = ("mobilenet_edgetpu",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,9 +43,12 @@ class ModelConfig(ConfigMixin):
             features (the original's list flag, usually ``(4,)``); empty for DeepLabv3.
         multi_grid: tuple of int. Unit rates of the last block (e.g. ``(1, 2, 4)``); empty
             for the network's default.
-        depth_multiplier: float. Channel multiplier for MobileNetV2.
+        depth_multiplier: float. Channel multiplier of the MobileNets (mobilenet_v2,
+            mobilenet_v3_*_seg, mobilenet_edgetpu).
         divisible_by: int or None. MobileNetV2 channel rounding; None: the original's default
-            (8 for depth_multiplier 1.0, else 1).
+            (8 for depth_multiplier 1.0, else 1). MobileNetV3 and EdgeTPU-MobileNet always
+            round to multiples of 8 (the original ignores the flag for them, and so does this
+            library).
         aspp_with_separable_conv: bool. Separable 3x3 ASPP branches.
         decoder_use_separable_conv: bool. Separable 3x3 decoder convs.
         add_image_level_feature: bool. Image pooling ASPP branch.
@@ -50,6 +58,19 @@ class ModelConfig(ConfigMixin):
         image_pooling_stride: (h, w). Stride of that pooling.
         aspp_convs_filters: int. Channels of the ASPP branches and projection (256).
         decoder_filters: int. Channels of the decoder convs (256).
+        aspp_with_concat_projection: bool. The 1x1 projection (and its dropout) after the
+            ASPP concatenation; false: the concatenation is the ASPP output.
+        aspp_with_squeeze_and_excitation: bool. The image-level branch becomes a gate: its
+            1x1 convolution has a bias and no batch norm, a sigmoid (or q-sigmoid), and
+            multiplies the ASPP output instead of joining the concatenation.
+        image_se_uses_qsigmoid: bool. That gate's activation is ``relu6(x + 3) * 0.16667``
+            instead of the sigmoid.
+        decoder_use_sum_merge: bool. Each decoder stage adds one convolution of the
+            (resized) features to the projected tap, whose width is then
+            ``decoder_filters``, instead of concatenating them and applying two convolutions.
+        decoder_output_is_logits: bool. The decoder's convolutions are linear with biases
+            (1x1 under sum merge), and its output is the logits: no ``logits/semantic``
+            layer; ``decoder_filters`` must equal ``num_classes``.
         weight_decay: float. slim's L2 weight decay (``wd * sum(w**2) / 2``).
         sync_batch_norm: bool. Batch statistics synchronised across replicas in training.
         fine_tune_batch_norm: bool. If false, batch norm runs in inference mode (moving
@@ -71,6 +92,11 @@ class ModelConfig(ConfigMixin):
     image_pooling_stride: Tuple[int, int] = (1, 1)
     aspp_convs_filters: int = 256
     decoder_filters: int = 256
+    aspp_with_concat_projection: bool = True
+    aspp_with_squeeze_and_excitation: bool = False
+    image_se_uses_qsigmoid: bool = False
+    decoder_use_sum_merge: bool = False
+    decoder_output_is_logits: bool = False
     weight_decay: float = 4e-5
     sync_batch_norm: bool = False
     fine_tune_batch_norm: bool = True
@@ -114,7 +140,7 @@ class ModelConfig(ConfigMixin):
             raise ConfigError(f"depth_multiplier must be > 0. Received: depth_multiplier={self.depth_multiplier}")
         if self.depth_multiplier != 1.0 and not self.model_variant.startswith("mobilenet"):
             raise ConfigError(
-                "depth_multiplier applies to mobilenet_v2 only. Received: "
+                "depth_multiplier applies to the mobilenet variants only. Received: "
                 f"depth_multiplier={self.depth_multiplier} with model_variant={self.model_variant!r}")
         if self.image_pooling_crop_size is not None and len(self.image_pooling_crop_size) != 2:
             raise ConfigError(
@@ -125,6 +151,36 @@ class ModelConfig(ConfigMixin):
                 f"image_pooling_stride must be two integers. Received: image_pooling_stride={self.image_pooling_stride}")
         if self.weight_decay < 0:
             raise ConfigError(f"weight_decay must be >= 0. Received: weight_decay={self.weight_decay}")
+        self._check_head_switches()
+
+    def _check_head_switches(self):
+        """The combinations of head switches the original builds into a working network."""
+        if self.decoder_output_stride and self.model_variant in NO_DECODER_VARIANTS:
+            raise ConfigError(
+                f"model_variant={self.model_variant!r} has no decoder taps in the original: "
+                "remove decoder_output_stride. Received: "
+                f"decoder_output_stride={list(self.decoder_output_stride)}")
+        if self.image_se_uses_qsigmoid and not self.aspp_with_squeeze_and_excitation:
+            raise ConfigError("image_se_uses_qsigmoid=True needs aspp_with_squeeze_and_excitation"
+                              "=True (it is that gate's activation)")
+        if self.aspp_with_squeeze_and_excitation and not self.add_image_level_feature:
+            raise ConfigError("aspp_with_squeeze_and_excitation=True gates the ASPP output with "
+                              "the image-level branch: it needs add_image_level_feature=True")
+        if (self.aspp_with_squeeze_and_excitation and not self.aspp_with_concat_projection
+                and self.atrous_rates):
+            raise ConfigError(
+                "aspp_with_squeeze_and_excitation=True with aspp_with_concat_projection=False "
+                "multiplies the concatenated branches by a gate of aspp_convs_filters channels: "
+                f"it allows no atrous branches. Received: atrous_rates={list(self.atrous_rates)}")
+        for name in ("decoder_use_sum_merge", "decoder_output_is_logits"):
+            if getattr(self, name) and not self.decoder_output_stride:
+                raise ConfigError(f"{name}=True needs a decoder: set decoder_output_stride "
+                                  "(e.g. 8). Received: decoder_output_stride=[]")
+        if self.decoder_output_is_logits and self.decoder_filters != self.num_classes:
+            raise ConfigError(
+                "decoder_output_is_logits=True: the decoder's output is the logits, so "
+                f"decoder_filters must equal num_classes={self.num_classes}. Received: "
+                f"decoder_filters={self.decoder_filters}")
 
     @property
     def uses_decoder(self) -> bool:

@@ -7,7 +7,8 @@ Data flow::
       -> backbone (features at ``output_stride`` + named endpoints)
       -> ASPP (image pooling + 1x1 + atrous branches, concat projection)
       -> decoder (one stage per ``decoder_output_stride``), if any
-      -> logits [B, h, w, num_classes] at the native output stride
+      -> logits [B, h, w, num_classes] at the native output stride (the decoder's output
+         itself with ``decoder_output_is_logits``)
 
 ``build_network`` returns the graph's input and output; ``deeplab_tf.model.DeepLab`` makes the
 Keras model of them (and the inference path builds a plain ``keras.Model`` of them to fold).
@@ -39,5 +40,7 @@ def build_network(config: ModelConfig, input_shape=(None, None, 3)):
     features = aspp(features, config)
     if config.uses_decoder:
         features = decoder(features, endpoints, config, spec.decoder_taps)
+    if config.decoder_output_is_logits:
+        return images, features
     return images, logits(features, config)
 

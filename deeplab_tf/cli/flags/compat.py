@@ -19,11 +19,13 @@ _SCRIPTS = {"common": "common.py", "train": "train.py", "eval": "eval.py", "vis"
             "export_model": "export_model.py"}
 _STATUS_NOTES = {
     # Flags that exist with the original's meaning but a deliberate difference worth a line.
-    "model_variant": "also xception_41/65/71, resnet_v1_50/101(_beta); NAS variants: error",
+    "model_variant": "also xception_41/65/71, resnet_v1_50/101(_beta), "
+                     "mobilenet_v3_large_seg/small_seg, mobilenet_edgetpu; NAS variants: error",
     "output_stride": "one default (16) for every binary: deeplab-export needs "
                      "--output_stride=8 for the original export_model.py's default",
     "num_classes": "deeplab-export: default the checkpoint's logits count (else 21)",
-    "batch_norm_decay": "default: the network's own (0.9997; MobileNetV2 0.997), as the original",
+    "batch_norm_decay": "default: the network's own (0.9997; the MobileNets 0.997), as the "
+                        "original",
     "colormap_type": "default: the dataset's palette",
     "learning_policy": "also cosine",
     "crop_size": "both list forms (513,513 or the flag twice)",

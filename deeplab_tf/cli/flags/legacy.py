@@ -107,16 +107,6 @@ NAS_REMOVE_OS32_STRIDE = flags.DEFINE_boolean(
     "nas_remove_os32_stride", False, "The original's NAS OS32 stride removal.")
 USE_BOUNDED_ACTIVATION = flags.DEFINE_boolean(
     "use_bounded_activation", False, "The original's bounded activations.")
-ASPP_WITH_CONCAT_PROJECTION = flags.DEFINE_boolean(
-    "aspp_with_concat_projection", True, "The original's ASPP concat projection switch.")
-ASPP_WITH_SQUEEZE_AND_EXCITATION = flags.DEFINE_boolean(
-    "aspp_with_squeeze_and_excitation", False, "The original's ASPP squeeze-and-excitation.")
-DECODER_USE_SUM_MERGE = flags.DEFINE_boolean(
-    "decoder_use_sum_merge", False, "The original's decoder sum merge.")
-DECODER_OUTPUT_IS_LOGITS = flags.DEFINE_boolean(
-    "decoder_output_is_logits", False, "The original's decoder-as-logits switch.")
-IMAGE_SE_USES_QSIGMOID = flags.DEFINE_boolean(
-    "image_se_uses_qsigmoid", False, "The original's q-sigmoid switch.")
 
 LEGACY = (
     Legacy(NUM_CLONES, "notice",
@@ -181,14 +171,5 @@ LEGACY = (
     Legacy(NAS_REMOVE_OS32_STRIDE, "error", _NAS, MODEL_BINARIES),
     Legacy(USE_BOUNDED_ACTIVATION, "error", "bounded activations are " + _NOT_BUILT,
            MODEL_BINARIES),
-    Legacy(ASPP_WITH_CONCAT_PROJECTION, "error",
-           "ASPP without its concat projection is " + _NOT_BUILT, MODEL_BINARIES),
-    Legacy(ASPP_WITH_SQUEEZE_AND_EXCITATION, "error",
-           "ASPP squeeze-and-excitation is " + _NOT_BUILT, MODEL_BINARIES),
-    Legacy(DECODER_USE_SUM_MERGE, "error", "the decoder's sum merge is " + _NOT_BUILT,
-           MODEL_BINARIES),
-    Legacy(DECODER_OUTPUT_IS_LOGITS, "error", "decoder output as logits is " + _NOT_BUILT,
-           MODEL_BINARIES),
-    Legacy(IMAGE_SE_USES_QSIGMOID, "error", "q-sigmoid is " + _NOT_BUILT, MODEL_BINARIES),
 )
 BY_NAME = {entry.holder.name: entry for entry in LEGACY}

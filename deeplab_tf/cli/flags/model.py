@@ -35,10 +35,12 @@ MULTI_GRID = flags.DEFINE_multi_integer(
     "multi_grid", list_default(_M, "multi_grid"),
     "Unit rates of the last block (repeat the flag), e.g. 1, 2, 4.")
 DEPTH_MULTIPLIER = flags.DEFINE_float(
-    "depth_multiplier", default(_M, "depth_multiplier"), "MobileNetV2 channel multiplier.")
+    "depth_multiplier", default(_M, "depth_multiplier"),
+    "Channel multiplier of the MobileNets (mobilenet_v2, mobilenet_v3_*_seg, mobilenet_edgetpu).")
 DIVISIBLE_BY = flags.DEFINE_integer(
     "divisible_by", default(_M, "divisible_by"),
-    "MobileNetV2 channel rounding (default: the original's).")
+    "MobileNetV2 channel rounding (default: the original's). MobileNetV3 and EdgeTPU-MobileNet "
+    "always round to multiples of 8 and ignore it, as the original does.")
 ASPP_WITH_SEPARABLE_CONV = flags.DEFINE_boolean(
     "aspp_with_separable_conv", default(_M, "aspp_with_separable_conv"),
     "Separable convolutions in ASPP.")
@@ -58,6 +60,24 @@ ASPP_CONVS_FILTERS = flags.DEFINE_integer(
     "aspp_convs_filters", default(_M, "aspp_convs_filters"), "Channels of the ASPP branches.")
 DECODER_FILTERS = flags.DEFINE_integer(
     "decoder_filters", default(_M, "decoder_filters"), "Channels of the decoder convolutions.")
+ASPP_WITH_CONCAT_PROJECTION = flags.DEFINE_boolean(
+    "aspp_with_concat_projection", default(_M, "aspp_with_concat_projection"),
+    "1x1 projection (and dropout) after the ASPP concatenation.")
+ASPP_WITH_SQUEEZE_AND_EXCITATION = flags.DEFINE_boolean(
+    "aspp_with_squeeze_and_excitation", default(_M, "aspp_with_squeeze_and_excitation"),
+    "The image-level branch gates the ASPP output (bias, no batch norm, sigmoid) instead of "
+    "joining the concatenation.")
+IMAGE_SE_USES_QSIGMOID = flags.DEFINE_boolean(
+    "image_se_uses_qsigmoid", default(_M, "image_se_uses_qsigmoid"),
+    "That gate uses relu6(x + 3) * 0.16667 instead of the sigmoid.")
+DECODER_USE_SUM_MERGE = flags.DEFINE_boolean(
+    "decoder_use_sum_merge", default(_M, "decoder_use_sum_merge"),
+    "Decoder stages add one convolution of the features to the projected tap "
+    "(decoder_filters wide) instead of concatenating them.")
+DECODER_OUTPUT_IS_LOGITS = flags.DEFINE_boolean(
+    "decoder_output_is_logits", default(_M, "decoder_output_is_logits"),
+    "The decoder (linear convolutions with biases) outputs the logits; no logits layer. "
+    "Needs --decoder_filters equal to the class count.")
 WEIGHT_DECAY = flags.DEFINE_float(
     "weight_decay", default(_M, "weight_decay"), "slim L2 weight decay (wd * sum(w^2) / 2).")
 
@@ -65,7 +85,10 @@ WEIGHT_DECAY = flags.DEFINE_float(
 ARCHITECTURE = (MODEL_VARIANT, NUM_CLASSES, OUTPUT_STRIDE, ATROUS_RATES, DECODER_OUTPUT_STRIDE,
                 MULTI_GRID, DEPTH_MULTIPLIER, DIVISIBLE_BY, ASPP_WITH_SEPARABLE_CONV,
                 DECODER_USE_SEPARABLE_CONV, ADD_IMAGE_LEVEL_FEATURE, IMAGE_POOLING_CROP_SIZE,
-                IMAGE_POOLING_STRIDE, ASPP_CONVS_FILTERS, DECODER_FILTERS, WEIGHT_DECAY)
+                IMAGE_POOLING_STRIDE, ASPP_CONVS_FILTERS, DECODER_FILTERS,
+                ASPP_WITH_CONCAT_PROJECTION, ASPP_WITH_SQUEEZE_AND_EXCITATION,
+                IMAGE_SE_USES_QSIGMOID, DECODER_USE_SUM_MERGE, DECODER_OUTPUT_IS_LOGITS,
+                WEIGHT_DECAY)
 
 
 def explicit() -> list:
@@ -103,6 +126,11 @@ def model_config(num_classes=None, **overrides) -> ModelConfig:
         image_pooling_stride=parse_size(IMAGE_POOLING_STRIDE.value, "image_pooling_stride"),
         aspp_convs_filters=ASPP_CONVS_FILTERS.value,
         decoder_filters=DECODER_FILTERS.value,
+        aspp_with_concat_projection=ASPP_WITH_CONCAT_PROJECTION.value,
+        aspp_with_squeeze_and_excitation=ASPP_WITH_SQUEEZE_AND_EXCITATION.value,
+        image_se_uses_qsigmoid=IMAGE_SE_USES_QSIGMOID.value,
+        decoder_use_sum_merge=DECODER_USE_SUM_MERGE.value,
+        decoder_output_is_logits=DECODER_OUTPUT_IS_LOGITS.value,
         weight_decay=WEIGHT_DECAY.value,
     )
     values.update(overrides)

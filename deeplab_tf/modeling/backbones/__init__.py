@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Dict
 
-from deeplab_tf.modeling.backbones import mobilenet_v2, resnet_v1, xception
+from deeplab_tf.modeling.backbones import mobilenet_v2, mobilenet_v3, resnet_v1, xception
 from deeplab_tf.modeling.layers.normalization import Normalization
 
 
@@ -50,6 +50,16 @@ _MOBILENET_V2_TAPS = {
     8: "layer_7/depthwise_output",
     16: "layer_14/depthwise_output",
 }
+_MOBILENET_V3_LARGE_TAPS = {
+    4: "layer_4/depthwise_output",
+    8: "layer_7/depthwise_output",
+    16: "layer_13/depthwise_output",
+}
+_MOBILENET_V3_SMALL_TAPS = {
+    4: "layer_2/depthwise_output",
+    8: "layer_4/depthwise_output",
+    16: "layer_9/depthwise_output",
+}
 
 BACKBONES = {
     "xception_41": BackboneSpec(xception.build, "xception_41", "zero_mean_unit_range", _XCEPTION_TAPS),
@@ -60,6 +70,12 @@ BACKBONES = {
     "resnet_v1_101": BackboneSpec(resnet_v1.build, "resnet_v1_101", "subtract_imagenet_mean", _RESNET_101_TAPS),
     "resnet_v1_101_beta": BackboneSpec(resnet_v1.build, "resnet_v1_101", "zero_mean_unit_range", _RESNET_101_TAPS),
     "mobilenet_v2": BackboneSpec(mobilenet_v2.build, "MobilenetV2", "zero_mean_unit_range", _MOBILENET_V2_TAPS),
+    "mobilenet_v3_large_seg": BackboneSpec(mobilenet_v3.build, "MobilenetV3", "zero_mean_unit_range",
+                                           _MOBILENET_V3_LARGE_TAPS),
+    "mobilenet_v3_small_seg": BackboneSpec(mobilenet_v3.build, "MobilenetV3", "zero_mean_unit_range",
+                                           _MOBILENET_V3_SMALL_TAPS),
+    # The original defines no decoder taps for EdgeTPU-MobileNet (ModelConfig refuses a decoder).
+    "mobilenet_edgetpu": BackboneSpec(mobilenet_v3.build, "MobilenetEdgeTPU", "zero_mean_unit_range", {}),
 }
 
 

@@ -5,6 +5,12 @@ Data flow::
     features (output_stride) --> [image_pooling, aspp0 (1x1), aspp1..N (3x3 atrous)]
         --> concat --> concat_projection (1x1, 256) --> dropout(0.1)
 
+With ``aspp_with_squeeze_and_excitation`` (the MobileNetV3 recipe) the image-level branch is a
+gate instead of a branch: its 1x1 convolution has a bias and no batch norm, then a sigmoid
+(or with ``image_se_uses_qsigmoid`` the q-sigmoid ``relu6(x + 3) * 0.16667``), and it
+multiplies the output of the concat (projection) elementwise. ``aspp_with_concat_projection=
+False`` drops the projection and its dropout.
+
 Variable scopes follow the original (``image_pooling``, ``aspp0``, ``aspp1_depthwise`` ...).
 """
 
@@ -31,7 +37,9 @@ class ImagePooling(keras.layers.Layer):
             align-corners resize back to the feature size.
         pool_stride: (h, w). Stride of that pooling.
         scope: str. Variable scope of the conv ("image_pooling").
-        **conv_kwargs: passed to the inner ``ConvBN`` (batch norm, weight decay options).
+        conv_kwargs: dict. Passed to the inner ``ConvBN`` (batch norm, weight decay options;
+            ``use_batch_norm=False`` and a gate ``activation`` for the squeeze-and-excitation
+            form).
     """
 
     def __init__(self, filters=256, pool_size=None, pool_stride=(1, 1), scope="image_pooling",
@@ -70,18 +78,31 @@ class ImagePooling(keras.layers.Layer):
         return config
 
 
+def _image_pooling(features, config, common):
+    """The image-level branch (a branch, or the squeeze-and-excitation gate)."""
+    pool_size = None
+    if config.image_pooling_crop_size is not None:
+        pool_size = tuple(scale_dimension(d, 1.0 / config.output_stride)
+                          for d in config.image_pooling_crop_size)
+    conv_kwargs = dict(common)
+    if config.aspp_with_squeeze_and_excitation:
+        conv_kwargs.update(use_batch_norm=False, activation=(
+            "q_sigmoid" if config.image_se_uses_qsigmoid else "sigmoid"))
+    return ImagePooling(config.aspp_convs_filters, pool_size, config.image_pooling_stride,
+                        conv_kwargs=conv_kwargs)(features)
+
+
 def aspp(features, config):
     """Atrous spatial pyramid pooling with the image-level branch (DeepLabv3, section 3.3)."""
     common = layer_options(config)
     depth = config.aspp_convs_filters
-    branches = []
+    branches, gate = [], None
     if config.add_image_level_feature:
-        pool_size = None
-        if config.image_pooling_crop_size is not None:
-            pool_size = tuple(scale_dimension(d, 1.0 / config.output_stride)
-                              for d in config.image_pooling_crop_size)
-        branches.append(ImagePooling(depth, pool_size, config.image_pooling_stride,
-                                     conv_kwargs=common)(features))
+        image_feature = _image_pooling(features, config, common)
+        if config.aspp_with_squeeze_and_excitation:
+            gate = image_feature
+        else:
+            branches.append(image_feature)
     branches.append(ConvBN(depth, 1, scope="aspp0", **common)(features))
     for i, rate in enumerate(config.atrous_rates, start=1):
         if config.aspp_with_separable_conv:
@@ -90,5 +111,9 @@ def aspp(features, config):
             branch = ConvBN(depth, 3, dilation_rate=rate, scope=f"aspp{i}", **common)
         branches.append(branch(features))
     x = keras.layers.Concatenate(axis=-1, name="aspp_concat")(branches)
-    x = ConvBN(depth, 1, scope="concat_projection", **common)(x)
-    return keras.layers.Dropout(0.1, name="concat_projection_dropout")(x)
+    if config.aspp_with_concat_projection:
+        x = ConvBN(depth, 1, scope="concat_projection", **common)(x)
+        x = keras.layers.Dropout(0.1, name="concat_projection_dropout")(x)
+    if gate is not None:
+        x = keras.layers.Multiply(name="aspp_image_gate")([x, gate])
+    return x

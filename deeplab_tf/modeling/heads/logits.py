@@ -1,4 +1,8 @@
-"""The logits: a 1x1 convolution with bias to ``num_classes`` (scope ``logits/semantic``)."""
+"""The logits: a 1x1 convolution with bias to ``num_classes`` (scope ``logits/semantic``).
+
+With ``decoder_output_is_logits`` there is no logits layer: ``network.build_network`` returns
+the decoder's output (``heads.decoder``) as the logits, as the original does.
+"""
 
 from __future__ import annotations
 

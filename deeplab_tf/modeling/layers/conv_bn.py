@@ -20,7 +20,25 @@ import tensorflow as tf
 
 from deeplab_tf.modeling.layers.batch_norm import BatchNorm
 
-_ACTIVATIONS = {None: None, "relu": tf.nn.relu, "relu6": tf.nn.relu6}
+
+
+def hard_swish(x):
+    """MobileNetV3's hard-swish, as the original writes it: ``x * relu6(x + 3) * (1/6)``."""
+    return x * tf.nn.relu6(x + 3.0) * (1.0 / 6.0)
+
+
+def q_sigmoid(x):
+    """The original's quantization-friendly sigmoid: ``relu6(x + 3) * 0.16667``.
+
+    The gate of MobileNetV3's squeeze-and-excitation and of the image-pooling branch under
+    ``image_se_uses_qsigmoid``; the literal 0.16667 (not 1/6) is the original's.
+    """
+    return tf.nn.relu6(x + 3.0) * 0.16667
+
+
+# The activations a ConvBN applies after batch norm (or its bias), by name.
+_ACTIVATIONS = {None: None, "relu": tf.nn.relu, "relu6": tf.nn.relu6,
+                "hard_swish": hard_swish, "q_sigmoid": q_sigmoid, "sigmoid": tf.nn.sigmoid}
 
 
 def fixed_padding_amounts(kernel_size: int, rate: int = 1):
@@ -58,7 +76,8 @@ class ConvBN(keras.layers.Layer):
         depthwise: bool. Depthwise convolution (channel multiplier 1) instead of regular.
         explicit_padding: bool. If true, strided convolutions pad ``fixed_padding_amounts``
             then run VALID (the original's ``conv2d_same``); otherwise 'SAME'.
-        activation: None, "relu" or "relu6". Applied after batch norm.
+        activation: None or a name of ``_ACTIVATIONS``: "relu", "relu6", "hard_swish",
+            "q_sigmoid" or "sigmoid". Applied after batch norm (or the bias).
         use_batch_norm: bool. Batch norm after the convolution; if false a bias is used.
         bn_momentum: float. The original's batch norm ``decay``.
         bn_epsilon: float. Batch norm epsilon.
@@ -80,7 +99,8 @@ class ConvBN(keras.layers.Layer):
         kwargs.setdefault("name", scope_to_name(scope))
         super().__init__(**kwargs)
         if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be None, 'relu' or 'relu6'. Received: activation={activation!r}")
+            raise ValueError(f"activation must be one of {list(_ACTIVATIONS)}. "
+                             f"Received: activation={activation!r}")
         self.filters = filters
         self.kernel_size = kernel_size
         self.strides = strides
