@@ -6,9 +6,10 @@ applies the gradients with a Keras optimizer.
 
 One step, on each replica::
 
-    logits = model(images, training=True)
+    logits = model(images, training=True)            # with an image pyramid: every scale's
     total, count = softmax_cross_entropy(...)        # summed over the replica's pixels
     loss = total / all_reduce_sum(count)             # mean over the global batch's pixels
+                                                     # (summed over the pyramid's logits)
          + L2 weight decay / num_replicas            # counted once in the global sum
     optimizer.apply_gradients(d loss x multipliers)  # gradients all-reduced (SUM)
 
@@ -55,7 +56,7 @@ from deeplab_tf.checkpoints.loading import load_checkpoint
 from deeplab_tf.config import ModelConfig, TrainConfig
 from deeplab_tf.inference import predict_labels
 from deeplab_tf.fileio import directory_lock
-from deeplab_tf.model import build_model
+from deeplab_tf.model import build_model, logits_by_scale
 from deeplab_tf import losses
 from deeplab_tf.checkpoints.training import TrainCheckpoint
 from deeplab_tf.train.checks import TrainingError, batch_sources, check_step
@@ -163,14 +164,13 @@ class Trainer:
         """Loss terms and gradients on one replica (XLA-compiled with ``jit_compile``)."""
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
-            logits = self.model(images, training=True)
-            total, count = losses.softmax_cross_entropy(
-                logits, labels, num_classes=self.model_config.num_classes,
+            cross_entropy = losses.sum_over_scales(
+                logits_by_scale(self.model, images, training=True), labels,
+                num_classes=self.model_config.num_classes,
                 ignore_label=self.ignore_label, label_weights=self.config.label_weights,
                 upsample_logits=self.config.upsample_logits,
                 top_k_percent_pixels=self.config.top_k_percent_pixels,
                 hard_example_mining_step=self.config.hard_example_mining_step, step=step)
-            cross_entropy = losses.global_mean_loss(total, count)
             regularization = (tf.add_n([tf.cast(l, tf.float32) for l in self.model.losses])
                               if self.model.losses else tf.constant(0.0))
             # Each replica adds its share: the weight decay counts once in the global sum.

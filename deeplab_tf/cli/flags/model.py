@@ -11,7 +11,7 @@ from __future__ import annotations
 from absl import flags
 
 from deeplab_tf.cli.flags.values import default, list_default, parse_ints, parse_size
-from deeplab_tf.config import MODEL_VARIANTS, ModelConfig
+from deeplab_tf.config import MERGE_METHODS, MODEL_VARIANTS, ModelConfig
 
 _M = ModelConfig
 
@@ -58,12 +58,20 @@ DECODER_FILTERS = flags.DEFINE_integer(
     "decoder_filters", default(_M, "decoder_filters"), "Channels of the decoder convolutions.")
 WEIGHT_DECAY = flags.DEFINE_float(
     "weight_decay", default(_M, "weight_decay"), "slim L2 weight decay (wd * sum(w^2) / 2).")
+IMAGE_PYRAMID = flags.DEFINE_multi_float(
+    "image_pyramid", list_default(_M, "image_pyramid"),
+    "Multi-scale feature extraction: input scales (repeat the flag, e.g. 0.5 then 1.0); the "
+    "logits of every scale are merged by --merge_method. Empty or 1.0: none.")
+MERGE_METHOD = flags.DEFINE_enum(
+    "merge_method", default(_M, "merge_method"), list(MERGE_METHODS),
+    "How --image_pyramid merges the logits of its scales: max or avg.")
 
 # The flags that describe the network (a run's config.json is used when none is given).
 ARCHITECTURE = (MODEL_VARIANT, NUM_CLASSES, OUTPUT_STRIDE, ATROUS_RATES, DECODER_OUTPUT_STRIDE,
                 MULTI_GRID, DEPTH_MULTIPLIER, DIVISIBLE_BY, ASPP_WITH_SEPARABLE_CONV,
                 DECODER_USE_SEPARABLE_CONV, ADD_IMAGE_LEVEL_FEATURE, IMAGE_POOLING_CROP_SIZE,
-                IMAGE_POOLING_STRIDE, ASPP_CONVS_FILTERS, DECODER_FILTERS, WEIGHT_DECAY)
+                IMAGE_POOLING_STRIDE, ASPP_CONVS_FILTERS, DECODER_FILTERS, WEIGHT_DECAY,
+                IMAGE_PYRAMID, MERGE_METHOD)
 
 
 def explicit() -> list:
@@ -102,6 +110,8 @@ def model_config(num_classes=None, **overrides) -> ModelConfig:
         aspp_convs_filters=ASPP_CONVS_FILTERS.value,
         decoder_filters=DECODER_FILTERS.value,
         weight_decay=WEIGHT_DECAY.value,
+        image_pyramid=tuple(IMAGE_PYRAMID.value or ()),
+        merge_method=MERGE_METHOD.value,
     )
     values.update(overrides)
     return ModelConfig(**values)

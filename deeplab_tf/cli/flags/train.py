@@ -47,6 +47,13 @@ LEARNING_RATE_DECAY_STEP = flags.DEFINE_integer(
     "Decay period (steps) of the step policy.")
 LEARNING_POWER = flags.DEFINE_float("learning_power", default(_T, "learning_power"),
                                     "Power of the poly policy.")
+DECAY_STEPS = flags.DEFINE_float(
+    "decay_steps", default(_T, "decay_steps"),
+    "Poly policy: steps after the slow start over which the rate decays to "
+    "end_learning_rate (0: to the last step).")
+END_LEARNING_RATE = flags.DEFINE_float(
+    "end_learning_rate", default(_T, "end_learning_rate"),
+    "Poly policy: the rate at the end of the decay.")
 TRAINING_NUMBER_OF_STEPS = flags.DEFINE_integer(
     "training_number_of_steps", default(_T, "training_number_of_steps"),
     "Number of training steps.")
@@ -183,7 +190,8 @@ def train_config(mixed_precision=None) -> TrainConfig:
         learning_policy=LEARNING_POLICY.value, base_learning_rate=BASE_LEARNING_RATE.value,
         learning_rate_decay_step=LEARNING_RATE_DECAY_STEP.value,
         learning_rate_decay_factor=LEARNING_RATE_DECAY_FACTOR.value,
-        learning_power=LEARNING_POWER.value, slow_start_step=SLOW_START_STEP.value,
+        learning_power=LEARNING_POWER.value, decay_steps=DECAY_STEPS.value,
+        end_learning_rate=END_LEARNING_RATE.value, slow_start_step=SLOW_START_STEP.value,
         slow_start_learning_rate=SLOW_START_LEARNING_RATE.value, optimizer=OPTIMIZER.value,
         momentum=MOMENTUM.value, adam_learning_rate=ADAM_LEARNING_RATE.value,
         adam_epsilon=ADAM_EPSILON.value, upsample_logits=UPSAMPLE_LOGITS.value,
