@@ -136,8 +136,7 @@ def test_legacy_flags_notice_or_error(parse):
     assert err == ["note: --eval_batch_size=4: " + legacy.BY_NAME["eval_batch_size"].text]
     for binary, arg in [("deeplab-train", "--quantize_delay_step=0"),
                         ("deeplab-eval", "--dense_prediction_cell_json=cell.json"),
-                        ("deeplab-export", "--decoder_output_is_logits"),
-                        ("deeplab-train", "--num_ps_tasks=2")]:
+                        ("deeplab-export", "--decoder_output_is_logits")]:
         with pytest.raises(SystemExit) as exit_info:
             parse(binary, arg)
         assert exit_info.value.code == 1

@@ -5,9 +5,11 @@
         [--tf_initial_checkpoint=xception_65/model.ckpt] [--initialize_last_layer=false]
 
 One custom training loop (``deeplab_tf.train.loop``) for every ``--strategy``: ``auto``
-(multi-worker if TF_CONFIG names several tasks, TPU if ``--tpu`` is given, every GPU if there
-are several, else one device), ``one_device``, ``mirrored``, ``multi_worker`` (TF_CONFIG) or
-``tpu``. ``--train_batch_size`` is the global batch, split evenly over the replicas.
+(parameter servers if TF_CONFIG has ps tasks, multi-worker if it names several tasks, TPU if
+``--tpu`` is given, every GPU if there are several, else one device), ``one_device``,
+``mirrored``, ``multi_worker`` (TF_CONFIG), ``parameter_server`` (TF_CONFIG; the original's
+``--num_ps_tasks``: the chief trains, worker and ps tasks serve it) or ``tpu``.
+``--train_batch_size`` is the global batch, split evenly over the replicas.
 
 ``train_logdir`` receives ``flags.txt`` (the resolved flags: ``deeplab-train
 --flagfile=train_logdir/flags.txt`` repeats the run), ``config.json`` (model, data and train
@@ -121,6 +123,26 @@ def _clone_strategy():
     return tf.distribute.MirroredStrategy(devices[:clones])
 
 
+def _serves_parameter_server_training() -> bool:
+    """On a worker or ps task of a parameter-server cluster (TF_CONFIG), serves the chief
+    (blocks until stopped) and returns True; checks --num_ps_tasks against TF_CONFIG."""
+    tasks = train_flags.NUM_PS_TASKS.value
+    train_flags.strategy()  # --num_ps_tasks against --strategy
+    if tasks == 0 and train_flags.STRATEGY.value not in ("auto", "parameter_server"):
+        return False
+    from deeplab_tf.train.strategy import parameter_server_count
+
+    found = parameter_server_count()
+    if tasks and found != tasks:
+        raise UserError(f"--num_ps_tasks={tasks} but TF_CONFIG's cluster has {found} 'ps' "
+                        "tasks (set TF_CONFIG to the cluster: a chief, workers, ps tasks)")
+    if not found:
+        return False
+    from deeplab_tf.train.parameter_server import serve_cluster_task
+
+    return serve_cluster_task()
+
+
 def _check_resumable(train_logdir: str, model_config: ModelConfig):
     """A train_logdir with checkpoints must be resumed with the same model."""
     from deeplab_tf.checkpoints.loading import latest_checkpoint
@@ -159,6 +181,8 @@ def main(argv):
     train_logdir = train_flags.TRAIN_LOGDIR.value
     if not train_logdir:
         raise UserError("--train_logdir is required")
+    if _serves_parameter_server_training():
+        return
     data.require_dataset_dir()
     clone_strategy = _clone_strategy()
 
@@ -171,7 +195,10 @@ def main(argv):
     os.makedirs(train_logdir, exist_ok=True)
     _check_resumable(train_logdir, model_config)
 
+    import tensorflow as tf
+
     from deeplab_tf.train.loop import Trainer
+    from deeplab_tf.train.parameter_server import ParameterServerTrainer
     from deeplab_tf.train.strategy import create_strategy
 
     strategy = clone_strategy or create_strategy(train_config.strategy, train_config.tpu)
@@ -182,10 +209,12 @@ def main(argv):
             data_config, batch_size=train_config.train_batch_size, mean_pixel=pad,
             ignore_label=info.ignore_label, input_context=input_context)
 
-    trainer = Trainer(model_config, train_config, train_logdir=train_logdir,
-                      dataset_fn=dataset_fn, ignore_label=info.ignore_label,
-                      palette=info.palette, strategy=strategy,
-                      data_description=data_description)
+    trainer_class = (ParameterServerTrainer
+                     if isinstance(strategy, tf.distribute.ParameterServerStrategy) else Trainer)
+    trainer = trainer_class(model_config, train_config, train_logdir=train_logdir,
+                            dataset_fn=dataset_fn, ignore_label=info.ignore_label,
+                            palette=info.palette, strategy=strategy,
+                            data_description=data_description)
     if trainer.chief:
         atomic_write_text(os.path.join(train_logdir, FLAGS_TXT), resolved_flags())
         atomic_write_text(os.path.join(train_logdir, CONFIG_JSON), json.dumps(

@@ -10,7 +10,7 @@ from deeplab_tf.errors import ConfigError
 
 LEARNING_POLICIES = ("poly", "step", "cosine")
 OPTIMIZERS = ("momentum", "adam")
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "parameter_server", "tpu")
 MIXED_PRECISION = ("float32", "bfloat16", "float16", "auto")
 
 
@@ -61,7 +61,8 @@ class TrainConfig(ConfigMixin):
         log_steps: int. Log a progress line and summaries every this many steps.
         save_summaries_images: bool. Write input / ground truth / prediction image summaries.
         strategy: str. ``"auto"``, ``"one_device"``, ``"mirrored"``, ``"multi_worker"``
-            (TF_CONFIG) or ``"tpu"``.
+            (TF_CONFIG), ``"parameter_server"`` (TF_CONFIG with ``ps`` tasks; the original's
+            ``--num_ps_tasks``) or ``"tpu"``.
         tpu: str or None. TPU name / address for the cluster resolver.
         mixed_precision: str. ``"float32"``, ``"bfloat16"`` or ``"float16"`` (with loss
             scaling); the loss is computed in float32 in every case.

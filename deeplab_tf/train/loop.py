@@ -49,6 +49,7 @@ import time
 from typing import Callable, Optional
 
 import keras
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -231,6 +232,26 @@ class Trainer:
         return self.strategy.run(lambda x: predict_labels(self.model, x), args=(images,))
 
     # ----------------------------------------------------------------- the loop
+    # How the loop gets data, runs a step and saves (``parameter_server`` replaces them).
+    def _iterator(self, dataset_fn):
+        if isinstance(self.strategy, tf.distribute.ParameterServerStrategy):
+            raise ValueError("A ParameterServerStrategy trains with "
+                             "deeplab_tf.train.parameter_server.ParameterServerTrainer")
+        return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
+
+    def _next_step(self, iterator, requests, step: int, start: int):
+        """(values of training step ``step + 1`` as NumPy / floats, its batch)."""
+        try:
+            batch = next(iterator)
+        except (StopIteration, tf.errors.OutOfRangeError):
+            raise TrainingError(
+                f"Step {step + 1}: {self.data_description} yielded no "
+                f"{'more ' if step > start else ''}examples") from None
+        return step_values(self._train_step(batch, requests)), batch
+
+    def _save(self, step: int) -> str:
+        return self.checkpoint.save(step)
+
     def _initialize(self) -> Optional[str]:
         restored = self.checkpoint.restore_latest()
         if restored:
@@ -289,7 +310,7 @@ class Trainer:
         dataset_fn = self.dataset_fn
         if "start_step" in inspect.signature(dataset_fn).parameters:
             dataset_fn = functools.partial(dataset_fn, start_step=start)
-        iterator = iter(self.strategy.distribute_datasets_from_function(dataset_fn))
+        iterator = self._iterator(dataset_fn)
         last_save = time.monotonic()
         logging.info("Training steps %d..%d, global batch %d over %d replica(s).", start + 1,
                      total_steps, config.train_batch_size, self.num_replicas)
@@ -298,20 +319,11 @@ class Trainer:
         with self._sigterm.installed():
             while step < total_steps:
                 step_started = time.perf_counter()
-                try:
-                    batch = next(iterator)
-                except (StopIteration, tf.errors.OutOfRangeError):
-                    raise TrainingError(
-                        f"Step {step + 1}: {self.data_description} yielded no "
-                        f"{'more ' if step > start else ''}examples") from None
                 save_due = (config.save_interval_secs > 0 and
                             time.monotonic() - last_save >= config.save_interval_secs)
                 requests = tf.constant([1.0 if self._sigterm.is_set() else 0.0,
                                         1.0 if save_due else 0.0])
-                outputs = self._train_step(batch, requests)
-                values = {key: value.numpy() for key, value in outputs.items()}
-                values = {key: value if value.ndim else float(value)
-                          for key, value in values.items()}
+                values, batch = self._next_step(iterator, requests, step, start)
                 step += 1
                 self._check(step, values, batch)
                 result.step, result.loss = step, values["cross_entropy"] + values["regularization"]
@@ -329,12 +341,12 @@ class Trainer:
                     rate = float(self.learning_rate(step - 1))
                     result.history.append((step, result.loss))
                     self._log(step, values, rate, images_per_second, eta)
-                    if config.save_summaries_images:
+                    if config.save_summaries_images and batch is not None:
                         self._image_summaries(step, batch)
                 preempted = values["stop"] > 0
                 if (step % config.save_interval_steps == 0 or step == total_steps or preempted
                         or values["save"] > 0):
-                    result.checkpoint = self.checkpoint.save(step)
+                    result.checkpoint = self._save(step)
                     last_save = time.monotonic()
                     logging.info("Saved checkpoint %s", result.checkpoint)
                 if preempted:
@@ -343,3 +355,9 @@ class Trainer:
                     break
         self.summaries.flush()
         return result
+
+
+def step_values(outputs: dict) -> dict:
+    """A step's outputs as NumPy arrays, scalars as floats."""
+    values = {key: getattr(value, "numpy", lambda v=value: v)() for key, value in outputs.items()}
+    return {key: value if np.ndim(value) else float(value) for key, value in values.items()}

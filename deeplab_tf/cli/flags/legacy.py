@@ -69,7 +69,6 @@ CLONE_ON_CPU = flags.DEFINE_boolean("clone_on_cpu", False, "The original's: clon
 NUM_REPLICAS = flags.DEFINE_integer("num_replicas", 1, "The original's: worker replicas.")
 STARTUP_DELAY_STEPS = flags.DEFINE_integer(
     "startup_delay_steps", 15, "The original's: steps between replica start-ups.")
-NUM_PS_TASKS = flags.DEFINE_integer("num_ps_tasks", 0, "The original's: parameter servers.")
 MASTER = flags.DEFINE_string("master", "", "The original's: TF1 session master.")
 TASK = flags.DEFINE_integer("task", 0, "The original's: task index.")
 SAVE_SUMMARIES_SECS = flags.DEFINE_integer(
@@ -125,9 +124,6 @@ LEGACY = (
     Legacy(STARTUP_DELAY_STEPS, "notice",
            "workers train synchronously and start together; no start-up delay",
            SCRIPT_BINARIES["train"]),
-    Legacy(NUM_PS_TASKS, "error",
-           "parameter-server training is not supported; use --strategy=multi_worker with "
-           "TF_CONFIG (synchronous all-reduce)", SCRIPT_BINARIES["train"]),
     Legacy(MASTER, "notice",
            "TF2 has no session master: workers come from TF_CONFIG, a TPU from --tpu",
            _TRAIN_EVAL_VIS),
