@@ -306,3 +306,70 @@ def test_xception65_pyramid_through_every_binary_from_the_original_flags(tmp_pat
          "--num_classes=21", "--crop_size=65,65"], capture_output=True, text=True, env=env)
     assert stats.returncode == 0, stats.stderr[-2000:]
     assert "params: 41,258,213" in stats.stdout
+
+
+@pytest.mark.slow
+def test_every_export_predicts_from_the_merged_logits(tmp_path):
+    """SavedModel, frozen graph, TFLite (float32, int8), OpenVINO and ONNX of a pyramid model
+    (weights of a briefly trained scene model) give the one inference path's labels (the
+    merged logits) under their own pre-processing, wherever the prediction is no near-tie."""
+    import dataclasses
+
+    import onnxruntime
+    import openvino as ov
+
+    from export_helpers import scene_config, scenes, train_scene_model
+    from deeplab_tf.config import ExportConfig
+    from deeplab_tf.export.frozen_graph import export_frozen_graph
+    from deeplab_tf.export.litert import LiteRTModel
+    from deeplab_tf.export.onnx import convert_onnx
+    from deeplab_tf.export.openvino import F32_CONFIG, convert
+    from deeplab_tf.export.saved_model import export_saved_model
+    from deeplab_tf.export.tflite import convert_tflite, tflite_spec
+    from deeplab_tf.inference import InferenceSpec, predict
+
+    trained = train_scene_model(steps=60)  # random weights predict one class everywhere
+    config = dataclasses.replace(scene_config(), image_pyramid=SCALES, merge_method="avg")
+    model = build_model(config)
+    _assign(model, {name: v.numpy() for name, v in original_variable_map(trained).items()})
+    image = np.round(scenes(np.random.default_rng(4), 1, 37, 45)[0][0]).astype(np.uint8)
+
+    def reference(spec):
+        """(labels, where they are no near-tie) of the one inference path under ``spec``."""
+        outputs = predict(model, image[None], dataclasses.replace(spec, fold_batch_norm=False))
+        top2 = np.sort(outputs["probabilities"].numpy()[0], axis=-1)[..., -2:]
+        return outputs["labels"].numpy()[0], top2[..., 1] - top2[..., 0] > 0.02
+
+    got = {}  # export -> (its labels, the spec it pre-processes with)
+    export_config = ExportConfig(format="saved_model")
+    path = export_saved_model(model, config, export_config, str(tmp_path))
+    signature = tf.saved_model.load(path).signatures["predict_images"]
+    got["saved_model"] = (signature(images=tf.constant(image[None]))["semantic_predictions"][0],
+                          InferenceSpec.from_export_config(config, export_config))
+    spec = InferenceSpec.from_export_config(config, ExportConfig(format="frozen_graph"))
+    graph_path = export_frozen_graph(model, config, spec, str(tmp_path / "frozen.pb"))
+    graph_def = tf.compat.v1.GraphDef.FromString(open(graph_path, "rb").read())
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+    with tf.compat.v1.Session(graph=graph) as session:
+        got["frozen_graph"] = (
+            session.run("SemanticPredictions:0", {"ImageTensor:0": image[None]})[0], spec)
+    compiled = ov.Core().compile_model(convert(model, config, spec), "CPU", F32_CONFIG)
+    got["openvino"] = (compiled(image[None])[compiled.outputs[0]][0], spec)
+    session = onnxruntime.InferenceSession(convert_onnx(model, config, spec),
+                                           providers=["CPUExecutionProvider"])
+    got["onnx"] = (session.run(None, {session.get_inputs()[0].name: image[None]})[0][0], spec)
+    lite_config = ExportConfig(format="tflite", crop_size=(49, 49))
+    lite_spec = tflite_spec(config, lite_config)
+    got["tflite"] = (LiteRTModel(convert_tflite(model, lite_config)).predict_image(
+        image, lite_spec), lite_spec)
+    for name, (labels, export_spec) in got.items():
+        want, clear = reference(export_spec)
+        assert clear.mean() > 0.5 and len(np.unique(want[clear])) > 1, name
+        np.testing.assert_array_equal(np.asarray(labels)[clear], want[clear], err_msg=name)
+    int8_config = ExportConfig(format="tflite", crop_size=(49, 49), tflite_mode="int8")
+    calibration = [np.random.default_rng(s).uniform(0, 255, (1, 49, 49, 3)).astype(np.float32)
+                   for s in range(4)]
+    int8 = LiteRTModel(convert_tflite(model, int8_config, calibration))
+    assert int8.predict_image(image, lite_spec).shape == image.shape[:2]
