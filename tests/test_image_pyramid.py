@@ -180,7 +180,6 @@ def test_checkpoints_load_across_the_pyramid_switch(models, tmp_path):
     np.testing.assert_array_equal(fresh_pyramid(images).numpy(), pyramids["max"](images).numpy())
 
 
-@pytest.mark.slow
 def test_image_pooling_crop_is_scaled_per_scale(models):
     """An explicit image_pooling_crop_size is scaled with each pyramid scale (65 -> 33 at 0.5),
     as the original's multi_scale_logits does, weights still shared."""

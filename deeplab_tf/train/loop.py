@@ -244,10 +244,12 @@ class Trainer:
         try:
             batch = next(iterator)
         except (StopIteration, tf.errors.OutOfRangeError):
-            raise TrainingError(
-                f"Step {step + 1}: {self.data_description} yielded no "
-                f"{'more ' if step > start else ''}examples") from None
+            raise self._data_exhausted(step, start) from None
         return step_values(self._train_step(batch, requests)), batch
+
+    def _data_exhausted(self, step: int, start: int) -> TrainingError:
+        return TrainingError(f"Step {step + 1}: {self.data_description} yielded no "
+                             f"{'more ' if step > start else ''}examples")
 
     def _save(self, step: int) -> str:
         return self.checkpoint.save(step)

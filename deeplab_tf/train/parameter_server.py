@@ -34,7 +34,6 @@ import collections
 import tensorflow as tf
 from absl import logging
 
-from deeplab_tf.train.checks import TrainingError
 from deeplab_tf.train.loop import Trainer, step_values
 
 
@@ -80,8 +79,7 @@ class ParameterServerTrainer(Trainer):
         try:
             outputs = self._in_flight.popleft().fetch()
         except (StopIteration, tf.errors.OutOfRangeError):
-            raise TrainingError(f"Step {step + 1}: {self.data_description} yielded no "
-                                f"{'more ' if step > start else ''}examples") from None
+            raise self._data_exhausted(step, start) from None
         return step_values(outputs), None
 
     def _save(self, step: int) -> str:
