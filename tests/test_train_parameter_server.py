@@ -106,3 +106,55 @@ def test_num_ps_tasks_flag_errors(monkeypatch, capsys):
             train_flags.strategy()
     finally:
         flags.FLAGS.unparse_flags()
+
+
+@pytest.mark.slow
+def test_deeplab_train_num_ps_tasks_over_processes(tmp_path):
+    """The original's --num_ps_tasks through deeplab-train: the same command on a chief, two
+    workers and a parameter server (TF_CONFIG); the workers and the ps serve, the chief
+    trains and writes checkpoints that load for inference."""
+    import json
+    import subprocess
+    import sys
+
+    from miniature import make_voc
+    from deeplab_tf.checkpoints.strict import load_for_inference
+    from deeplab_tf.config import ModelConfig
+    from deeplab_tf.model import build_model
+
+    binaries = os.path.dirname(sys.executable)
+    voc = make_voc(str(tmp_path / "raw"), num_train=3, num_val=2, size=(40, 50), seed=3)
+    subprocess.run([os.path.join(binaries, "deeplab-build-voc2012"), f"--voc_root={voc['root']}",
+                    f"--output_dir={tmp_path / 'tfrecord'}"], check=True, capture_output=True)
+    cluster = {"chief": [f"localhost:{_port()}"], "ps": [f"localhost:{_port()}"],
+               "worker": [f"localhost:{_port()}", f"localhost:{_port()}"]}
+    args = [os.path.join(binaries, "deeplab-train"), f"--train_logdir={tmp_path / 'run'}",
+            f"--dataset_dir={tmp_path / 'tfrecord'}", "--train_split=train",
+            "--model_variant=mobilenet_v2", "--depth_multiplier=0.25", "--train_crop_size=33,33",
+            "--train_batch_size=2", "--training_number_of_steps=4", "--num_ps_tasks=1",
+            "--save_interval_steps=2"]
+
+    def env(kind, index):
+        task = {"cluster": cluster, "task": {"type": kind, "index": index}}
+        return dict(os.environ, TF_CONFIG=json.dumps(task), TF_CPP_MIN_LOG_LEVEL="2")
+
+    servers = [subprocess.Popen(args, env=env(kind, index), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+               for kind, index in (("worker", 0), ("worker", 1), ("ps", 0))]
+    try:
+        chief = subprocess.run(args, env=env("chief", 0), capture_output=True, text=True,
+                               timeout=600)
+    finally:
+        outputs = []
+        for server in servers:
+            server.kill()
+            outputs.append(server.communicate()[0])
+    assert chief.returncode == 0, chief.stderr[-3000:]
+    assert "Training reached step 4/4" in chief.stdout
+    assert all("serving the chief's parameter-server training" in out for out in outputs)
+    checkpoint = str(tmp_path / "run" / "model.ckpt-4")
+    assert os.path.exists(checkpoint + ".index")
+    assert os.path.exists(str(tmp_path / "run" / "model.ckpt-2.index"))
+    config = ModelConfig(model_variant="mobilenet_v2", depth_multiplier=0.25, num_classes=21)
+    report = load_for_inference(build_model(config), checkpoint, config)
+    assert report.loaded and not report.missing_in_checkpoint
