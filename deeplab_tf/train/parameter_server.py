@@ -34,6 +34,7 @@ import collections
 import tensorflow as tf
 from absl import logging
 
+from deeplab_tf.errors import ConfigError
 from deeplab_tf.train.loop import Trainer, step_values
 
 
@@ -48,7 +49,7 @@ class ParameterServerTrainer(Trainer):
         for name in ("jit_compile", "sync_batch_norm"):
             config = model_config if name == "sync_batch_norm" else train_config
             if getattr(config, name):
-                raise ValueError(f"{name} is not available with parameter servers "
+                raise ConfigError(f"{name} is not available with parameter servers "
                                  f"(--num_ps_tasks). Received: {name}=True")
         super().__init__(model_config, train_config, strategy=strategy, **kwargs)
         if train_config.save_summaries_images:
