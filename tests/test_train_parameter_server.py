@@ -158,3 +158,18 @@ def test_deeplab_train_num_ps_tasks_over_processes(tmp_path):
     config = ModelConfig(model_variant="mobilenet_v2", depth_multiplier=0.25, num_classes=21)
     report = load_for_inference(build_model(config), checkpoint, config)
     assert report.loaded and not report.missing_in_checkpoint
+
+
+def test_options_that_need_synchronous_replicas_are_refused(strategy, tmp_path):
+    from deeplab_tf.errors import ConfigError
+
+    for model_config, config in [(tiny_config(sync_batch_norm=True), TrainConfig()),
+                                 (tiny_config(), TrainConfig(jit_compile=True))]:
+        with pytest.raises(ConfigError, match="not available with parameter servers"):
+            ParameterServerTrainer(model_config, config, train_logdir=str(tmp_path),
+                                   dataset_fn=_dataset_fn, ignore_label=IGNORE,
+                                   strategy=strategy)
+    with pytest.raises(TypeError, match="needs a ParameterServerStrategy"):
+        ParameterServerTrainer(tiny_config(), TrainConfig(), train_logdir=str(tmp_path),
+                               dataset_fn=_dataset_fn, ignore_label=IGNORE,
+                               strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
