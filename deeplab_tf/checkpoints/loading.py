@@ -23,6 +23,7 @@ import os
 import weakref
 from typing import List, Optional, Tuple
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -115,8 +116,42 @@ def _model_variable_keys(model, reader):
     graph.ParseFromString(reader.get_tensor(_OBJECT_GRAPH_KEY))
     model_node = next((child.node_id for child in graph.nodes[0].children
                        if child.local_name == "model"), None)
+    if model_node is None:
+        return {}, set()
+    return _walk(graph, *_matching_roots(graph, model, model_node))
+
+
+def _nested_network_node(graph, node_id):
+    """The checkpoint node of the single-scale network nested in an image-pyramid model
+    (a functional model among the model's ``_operations``), or None."""
+    def child(node, name):
+        return next((c.node_id for c in graph.nodes[node].children if c.local_name == name),
+                    None)
+
+    operations = child(node_id, "_operations")
+    for ref in graph.nodes[operations].children if operations is not None else ():
+        if child(ref.node_id, "_operations") is not None:
+            return ref.node_id
+    return None
+
+
+def _matching_roots(graph, model, model_node):
+    """(model object, checkpoint node) to walk from. An image pyramid nests the single-scale
+    network in the model, with the same variables as the plain model: a checkpoint of either
+    loads into the other (as the original's, whose names do not depend on the pyramid)."""
+    network = next((layer for layer in getattr(model, "layers", ())
+                    if isinstance(layer, keras.Model)), None)
+    nested_node = _nested_network_node(graph, model_node)
+    if network is not None and nested_node is None:
+        return network, model_node
+    if network is None and nested_node is not None:
+        return model, nested_node
+    return model, model_node
+
+
+def _walk(graph, model, model_node):
     by_id, all_keys = {}, set()
-    stack = [(model, model_node)] if model_node is not None else []
+    stack = [(model, model_node)]
     seen = set()
     while stack:
         obj, node_id = stack.pop()

@@ -27,6 +27,7 @@ MODEL_VARIANTS = (
 OUTPUT_STRIDES = (8, 16, 32)
 # Variants the original defines no decoder taps for (its decoder fails with a KeyError).
 NO_DECODER_VARIANTS = ("mobilenet_edgetpu",)
+MERGE_METHODS = ("max", "avg")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +76,10 @@ class ModelConfig(ConfigMixin):
         sync_batch_norm: bool. Batch statistics synchronised across replicas in training.
         fine_tune_batch_norm: bool. If false, batch norm runs in inference mode (moving
             statistics) and its parameters are frozen, as the original's flag.
+        image_pyramid: tuple of float. The original's multi-scale feature extraction: the
+            network runs on the image resized by each scale (weights shared) and the logits
+            are merged by ``merge_method`` (``modeling.pyramid``); empty or ``(1.0,)``: none.
+        merge_method: str. ``"max"`` or ``"avg"``: how ``image_pyramid`` merges the logits.
     """
 
     model_variant: str = "mobilenet_v2"
@@ -100,6 +105,8 @@ class ModelConfig(ConfigMixin):
     weight_decay: float = 4e-5
     sync_batch_norm: bool = False
     fine_tune_batch_norm: bool = True
+    image_pyramid: Tuple[float, ...] = ()
+    merge_method: str = "max"
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
@@ -151,6 +158,10 @@ class ModelConfig(ConfigMixin):
                 f"image_pooling_stride must be two integers. Received: image_pooling_stride={self.image_pooling_stride}")
         if self.weight_decay < 0:
             raise ConfigError(f"weight_decay must be >= 0. Received: weight_decay={self.weight_decay}")
+        set_("image_pyramid", _image_pyramid(self.image_pyramid))
+        if self.merge_method not in MERGE_METHODS:
+            raise ConfigError(f"merge_method must be one of {', '.join(MERGE_METHODS)}. "
+                              f"Received: merge_method={self.merge_method!r}")
         self._check_head_switches()
 
     def _check_head_switches(self):
@@ -185,3 +196,28 @@ class ModelConfig(ConfigMixin):
     @property
     def uses_decoder(self) -> bool:
         return bool(self.decoder_output_stride)
+
+    @property
+    def uses_image_pyramid(self) -> bool:
+        """True unless ``image_pyramid`` is empty or ``(1.0,)`` (the plain network)."""
+        return self.image_pyramid not in ((), (1.0,))
+
+
+def _image_pyramid(value) -> Tuple[float, ...]:
+    """``image_pyramid`` as a tuple of positive floats whose ``%.2f`` names differ."""
+    if value is None:
+        return ()
+    scales = (value,) if isinstance(value, (int, float)) else value
+    try:
+        scales = tuple(float(s) for s in scales)
+    except (TypeError, ValueError):
+        raise ConfigError(f"image_pyramid must be numbers. Received: image_pyramid={value!r}")
+    if any(not s > 0 for s in scales):
+        raise ConfigError(f"image_pyramid must be positive numbers. Received: "
+                          f"image_pyramid={list(scales)}")
+    # The original keys each scale's logits by "logits_%.2f": two scales with one key would
+    # silently drop one from the merge.
+    if len({f"{s:.2f}" for s in scales}) != len(scales):
+        raise ConfigError("image_pyramid scales must differ at two decimals. Received: "
+                          f"image_pyramid={list(scales)}")
+    return scales

@@ -10,7 +10,7 @@ from deeplab_tf.errors import ConfigError
 
 LEARNING_POLICIES = ("poly", "step", "cosine")
 OPTIMIZERS = ("momentum", "adam")
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "parameter_server", "tpu")
 MIXED_PRECISION = ("float32", "bfloat16", "float16", "auto")
 
 
@@ -30,6 +30,9 @@ class TrainConfig(ConfigMixin):
         learning_rate_decay_step: int. ``"step"`` policy: decay every this many steps.
         learning_rate_decay_factor: float. ``"step"`` policy: decay factor.
         learning_power: float. ``"poly"`` policy: power.
+        decay_steps: float. ``"poly"`` policy: steps after the slow start over which the rate
+            decays to ``end_learning_rate`` (then stays there); 0: to the last step.
+        end_learning_rate: float. ``"poly"`` policy: the rate at the end of the decay.
         slow_start_step: int. Use ``slow_start_learning_rate`` for the first steps; the
             decay schedule starts after them.
         slow_start_learning_rate: float. Learning rate of the slow start.
@@ -58,7 +61,8 @@ class TrainConfig(ConfigMixin):
         log_steps: int. Log a progress line and summaries every this many steps.
         save_summaries_images: bool. Write input / ground truth / prediction image summaries.
         strategy: str. ``"auto"``, ``"one_device"``, ``"mirrored"``, ``"multi_worker"``
-            (TF_CONFIG) or ``"tpu"``.
+            (TF_CONFIG), ``"parameter_server"`` (TF_CONFIG with ``ps`` tasks; the original's
+            ``--num_ps_tasks``) or ``"tpu"``.
         tpu: str or None. TPU name / address for the cluster resolver.
         mixed_precision: str. ``"float32"``, ``"bfloat16"`` or ``"float16"`` (with loss
             scaling); the loss is computed in float32 in every case.
@@ -77,6 +81,8 @@ class TrainConfig(ConfigMixin):
     learning_rate_decay_step: int = 2000
     learning_rate_decay_factor: float = 0.1
     learning_power: float = 0.9
+    decay_steps: float = 0.0
+    end_learning_rate: float = 0.0
     slow_start_step: int = 0
     slow_start_learning_rate: float = 1e-4
     optimizer: str = "momentum"
@@ -126,7 +132,8 @@ class TrainConfig(ConfigMixin):
                 raise ConfigError(f"{name} must be one of {', '.join(choices)}. "
                                  f"Received: {name}={getattr(self, name)!r}")
         for name in ("base_learning_rate", "adam_learning_rate", "slow_start_learning_rate",
-                     "adam_epsilon", "learning_power", "learning_rate_decay_factor"):
+                     "adam_epsilon", "learning_power", "learning_rate_decay_factor",
+                     "decay_steps", "end_learning_rate"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0. Received: {name}={getattr(self, name)}")
         if not 0 <= self.momentum < 1:

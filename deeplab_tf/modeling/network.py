@@ -10,8 +10,13 @@ Data flow::
       -> logits [B, h, w, num_classes] at the native output stride (the decoder's output
          itself with ``decoder_output_is_logits``)
 
+With ``ModelConfig.image_pyramid`` that network (a nested ``keras.Model`` named
+``single_scale_network``) runs once per scale and the output is the merged logits
+(``modeling.pyramid``).
+
 ``build_network`` returns the graph's input and output; ``deeplab_tf.model.DeepLab`` makes the
 Keras model of them (and the inference path builds a plain ``keras.Model`` of them to fold).
+``build_network_outputs`` also returns each pyramid scale's logits, for the training loss.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from deeplab_tf.modeling.heads.aspp import aspp
 from deeplab_tf.modeling.heads.decoder import decoder
 from deeplab_tf.modeling.heads.logits import logits
 from deeplab_tf.modeling.layers.normalization import Normalization
+from deeplab_tf.modeling.pyramid import (MERGED_LOGITS, SINGLE_SCALE_NETWORK, pyramid_logits,
+                                         with_scaled_image_pooling)
 
 
 def build_network(config: ModelConfig, input_shape=(None, None, 3)):
@@ -33,6 +40,34 @@ def build_network(config: ModelConfig, input_shape=(None, None, 3)):
         config: ModelConfig.
         input_shape: (height, width, 3). Height and width may be None (dynamic).
     """
+    images, outputs = build_network_outputs(config, input_shape)
+    return images, outputs[MERGED_LOGITS]
+
+
+def build_network_outputs(config: ModelConfig, input_shape=(None, None, 3)):
+    """``(images, {name: logits})``: ``{"merged_logits": logits}``, plus ``"logits_<s>"`` per
+    scale of an image pyramid (``modeling.pyramid``).
+
+    Args:
+        config: ModelConfig.
+        input_shape: (height, width, 3). Height and width may be None (dynamic).
+    """
+    if not config.uses_image_pyramid:
+        images, logits_ = _single_scale(config, input_shape)
+        return images, {MERGED_LOGITS: logits_}
+    network = keras.Model(*_single_scale(config), name=SINGLE_SCALE_NETWORK)
+    images = keras.Input(shape=tuple(input_shape), name="images", dtype="float32")
+    twins = {}
+
+    def network_for_scale(scale):
+        if scale not in twins:
+            twins[scale] = with_scaled_image_pooling(network, config, scale)
+        return twins[scale]
+
+    return images, pyramid_logits(images, config, network_for_scale)
+
+
+def _single_scale(config: ModelConfig, input_shape=(None, None, 3)):
     spec = get_backbone(config.model_variant)
     images = keras.Input(shape=tuple(input_shape), name="images", dtype="float32")
     x = Normalization(spec.normalization, name="normalization")(images)

@@ -6,9 +6,10 @@ applies the gradients with a Keras optimizer.
 
 One step, on each replica::
 
-    logits = model(images, training=True)
+    logits = model(images, training=True)            # with an image pyramid: every scale's
     total, count = softmax_cross_entropy(...)        # summed over the replica's pixels
     loss = total / all_reduce_sum(count)             # mean over the global batch's pixels
+                                                     # (summed over the pyramid's logits)
          + L2 weight decay / num_replicas            # counted once in the global sum
     optimizer.apply_gradients(d loss x multipliers)  # gradients all-reduced (SUM)
 
@@ -48,6 +49,7 @@ import time
 from typing import Callable, Optional
 
 import keras
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -57,7 +59,7 @@ from deeplab_tf.checkpoints.training import TrainCheckpoint
 from deeplab_tf.config import ModelConfig, TrainConfig
 from deeplab_tf.fileio import directory_lock
 from deeplab_tf.inference import predict_labels
-from deeplab_tf.model import build_model
+from deeplab_tf.model import build_model, logits_by_scale
 from deeplab_tf.modeling.scopes import gradient_multipliers
 from deeplab_tf.runtime.hardware import resolve_mixed_precision
 from deeplab_tf.schedules import LearningRate
@@ -164,14 +166,13 @@ class Trainer:
         """Loss terms and gradients on one replica (XLA-compiled with ``jit_compile``)."""
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
-            logits = self.model(images, training=True)
-            total, count = losses.softmax_cross_entropy(
-                logits, labels, num_classes=self.model_config.num_classes,
+            cross_entropy = losses.sum_over_scales(
+                logits_by_scale(self.model, images, training=True), labels,
+                num_classes=self.model_config.num_classes,
                 ignore_label=self.ignore_label, label_weights=self.config.label_weights,
                 upsample_logits=self.config.upsample_logits,
                 top_k_percent_pixels=self.config.top_k_percent_pixels,
                 hard_example_mining_step=self.config.hard_example_mining_step, step=step)
-            cross_entropy = losses.global_mean_loss(total, count)
             regularization = (tf.add_n([tf.cast(l, tf.float32) for l in self.model.losses])
                               if self.model.losses else tf.constant(0.0))
             # Each replica adds its share: the weight decay counts once in the global sum.
@@ -232,6 +233,28 @@ class Trainer:
         return self.strategy.run(lambda x: predict_labels(self.model, x), args=(images,))
 
     # ----------------------------------------------------------------- the loop
+    # How the loop gets data, runs a step and saves (``parameter_server`` replaces them).
+    def _iterator(self, dataset_fn):
+        if isinstance(self.strategy, tf.distribute.ParameterServerStrategy):
+            raise ValueError("A ParameterServerStrategy trains with "
+                             "deeplab_tf.train.parameter_server.ParameterServerTrainer")
+        return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
+
+    def _next_step(self, iterator, requests, step: int, start: int):
+        """(values of training step ``step + 1`` as NumPy / floats, its batch)."""
+        try:
+            batch = next(iterator)
+        except (StopIteration, tf.errors.OutOfRangeError):
+            raise self._data_exhausted(step, start) from None
+        return step_values(self._train_step(batch, requests)), batch
+
+    def _data_exhausted(self, step: int, start: int) -> TrainingError:
+        return TrainingError(f"Step {step + 1}: {self.data_description} yielded no "
+                             f"{'more ' if step > start else ''}examples")
+
+    def _save(self, step: int) -> str:
+        return self.checkpoint.save(step)
+
     def _initialize(self) -> Optional[str]:
         restored = self.checkpoint.restore_latest()
         if restored:
@@ -290,7 +313,7 @@ class Trainer:
         dataset_fn = self.dataset_fn
         if "start_step" in inspect.signature(dataset_fn).parameters:
             dataset_fn = functools.partial(dataset_fn, start_step=start)
-        iterator = iter(self.strategy.distribute_datasets_from_function(dataset_fn))
+        iterator = self._iterator(dataset_fn)
         last_save = time.monotonic()
         logging.info("Training steps %d..%d, global batch %d over %d replica(s).", start + 1,
                      total_steps, config.train_batch_size, self.num_replicas)
@@ -299,20 +322,11 @@ class Trainer:
         with self._sigterm.installed():
             while step < total_steps:
                 step_started = time.perf_counter()
-                try:
-                    batch = next(iterator)
-                except (StopIteration, tf.errors.OutOfRangeError):
-                    raise TrainingError(
-                        f"Step {step + 1}: {self.data_description} yielded no "
-                        f"{'more ' if step > start else ''}examples") from None
                 save_due = (config.save_interval_secs > 0 and
                             time.monotonic() - last_save >= config.save_interval_secs)
                 requests = tf.constant([1.0 if self._sigterm.is_set() else 0.0,
                                         1.0 if save_due else 0.0])
-                outputs = self._train_step(batch, requests)
-                values = {key: value.numpy() for key, value in outputs.items()}
-                values = {key: value if value.ndim else float(value)
-                          for key, value in values.items()}
+                values, batch = self._next_step(iterator, requests, step, start)
                 step += 1
                 self._check(step, values, batch)
                 result.step, result.loss = step, values["cross_entropy"] + values["regularization"]
@@ -330,12 +344,12 @@ class Trainer:
                     rate = float(self.learning_rate(step - 1))
                     result.history.append((step, result.loss))
                     self._log(step, values, rate, images_per_second, eta)
-                    if config.save_summaries_images:
+                    if config.save_summaries_images and batch is not None:
                         self._image_summaries(step, batch)
                 preempted = values["stop"] > 0
                 if (step % config.save_interval_steps == 0 or step == total_steps or preempted
                         or values["save"] > 0):
-                    result.checkpoint = self.checkpoint.save(step)
+                    result.checkpoint = self._save(step)
                     last_save = time.monotonic()
                     logging.info("Saved checkpoint %s", result.checkpoint)
                 if preempted:
@@ -344,3 +358,9 @@ class Trainer:
                     break
         self.summaries.flush()
         return result
+
+
+def step_values(outputs: dict) -> dict:
+    """A step's outputs as NumPy arrays, scalars as floats."""
+    values = {key: getattr(value, "numpy", lambda v=value: v)() for key, value in outputs.items()}
+    return {key: value if np.ndim(value) else float(value) for key, value in values.items()}

@@ -36,6 +36,10 @@ _STATUS_NOTES = {
     "export_path": "writes the frozen GraphDef (ImageTensor -> SemanticPredictions)",
     "inference_scales": "default: --eval_scales (a recipe's), else 1.0",
     "log_steps": "also the period of the TensorBoard scalars",
+    "num_ps_tasks": "ParameterServerStrategy over TF_CONFIG's cluster (its ps tasks); the "
+                    "chief trains, worker and ps tasks serve it",
+    "image_pyramid": "also in DeepLab.fit's loss; several --eval_scales ignore it, as the "
+                     "original's",
 }
 
 

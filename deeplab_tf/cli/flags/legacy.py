@@ -69,7 +69,6 @@ CLONE_ON_CPU = flags.DEFINE_boolean("clone_on_cpu", False, "The original's: clon
 NUM_REPLICAS = flags.DEFINE_integer("num_replicas", 1, "The original's: worker replicas.")
 STARTUP_DELAY_STEPS = flags.DEFINE_integer(
     "startup_delay_steps", 15, "The original's: steps between replica start-ups.")
-NUM_PS_TASKS = flags.DEFINE_integer("num_ps_tasks", 0, "The original's: parameter servers.")
 MASTER = flags.DEFINE_string("master", "", "The original's: TF1 session master.")
 TASK = flags.DEFINE_integer("task", 0, "The original's: task index.")
 SAVE_SUMMARIES_SECS = flags.DEFINE_integer(
@@ -80,21 +79,14 @@ VIS_BATCH_SIZE = flags.DEFINE_integer("vis_batch_size", 1, "The original's vis b
 # --- options the original had that are not implemented -----------------------------------------
 QUANTIZE_DELAY_STEP = flags.DEFINE_integer(
     "quantize_delay_step", -1, "The original's quantization-aware training start (< 0: off).")
-DECAY_STEPS = flags.DEFINE_float("decay_steps", 0.0, "The original's poly decay steps.")
-END_LEARNING_RATE = flags.DEFINE_float("end_learning_rate", 0.0,
-                                       "The original's poly end learning rate.")
 DROP_PATH_KEEP_PROB = flags.DEFINE_float("drop_path_keep_prob", 1.0,
                                          "The original's NAS drop-path keep probability.")
-KEEP_ASPECT_RATIO = flags.DEFINE_boolean("keep_aspect_ratio", True,
-                                         "The original's resize option (always kept here).")
+KEEP_ASPECT_RATIO = flags.DEFINE_boolean(
+    "keep_aspect_ratio", True, "The original's resize option, which its scripts never read.")
 LOGITS_KERNEL_SIZE = flags.DEFINE_integer("logits_kernel_size", 1,
                                           "The original's logits kernel size.")
-IMAGE_PYRAMID = flags.DEFINE_multi_float("image_pyramid", None,
-                                         "The original's multi-scale feature extraction.")
 ASPP_WITH_BATCH_NORM = flags.DEFINE_boolean("aspp_with_batch_norm", True,
                                             "The original's ASPP batch norm switch.")
-MERGE_METHOD = flags.DEFINE_enum("merge_method", "max", ["max", "avg"],
-                                 "The original's image_pyramid merge.")
 PREDICTION_WITH_UPSAMPLED_LOGITS = flags.DEFINE_boolean(
     "prediction_with_upsampled_logits", True, "The original's upsample-then-argmax switch.")
 DENSE_PREDICTION_CELL_JSON = flags.DEFINE_string(
@@ -122,9 +114,6 @@ LEGACY = (
     Legacy(STARTUP_DELAY_STEPS, "notice",
            "workers train synchronously and start together; no start-up delay",
            SCRIPT_BINARIES["train"]),
-    Legacy(NUM_PS_TASKS, "error",
-           "parameter-server training is not supported; use --strategy=multi_worker with "
-           "TF_CONFIG (synchronous all-reduce)", SCRIPT_BINARIES["train"]),
     Legacy(MASTER, "notice",
            "TF2 has no session master: workers come from TF_CONFIG, a TPU from --tpu",
            _TRAIN_EVAL_VIS),
@@ -144,24 +133,13 @@ LEGACY = (
            "quantization-aware training is not implemented; for an int8 model use "
            "deeplab-export --format=tflite --tflite_mode=int8 (post-training quantization)",
            _ALL_SCRIPTS, triggers=lambda value: value >= 0),
-    Legacy(DECAY_STEPS, "error",
-           "the poly policy decays over --training_number_of_steps; a separate decay_steps "
-           "is not implemented", SCRIPT_BINARIES["train"]),
-    Legacy(END_LEARNING_RATE, "error",
-           "the poly policy decays to 0; end_learning_rate is not implemented",
-           SCRIPT_BINARIES["train"]),
     Legacy(DROP_PATH_KEEP_PROB, "error", _NAS, SCRIPT_BINARIES["train"]),
-    Legacy(KEEP_ASPECT_RATIO, "error",
-           "resize to range always keeps the aspect ratio here", MODEL_BINARIES),
+    Legacy(KEEP_ASPECT_RATIO, "notice",
+           "ignored, as in the original, whose scripts never pass it to resize_to_range "
+           "(the aspect ratio is always kept)", MODEL_BINARIES),
     Legacy(LOGITS_KERNEL_SIZE, "error", "only 1x1 logits are implemented", MODEL_BINARIES),
-    Legacy(IMAGE_PYRAMID, "error",
-           "multi-scale feature extraction is not implemented; --eval_scales / "
-           "--inference_scales give multi-scale inference", MODEL_BINARIES,
-           triggers=lambda value: bool(value)),
     Legacy(ASPP_WITH_BATCH_NORM, "error", "ASPP is always built with batch norm here",
            MODEL_BINARIES),
-    Legacy(MERGE_METHOD, "error",
-           "merge_method applies to --image_pyramid, which is not implemented", MODEL_BINARIES),
     Legacy(PREDICTION_WITH_UPSAMPLED_LOGITS, "error",
            "predictions always upsample the logits, then take the argmax", MODEL_BINARIES),
     Legacy(DENSE_PREDICTION_CELL_JSON, "error",

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from absl import flags
 
-from deeplab_tf.cli.flags.values import (default, list_default, parse_ints,
-                                         parse_size)
-from deeplab_tf.config import MODEL_VARIANTS, ModelConfig
+from deeplab_tf.cli.flags.values import default, list_default, parse_ints, parse_size
+from deeplab_tf.config import MERGE_METHODS, MODEL_VARIANTS, ModelConfig
 from deeplab_tf.errors import ConfigError
 
 _M = ModelConfig
@@ -80,6 +79,13 @@ DECODER_OUTPUT_IS_LOGITS = flags.DEFINE_boolean(
     "Needs --decoder_filters equal to the class count.")
 WEIGHT_DECAY = flags.DEFINE_float(
     "weight_decay", default(_M, "weight_decay"), "slim L2 weight decay (wd * sum(w^2) / 2).")
+IMAGE_PYRAMID = flags.DEFINE_multi_float(
+    "image_pyramid", list_default(_M, "image_pyramid"),
+    "Multi-scale feature extraction: input scales (repeat the flag, e.g. 0.5 then 1.0); the "
+    "logits of every scale are merged by --merge_method. Empty or 1.0: none.")
+MERGE_METHOD = flags.DEFINE_enum(
+    "merge_method", default(_M, "merge_method"), list(MERGE_METHODS),
+    "How --image_pyramid merges the logits of its scales: max or avg.")
 
 # The flags that describe the network (a run's config.json is used when none is given).
 ARCHITECTURE = (MODEL_VARIANT, NUM_CLASSES, OUTPUT_STRIDE, ATROUS_RATES, DECODER_OUTPUT_STRIDE,
@@ -88,7 +94,7 @@ ARCHITECTURE = (MODEL_VARIANT, NUM_CLASSES, OUTPUT_STRIDE, ATROUS_RATES, DECODER
                 IMAGE_POOLING_STRIDE, ASPP_CONVS_FILTERS, DECODER_FILTERS,
                 ASPP_WITH_CONCAT_PROJECTION, ASPP_WITH_SQUEEZE_AND_EXCITATION,
                 IMAGE_SE_USES_QSIGMOID, DECODER_USE_SUM_MERGE, DECODER_OUTPUT_IS_LOGITS,
-                WEIGHT_DECAY)
+                WEIGHT_DECAY, IMAGE_PYRAMID, MERGE_METHOD)
 
 
 def explicit() -> list:
@@ -132,6 +138,8 @@ def model_config(num_classes=None, **overrides) -> ModelConfig:
         decoder_use_sum_merge=DECODER_USE_SUM_MERGE.value,
         decoder_output_is_logits=DECODER_OUTPUT_IS_LOGITS.value,
         weight_decay=WEIGHT_DECAY.value,
+        image_pyramid=tuple(IMAGE_PYRAMID.value or ()),
+        merge_method=MERGE_METHOD.value,
     )
     values.update(overrides)
     return ModelConfig(**values)

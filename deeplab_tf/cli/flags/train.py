@@ -49,6 +49,13 @@ LEARNING_RATE_DECAY_STEP = flags.DEFINE_integer(
     "Decay period (steps) of the step policy.")
 LEARNING_POWER = flags.DEFINE_float("learning_power", default(_T, "learning_power"),
                                     "Power of the poly policy.")
+DECAY_STEPS = flags.DEFINE_float(
+    "decay_steps", default(_T, "decay_steps"),
+    "Poly policy: steps after the slow start over which the rate decays to "
+    "end_learning_rate (0: to the last step).")
+END_LEARNING_RATE = flags.DEFINE_float(
+    "end_learning_rate", default(_T, "end_learning_rate"),
+    "Poly policy: the rate at the end of the decay.")
 TRAINING_NUMBER_OF_STEPS = flags.DEFINE_integer(
     "training_number_of_steps", default(_T, "training_number_of_steps"),
     "Number of training steps.")
@@ -145,7 +152,13 @@ SCALE_FACTOR_STEP_SIZE = flags.DEFINE_float(
 
 STRATEGY = flags.DEFINE_enum(
     "strategy", default(_T, "strategy"), list(STRATEGIES),
-    "Distribution: auto, one_device, mirrored (local GPUs), multi_worker (TF_CONFIG), tpu.")
+    "Distribution: auto, one_device, mirrored (local GPUs), multi_worker (TF_CONFIG), "
+    "parameter_server (TF_CONFIG with ps tasks), tpu.")
+NUM_PS_TASKS = flags.DEFINE_integer(
+    "num_ps_tasks", 0,
+    "Number of parameter servers: > 0 trains asynchronously with ParameterServerStrategy "
+    "over TF_CONFIG's cluster (a chief, workers and this many ps tasks; deeplab-train on a "
+    "worker or ps task serves the chief).")
 TPU = flags.DEFINE_string("tpu", default(_T, "tpu"),
                           "TPU name or address (for --strategy=tpu / auto).")
 MIXED_PRECISION = flags.DEFINE_enum(
@@ -158,6 +171,19 @@ JIT_COMPILE = flags.DEFINE_boolean(
 SEED = flags.DEFINE_integer(
     "seed", default(_T, "seed"),
     "Seed of the weight initialisation and of the data order / augmentation.")
+
+
+def strategy() -> str:
+    """--strategy, or parameter_server for the original's --num_ps_tasks > 0."""
+    tasks, name = NUM_PS_TASKS.value, STRATEGY.value
+    if tasks < 0:
+        raise ValueError(f"--num_ps_tasks must be >= 0. Received: --num_ps_tasks={tasks}")
+    if tasks == 0:
+        return name
+    if name not in ("auto", "parameter_server"):
+        raise ValueError(f"--num_ps_tasks={tasks} trains with parameter servers; it cannot be "
+                         f"combined with --strategy={name}")
+    return "parameter_server"
 
 
 def train_crop_size():
@@ -185,7 +211,8 @@ def train_config(mixed_precision=None) -> TrainConfig:
         learning_policy=LEARNING_POLICY.value, base_learning_rate=BASE_LEARNING_RATE.value,
         learning_rate_decay_step=LEARNING_RATE_DECAY_STEP.value,
         learning_rate_decay_factor=LEARNING_RATE_DECAY_FACTOR.value,
-        learning_power=LEARNING_POWER.value, slow_start_step=SLOW_START_STEP.value,
+        learning_power=LEARNING_POWER.value, decay_steps=DECAY_STEPS.value,
+        end_learning_rate=END_LEARNING_RATE.value, slow_start_step=SLOW_START_STEP.value,
         slow_start_learning_rate=SLOW_START_LEARNING_RATE.value, optimizer=OPTIMIZER.value,
         momentum=MOMENTUM.value, adam_learning_rate=ADAM_LEARNING_RATE.value,
         adam_epsilon=ADAM_EPSILON.value, upsample_logits=UPSAMPLE_LOGITS.value,
@@ -199,6 +226,6 @@ def train_config(mixed_precision=None) -> TrainConfig:
         save_interval_steps=SAVE_INTERVAL_STEPS.value,
         save_interval_secs=SAVE_INTERVAL_SECS.value, max_to_keep=MAX_TO_KEEP.value,
         log_steps=LOG_STEPS.value, save_summaries_images=SAVE_SUMMARIES_IMAGES.value,
-        strategy=STRATEGY.value, tpu=TPU.value,
+        strategy=strategy(), tpu=TPU.value,
         mixed_precision=mixed_precision or MIXED_PRECISION.value,
         jit_compile=JIT_COMPILE.value, seed=SEED.value, batch_norm_decay=BATCH_NORM_DECAY.value)

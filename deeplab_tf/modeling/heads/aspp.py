@@ -57,13 +57,16 @@ class ImagePooling(keras.layers.Layer):
     def build(self, input_shape):
         self.conv.build((input_shape[0], 1, 1, input_shape[-1]))
 
-    def call(self, features, training=None):
+    def call(self, features, training=None, pool_size=None):
+        """``pool_size`` (h, w) replaces the layer's own for this call (the image pyramid's
+        scaled crops, ``modeling.pyramid``)."""
         shape = tf.shape(features)
-        if self.pool_size is None:
+        pool_size = self.pool_size if pool_size is None else tuple(pool_size)
+        if pool_size is None:
             pooled = tf.reduce_mean(features, axis=[1, 2], keepdims=True)
             pooled = self.conv(pooled, training=training)
             return tf.broadcast_to(pooled, tf.concat([shape[:3], [self.filters]], axis=0))
-        pooled = tf.nn.avg_pool2d(features, self.pool_size, self.pool_stride, "VALID")
+        pooled = tf.nn.avg_pool2d(features, pool_size, self.pool_stride, "VALID")
         pooled = self.conv(pooled, training=training)
         return resize_bilinear(pooled, [shape[1], shape[2]])
 
@@ -78,18 +81,23 @@ class ImagePooling(keras.layers.Layer):
         return config
 
 
+def image_pooling_size(config, scale: float = 1.0):
+    """The image pooling kernel (h, w): the feature size of ``image_pooling_crop_size``
+    scaled by ``scale`` (as the original's image pyramid scales it); None for global pooling."""
+    if config.image_pooling_crop_size is None:
+        return None
+    return tuple(scale_dimension(scale_dimension(d, scale), 1.0 / config.output_stride)
+                 for d in config.image_pooling_crop_size)
+
+
 def _image_pooling(features, config, common):
     """The image-level branch (a branch, or the squeeze-and-excitation gate)."""
-    pool_size = None
-    if config.image_pooling_crop_size is not None:
-        pool_size = tuple(scale_dimension(d, 1.0 / config.output_stride)
-                          for d in config.image_pooling_crop_size)
     conv_kwargs = dict(common)
     if config.aspp_with_squeeze_and_excitation:
         conv_kwargs.update(use_batch_norm=False, activation=(
             "q_sigmoid" if config.image_se_uses_qsigmoid else "sigmoid"))
-    return ImagePooling(config.aspp_convs_filters, pool_size, config.image_pooling_stride,
-                        conv_kwargs=conv_kwargs)(features)
+    return ImagePooling(config.aspp_convs_filters, image_pooling_size(config),
+                        config.image_pooling_stride, conv_kwargs=conv_kwargs)(features)
 
 
 def aspp(features, config):

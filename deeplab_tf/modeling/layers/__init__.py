@@ -11,6 +11,8 @@ The original network (TF1 slim) is a stack of three kinds of operation, rebuilt 
 * ``resize.resize_bilinear``: bilinear resize with align_corners=True semantics, used for
   every feature and logits resize as in the original (``resize.ResizeLike`` as a layer).
 * ``normalization.Normalization``: the backbone's input normalisation, inside the model.
+* ``scaled_resize.ScaledResize`` and ``merge_logits.MergeLogits``: the image pyramid's
+  resizes (to ``scale_dimension`` of the input size) and its max / mean merge.
 
 Import each from its module, e.g. ``from deeplab_tf.modeling.layers.conv_bn import ConvBN``.
 """
