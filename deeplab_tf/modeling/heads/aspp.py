@@ -80,8 +80,9 @@ def aspp(features, config):
         if config.image_pooling_crop_size is not None:
             pool_size = tuple(scale_dimension(d, 1.0 / config.output_stride)
                               for d in config.image_pooling_crop_size)
+        # The original's image pooling keeps ReLU with use_bounded_activation.
         branches.append(ImagePooling(depth, pool_size, config.image_pooling_stride,
-                                     conv_kwargs=common)(features))
+                                     conv_kwargs=dict(common, activation="relu"))(features))
     branches.append(ConvBN(depth, 1, scope="aspp0", **common)(features))
     for i, rate in enumerate(config.atrous_rates, start=1):
         if config.aspp_with_separable_conv:
