@@ -14,7 +14,7 @@ from __future__ import annotations
 from deeplab_tf.checkpoints.paths import CheckpointError, resolve_checkpoint_path
 from deeplab_tf.checkpoints.loading import (LoadReport, load_checkpoint,
                                     shapes_kind, variable_shapes)
-from deeplab_tf.modeling.layers.conv_bn import original_variable_map
+from deeplab_tf.modeling.layers.original_layer import original_variable_map
 from deeplab_tf.modeling.scopes import last_layer_scopes
 
 # Optimizer slots and bookkeeping that original checkpoints hold beside the model.

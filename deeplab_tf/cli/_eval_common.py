@@ -23,7 +23,8 @@ from deeplab_tf.config import EvalConfig, ModelConfig
 
 CONFIG_JSON = "config.json"
 # ModelConfig fields that do not change inference (not worth a note when they differ).
-_TRAINING_ONLY_FIELDS = ("weight_decay", "sync_batch_norm", "fine_tune_batch_norm")
+_TRAINING_ONLY_FIELDS = ("weight_decay", "sync_batch_norm", "fine_tune_batch_norm",
+                         "drop_path_keep_prob")
 _CHECKPOINT_DIR = inference.CHECKPOINT_DIR
 _CHECKPOINT_PATH = inference.CHECKPOINT_PATH
 

@@ -220,11 +220,6 @@ class ModelConfig(ConfigMixin):
                 "nas_remove_os32_stride keeps nas_pnasnet's features at output stride 16: set "
                 "output_stride=16. Received: output_stride=32")
 
-    def to_dict(self) -> dict:
-        values = super().to_dict()
-        values["dense_prediction_cell"] = [b.to_json() for b in self.dense_prediction_cell]
-        return values
-
     @property
     def uses_decoder(self) -> bool:
         return bool(self.decoder_output_stride)
