@@ -1,11 +1,12 @@
 """Presets: the original DeepLab model zoo (``g3doc/model_zoo.md``) by checkpoint name.
 
 Each ``Preset`` gives the architecture (a ``ModelConfig`` at its published evaluation output
-stride), the dataset's class names and palette, the evaluation setting (scales, flip) and the
-published mIoU, with the tarball's file name and URL. ``from_preset(name, checkpoint=PATH)``
-builds the model and loads a zoo tarball (or its extracted folder) that the user fetched:
-nothing is downloaded. Zoo entries whose architecture this library does not build (Dense
-Prediction Cell, MobileNetV3, EdgeTPU-MobileNet) are listed in ``UNSUPPORTED`` with the reason.
+stride), the dataset's class names and palette, the evaluation setting (scales, flip), the
+published mIoU and multiply-adds, with the tarball's file name and URL.
+``from_preset(name, checkpoint=PATH)`` builds the model and loads a zoo tarball (or its
+extracted folder) that the user fetched: nothing is downloaded. Zoo entries whose
+architecture this library does not build (MobileNetV3, EdgeTPU-MobileNet) are listed in
+``UNSUPPORTED`` with the reason.
 
 Example:
 
@@ -23,11 +24,13 @@ import os
 from typing import Optional, Tuple
 
 from deeplab_tf.config import ModelConfig
+from deeplab_tf.config.dense_prediction_cell import CITYSCAPES_CELL
 
 URL_PREFIX = "http://download.tensorflow.org/models/"
 _XCEPTION_RATES = {16: (6, 12, 18), 8: (12, 24, 36)}
 _MULTI_SCALE_VOC = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 _MULTI_SCALE_CITY = (0.75, 1.0, 1.25)
+_MULTI_SCALE_CITY_DPC = (0.75, 1.0, 1.25, 1.5, 1.75, 2.0)  # the zoo's [0.75:0.25:2]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +47,8 @@ class Preset:
         add_flipped_images: bool. Left-right flip in the published result.
         published_miou: float. Published mIoU (percent).
         eval_split: str. Split the mIoU was measured on ("val" or "test").
+        published_madds: float or None. The zoo's multiply-adds (billions) of the published
+            setting, where it gives them.
     """
 
     name: str
@@ -55,6 +60,7 @@ class Preset:
     add_flipped_images: bool
     published_miou: float
     eval_split: str = "val"
+    published_madds: Optional[float] = None
 
     @property
     def url(self) -> str:
@@ -87,6 +93,11 @@ def _mobilenet(num_classes, output_stride, depth_multiplier=1.0, decoder=()):
                        decoder_output_stride=decoder)
 
 
+def _xception71_dpc(output_stride):
+    return ModelConfig(model_variant="xception_71", num_classes=19, output_stride=output_stride,
+                       dense_prediction_cell=CITYSCAPES_CELL, decoder_output_stride=(4,))
+
+
 def _presets():
     entries = [
         Preset("mobilenetv2_dm05_coco_voc_trainaug", "pascal_voc_seg",
@@ -113,6 +124,12 @@ def _presets():
         Preset("xception65_cityscapes_trainfine", "cityscapes",
                "deeplabv3_cityscapes_train_2018_02_06.tar.gz",
                _xception(19, 16), 16, (1.0,), False, 78.79),
+        Preset("xception71_dpc_cityscapes_trainfine", "cityscapes",
+               "deeplab_cityscapes_xception71_trainfine_2018_09_08.tar.gz",
+               _xception71_dpc(16), 16, (1.0,), False, 80.31, published_madds=502.07),
+        Preset("xception71_dpc_cityscapes_trainval", "cityscapes",
+               "deeplab_cityscapes_xception71_trainvalfine_2018_09_08.tar.gz",
+               _xception71_dpc(8), 8, _MULTI_SCALE_CITY_DPC, True, 82.66, "test"),
         Preset("mobilenetv2_ade20k_train", "ade20k",
                "deeplabv3_mnv2_ade20k_train_2018_12_03.tar.gz",
                _mobilenet(151, 16, decoder=(4,)), 16, (1.0,), False, 32.04),
@@ -127,10 +144,6 @@ PRESETS = _presets()
 
 # Zoo entries this library does not build, with the reason.
 UNSUPPORTED = {
-    "xception71_dpc_cityscapes_trainfine":
-        "Dense Prediction Cell (NAS-searched head) is not built; use xception65_cityscapes_trainfine",
-    "xception71_dpc_cityscapes_trainval":
-        "Dense Prediction Cell (NAS-searched head) is not built; use xception65_cityscapes_trainfine",
     "mobilenetv3_large_cityscapes_trainfine": "MobileNetV3 backbone is not built",
     "mobilenetv3_small_cityscapes_trainfine": "MobileNetV3 backbone is not built",
     "edgetpu_deeplab": "EdgeTPU-MobileNet (NAS) backbone is not built",
@@ -150,12 +163,13 @@ def get(name: str) -> Preset:
 def table() -> str:
     """The presets (and the unsupported entries) as a text table."""
     lines = [f"{'name':40s} {'dataset':15s} {'OS':>3s} {'scales':22s} {'flip':5s} "
-             f"{'mIoU':>6s}  tarball"]
+             f"{'mIoU':>6s} {'madds':>8s}  tarball"]
     for p in PRESETS.values():
         scales = ",".join(f"{s:g}" for s in p.eval_scales)
+        madds = "-" if p.published_madds is None else f"{p.published_madds:g}B"
         lines.append(f"{p.name:40s} {p.dataset:15s} {p.eval_output_stride:3d} {scales:22s} "
                      f"{'yes' if p.add_flipped_images else 'no':5s} "
-                     f"{p.published_miou:6.2f}  {p.tarball} ({p.eval_split})")
+                     f"{p.published_miou:6.2f} {madds:>8s}  {p.tarball} ({p.eval_split})")
     lines.append("not supported:")
     lines.extend(f"  {name:38s} {reason}" for name, reason in UNSUPPORTED.items())
     return "\n".join(lines)

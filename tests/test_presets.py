@@ -41,7 +41,9 @@ def test_table_lists_presets_and_unsupported(capsys):
     for name in ("xception65_coco_voc_trainaug", "mobilenetv2_coco_voc_trainaug",
                  "xception65_ade20k_train", "xception65_cityscapes_trainfine"):
         assert name in printed
-    assert "xception71_dpc_cityscapes_trainfine" in printed and "Dense Prediction Cell" in printed
+    assert "xception71_dpc_cityscapes_trainfine" in printed and "502.07B" in printed
+    for name, reason in presets.UNSUPPORTED.items():
+        assert f"{name:38s} {reason}" in printed
     preset = presets.get("xception65_coco_voc_trainaug")
     assert preset.published_miou == 82.20 and preset.model_config.atrous_rates == (6, 12, 18)
     assert preset.url == ("http://download.tensorflow.org/models/"
@@ -52,8 +54,9 @@ def test_table_lists_presets_and_unsupported(capsys):
 
 
 def test_unknown_unsupported_and_missing_checkpoint_messages(tmp_path):
-    with pytest.raises(ValueError, match="Dense Prediction Cell"):
-        presets.get("xception71_dpc_cityscapes_trainval")
+    for name, reason in presets.UNSUPPORTED.items():
+        with pytest.raises(ValueError, match=f"Preset '{name}' is not supported"):
+            presets.get(name)
     with pytest.raises(ValueError, match="Unknown preset 'nope'"):
         presets.get("nope")
     missing = str(tmp_path / "missing.tar.gz")

@@ -26,11 +26,18 @@ _FLAG_HINTS = (("decoder", "checkpoint has decoder variables: add --decoder_outp
                ("image_pooling", "checkpoint has image-pooling variables: add "
                                  "--add_image_level_feature=true"),
                ("aspp", "checkpoint has ASPP branch variables: set --atrous_rates as in "
-                        "training (e.g. --atrous_rates=6,12,18)"))
+                        "training (e.g. --atrous_rates=6,12,18)"),
+               ("meta_architecture", "checkpoint has a dense prediction cell: add "
+                                     "--dense_prediction_cell_json (e.g. the original's "
+                                     "dense_prediction_cell_branch5_top1_cityscapes.json)"),
+               ("semantic_", "checkpoint has DeepLab-v2 logits (one per rate): add "
+                             "--aspp_with_batch_norm=false and its --atrous_rates"))
 _MISSING_HINTS = (("decoder", "the checkpoint has no decoder: drop --decoder_output_stride"),
                   ("image_pooling", "the checkpoint has no image pooling: "
                                     "--add_image_level_feature=false"),
-                  ("aspp", "the checkpoint has fewer ASPP branches: check --atrous_rates"))
+                  ("aspp", "the checkpoint has fewer ASPP branches: check --atrous_rates"),
+                  ("meta_architecture", "the checkpoint has no dense prediction cell: drop "
+                                        "--dense_prediction_cell_json"))
 _LIST_LIMIT = 6
 
 
