@@ -22,7 +22,7 @@ import keras
 
 from deeplab_tf.modeling.heads.aspp import ImagePooling
 from deeplab_tf.modeling.heads.common import layer_options
-from deeplab_tf.modeling.layers.conv_bn import ConvBN
+from deeplab_tf.modeling.layers.conv_bn import ConvBN, scope_to_name
 from deeplab_tf.modeling.layers.resize import scale_dimension
 from deeplab_tf.modeling.layers.separable_conv_bn import SeparableConvBN
 
@@ -40,7 +40,8 @@ def rate_multiplier(output_stride: int) -> int:
 def _pyramid_pooling(branch, config, scope, common):
     pool_size = tuple(scale_dimension(size, 1.0 / (config.output_stride * grid))
                       for size, grid in zip(config.image_pooling_crop_size, branch.grid_size))
-    return ImagePooling(BRANCH_FILTERS, pool_size, (1, 1), scope=scope, conv_kwargs=common)
+    return ImagePooling(BRANCH_FILTERS, pool_size, (1, 1), scope=scope, conv_kwargs=common,
+                        name=scope_to_name(scope))
 
 
 def dense_prediction_cell(features, config):
