@@ -93,6 +93,16 @@ def test_nas_cell_names_and_round_trip():
     assert cell.drop_path.keep_prob == pytest.approx(1 - 5 / 12 * 0.3)
 
 
+def test_nas_cell_checkpoint_holds_every_variable(tmp_path):
+    """tf.train.Checkpoint (deeplab-train's format) sees every layer of the cell."""
+    cell = NasCell(4, *helpers.HNAS_GENOTYPE, USED, stride=2, scope="hnasnet/cell_4")
+    cell([np.ones((1, 9, 9, 8), "float32"), np.ones((1, 9, 9, 6), "float32")])
+    path = tf.train.Checkpoint(cell=cell).save(str(tmp_path / "ckpt"))
+    keys = [k for k in tf.train.load_checkpoint(path).get_variable_to_shape_map()
+            if k.startswith("cell/")]
+    assert len(keys) == len(cell.weights) == 109  # the original's HNAS cell: 109 variables
+
+
 def test_fused_separable_conv_matches_numpy_and_round_trips():
     rng = np.random.default_rng(1)
     layer = FusedSeparableConvBN(5, 3, strides=2, weight_decay=4e-5, scope="c/separable_3x3_1",

@@ -100,8 +100,17 @@ class NasCell(keras.layers.Layer):
                                                      self.total_num_cells), name="drop_path")
         self.begin = self._conv(1, 1, "1x1", "beginning_bn")
         # Both inputs have ``filters`` channels once past the cell base, so a pooling never
-        # needs its 1x1 convolution and ``none`` needs one only when it strides.
-        self.op_layers = [self._op_layers(j) for j in range(len(self.operations))]
+        # needs its 1x1 convolution and ``none`` needs one only when it strides. Each layer
+        # is an attribute of its own (``comb_iter_0_left_0`` ...): tf.train.Checkpoint does
+        # not see layers held in a list.
+        names = []
+        for j in range(len(self.operations)):
+            names.append([])
+            for n, layer in enumerate(self._op_layers(j)):
+                name = f"comb_iter_{j // 2}_{'left' if j % 2 == 0 else 'right'}_{n}"
+                setattr(self, name, layer)
+                names[-1].append(name)
+        self._op_layer_names = tuple(tuple(op) for op in names)
         self.prev_1x1 = None
 
     def _conv(self, kernel_size, stride, name, bn_name, rate=1, prefix=""):
@@ -147,11 +156,14 @@ class NasCell(keras.layers.Layer):
             self.prev_1x1 = self._conv(1, 1, "prev_1x1", "prev_bn")
             self.prev_1x1.build(tuple(net_shape[:3]) + (prev_shape[-1],))
         state = tuple(net_shape[:3]) + (self.filters,)
-        for layers in self.op_layers:
+        for j in range(len(self.operations)):
             shape = state
-            for layer in layers:
+            for layer in self._layers_of(j):
                 layer.build(shape)
                 shape = layer.compute_output_shape(shape)
+
+    def _layers_of(self, j):
+        return [getattr(self, name) for name in self._op_layer_names[j]]
 
     def _upsampled_shape(self, shape):
         if not self.upsample_input:
@@ -161,7 +173,7 @@ class NasCell(keras.layers.Layer):
 
     def _apply(self, j, x, training):
         operation, stride = self.operations[j], self._op_stride(j)
-        layers = self.op_layers[j]
+        layers = self._layers_of(j)
         if operation.startswith("separable"):
             for layer in layers:
                 x = layer(tf.nn.relu(x), training=training)
