@@ -149,6 +149,21 @@ def test_prediction_with_upsampled_logits_in_the_inference_path(upsampled):
     np.testing.assert_array_equal(got["labels"].numpy(), labels)
 
 
+@pytest.mark.parametrize("in_size,out_size", [((5, 7), (33, 41)), ((9, 9), (65, 17)),
+                                              ((17, 4), (17, 1)), ((1, 3), (4, 9))])
+def test_resize_nearest_is_tensorflows_align_corners_nearest(in_size, out_size):
+    import tensorflow as tf
+
+    from deeplab_tf.modeling.layers.resize import resize_nearest
+
+    labels = np.random.default_rng(4).integers(0, 50, (2, *in_size)).astype(np.int32)
+    got = resize_nearest(tf.constant(labels), out_size).numpy()
+    np.testing.assert_array_equal(got, helpers.np_resize_nearest_align_corners(labels, *out_size))
+    ops = tf.raw_ops.ResizeNearestNeighbor(images=labels[..., None], size=out_size,
+                                           align_corners=True, half_pixel_centers=False)
+    np.testing.assert_array_equal(got, ops.numpy()[..., 0])
+
+
 def test_resnet_v1_18_variants():
     """Backbone parameters (BN statistics included) and the original's names; its padding
     value is 127.5 although its input is mean-subtracted (the original's mean_pixel)."""

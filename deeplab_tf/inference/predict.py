@@ -44,7 +44,7 @@ from deeplab_tf.inference.multiscale import pad_images, predict_probabilities, u
 from deeplab_tf.inference.sliding_window import predict_probabilities_sliding_window
 from deeplab_tf.inference.spec import InferenceSpec
 from deeplab_tf.modeling.layers.original_layer import fold_batch_norm, iter_original_layers
-from deeplab_tf.modeling.layers.resize import resize_bilinear
+from deeplab_tf.modeling.layers.resize import resize_bilinear, resize_nearest
 from deeplab_tf.modeling.network import build_network
 
 LABELS = "labels"
@@ -91,12 +91,6 @@ def _same_size(size, height, width):
     return tf.logical_and(tf.equal(size[0], height), tf.equal(size[1], width))
 
 
-def _resize_nearest(labels, size):
-    resized = tf.raw_ops.ResizeNearestNeighbor(images=labels[..., tf.newaxis], size=size,
-                                               align_corners=True, half_pixel_centers=False)
-    return resized[..., 0]
-
-
 def single_pass_outputs(logits, size, upsampled_logits: bool = True):
     """(labels int32 [B, H, W], probabilities float32 [B, H, W, C]) of one pass's logits at
     ``size`` = (H, W), as the original's ``predict_labels``.
@@ -110,7 +104,7 @@ def single_pass_outputs(logits, size, upsampled_logits: bool = True):
         return tf.argmax(logits, axis=3, output_type=tf.int32), tf.nn.softmax(logits)
     logits = tf.cast(logits, tf.float32)
     labels = tf.argmax(logits, axis=3, output_type=tf.int32)
-    return _resize_nearest(labels, size), resize_bilinear(tf.nn.softmax(logits), size)
+    return resize_nearest(labels, size), resize_bilinear(tf.nn.softmax(logits), size)
 
 
 def pad_inputs(images, spec: InferenceSpec):
@@ -166,7 +160,7 @@ def crop_outputs(outputs: dict, sizes, spec: InferenceSpec) -> dict:
         return cropped
     back = sizes[:2]
     unchanged = _same_size(sizes[2:], sizes[0], sizes[1])
-    resize_back = {LABELS: _resize_nearest, PROBABILITIES: resize_bilinear}
+    resize_back = {LABELS: resize_nearest, PROBABILITIES: resize_bilinear}
     return {key: tf.cond(unchanged, lambda v=value: v,
                          lambda v=value, k=key: resize_back[k](v, back))
             for key, value in cropped.items()}
