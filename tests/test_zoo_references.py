@@ -147,3 +147,39 @@ def test_reference_lists_are_the_shared_ones():
         path = os.path.join(shared, tsv)
         if os.path.exists(path):
             assert open(path).read() == open(os.path.join(helpers.REFERENCE_DIR, tsv)).read()
+
+
+def test_dense_prediction_cell_presets():
+    from deeplab_tf import presets
+
+    trainfine = presets.get("xception71_dpc_cityscapes_trainfine")
+    trainval = presets.get("xception71_dpc_cityscapes_trainval")
+    assert trainfine.url == ("http://download.tensorflow.org/models/"
+                             "deeplab_cityscapes_xception71_trainfine_2018_09_08.tar.gz")
+    assert trainval.tarball == "deeplab_cityscapes_xception71_trainvalfine_2018_09_08.tar.gz"
+    assert (trainfine.eval_output_stride, trainfine.eval_scales, trainfine.add_flipped_images,
+            trainfine.published_miou, trainfine.eval_split, trainfine.published_madds) == (
+        16, (1.0,), False, 80.31, "val", 502.07)
+    assert (trainval.eval_output_stride, trainval.eval_scales, trainval.add_flipped_images,
+            trainval.published_miou, trainval.eval_split, trainval.published_madds) == (
+        8, (0.75, 1.0, 1.25, 1.5, 1.75, 2.0), True, 82.66, "test", None)
+    assert trainfine.model_config == REFERENCES["xception71_dpc.tsv"][2]
+    assert trainval.model_config == REFERENCES["xception71_dpc.tsv"][2].__class__.from_dict(
+        dict(REFERENCES["xception71_dpc.tsv"][2].to_dict(), output_stride=8))
+    assert len(trainfine.class_names) == 19
+
+
+@pytest.mark.slow  # two 42M-parameter tarballs written and loaded
+@pytest.mark.parametrize("name", ["xception71_dpc_cityscapes_trainfine",
+                                  "xception71_dpc_cityscapes_trainval"])
+def test_dense_prediction_cell_presets_load_a_zoo_tarball(tmp_path, name):
+    from deeplab_tf import DeepLab, presets
+    from test_presets import make_zoo_tarball
+
+    path, values = make_zoo_tarball(str(tmp_path), name)
+    built = DeepLab.from_preset(name, checkpoint=path)
+    assert built.config == presets.get(name).model_config
+    loaded = original_variable_map(built)
+    assert len(loaded) == len(values) - 1  # all but global_step
+    for variable_name, var in loaded.items():
+        np.testing.assert_array_equal(var.numpy(), values[variable_name])

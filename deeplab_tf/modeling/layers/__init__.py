@@ -11,6 +11,12 @@ The original network (TF1 slim) is a stack of three kinds of operation, rebuilt 
 * ``resize.resize_bilinear``: bilinear resize with align_corners=True semantics, used for
   every feature and logits resize as in the original (``resize.ResizeLike`` as a layer).
 * ``normalization.Normalization``: the backbone's input normalisation, inside the model.
+* ``original_layer.OriginalLayer``: the base of every layer that owns variables of the
+  original's checkpoints (``original_variables`` + ``fold_batch_norm``); checkpoint loading
+  and batch-norm folding go through its ``iter_original_layers``.
+* ``fused_separable_conv_bn.FusedSeparableConvBN``, ``nas_cell.NasCell``,
+  ``drop_path.DropPath``: the NAS backbones' separable convolution (no batch norm between
+  depthwise and pointwise), cell and drop-path regularisation.
 
 Import each from its module, e.g. ``from deeplab_tf.modeling.layers.conv_bn import ConvBN``.
 """
