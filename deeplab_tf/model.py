@@ -31,6 +31,7 @@ import tensorflow as tf
 from deeplab_tf import inference, presets
 from deeplab_tf.config import EvalConfig, ModelConfig
 from deeplab_tf.losses import SegmentationLoss
+from deeplab_tf.modeling.layers.drop_path import bind_drop_path
 from deeplab_tf.modeling.madds import count_madds
 from deeplab_tf.modeling.network import build_network_outputs
 from deeplab_tf.modeling.pyramid import MERGED_LOGITS
@@ -161,7 +162,7 @@ class DeepLab(keras.Model):
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, *,
                 last_layer_gradient_multiplier: float = 1.0,
                 last_layers_contain_logits_only: bool = False,
-                gradient_multipliers: bool = True, **kwargs):
+                gradient_multipliers: bool = True, drop_path_total_steps=None, **kwargs):
         """``keras.Model.compile`` plus the original's gradient multipliers.
 
         Args:
@@ -172,6 +173,9 @@ class DeepLab(keras.Model):
             last_layers_contain_logits_only: bool. Only the logits are "last layers".
             gradient_multipliers: bool. Apply the original's multipliers (which also double
                 every bias gradient, as the original's trainer does). False: plain Keras.
+            drop_path_total_steps: int or None. NAS with ``drop_path_keep_prob < 1``: the
+                number of training steps over which drop path anneals (the original's
+                ``training_number_of_steps``); the step is the optimizer's ``iterations``.
         """
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
         self._compile_options = {
@@ -182,6 +186,9 @@ class DeepLab(keras.Model):
         for item in tf.nest.flatten(loss):
             if isinstance(item, SegmentationLoss):
                 item.bind_step(self.optimizer.iterations)
+        if drop_path_total_steps is not None:
+            bind_drop_path(self, self.optimizer.iterations, drop_path_total_steps)
+            self._compile_options["drop_path_total_steps"] = int(drop_path_total_steps)
 
     def get_compile_config(self):
         config = super().get_compile_config()

@@ -4,13 +4,12 @@ Each ``Preset`` gives the architecture (a ``ModelConfig`` at its published evalu
 stride), the dataset's class names and palette, the evaluation setting (scales, flip) and the
 published mIoU and Multiply-Adds, with the tarball's file name and URL.
 ``from_preset(name, checkpoint=PATH)`` builds the model and loads a zoo tarball (or its
-extracted folder) that the user fetched: nothing is downloaded. Zoo entries whose
-architecture this library does not build (Dense Prediction Cell) are listed in
-``UNSUPPORTED`` with the reason.
+extracted folder) that the user fetched: nothing is downloaded. Every entry of the original's
+model zoo is a preset.
 
 The zoo's MobileNetV3 "Multiply-Adds" (15.95B, 4.63B) count about two operations per
 multiply-add (a FLOP count): this library's count of the same networks is 7.58B / 1.96B
-(README, Models). The EdgeTPU entries are evaluated at output stride 32 or 16 (70.6% /
+(docs/models.md). The EdgeTPU entries are evaluated at output stride 32 or 16 (70.6% /
 74.1%): the presets take 16, the output stride the original trains them at.
 
 Example:
@@ -29,12 +28,14 @@ import os
 from typing import Optional, Tuple
 
 from deeplab_tf.config import ModelConfig
+from deeplab_tf.config.dense_prediction_cell import CITYSCAPES_CELL
 from deeplab_tf.errors import ConfigError
 
 URL_PREFIX = "http://download.tensorflow.org/models/"
 _XCEPTION_RATES = {16: (6, 12, 18), 8: (12, 24, 36)}
 _MULTI_SCALE_VOC = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 _MULTI_SCALE_CITY = (0.75, 1.0, 1.25)
+_MULTI_SCALE_CITY_DPC = (0.75, 1.0, 1.25, 1.5, 1.75, 2.0)  # the zoo's [0.75:0.25:2]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +114,9 @@ def _mobilenet_v3(variant):
 def _edgetpu(depth_multiplier=1.0, aspp_convs_filters=256):
     return ModelConfig(model_variant="mobilenet_edgetpu", num_classes=19, output_stride=16,
                        depth_multiplier=depth_multiplier, aspp_convs_filters=aspp_convs_filters)
+def _xception71_dpc(output_stride):
+    return ModelConfig(model_variant="xception_71", num_classes=19, output_stride=output_stride,
+                       dense_prediction_cell=CITYSCAPES_CELL, decoder_output_stride=(4,))
 
 
 def _presets():
@@ -141,6 +145,12 @@ def _presets():
         Preset("xception65_cityscapes_trainfine", "cityscapes",
                "deeplabv3_cityscapes_train_2018_02_06.tar.gz",
                _xception(19, 16), 16, (1.0,), False, 78.79, published_madds=418.64),
+        Preset("xception71_dpc_cityscapes_trainfine", "cityscapes",
+               "deeplab_cityscapes_xception71_trainfine_2018_09_08.tar.gz",
+               _xception71_dpc(16), 16, (1.0,), False, 80.31, published_madds=502.07),
+        Preset("xception71_dpc_cityscapes_trainval", "cityscapes",
+               "deeplab_cityscapes_xception71_trainvalfine_2018_09_08.tar.gz",
+               _xception71_dpc(8), 8, _MULTI_SCALE_CITY_DPC, True, 82.66, "test"),
         Preset("mobilenetv3_large_cityscapes_trainfine", "cityscapes",
                "deeplab_mnv3_large_cityscapes_trainfine_2019_11_15.tar.gz",
                _mobilenet_v3("mobilenet_v3_large_seg"), 32, (1.0,), False, 72.41,
@@ -166,25 +176,15 @@ def _presets():
 PRESETS = _presets()
 
 # Zoo entries this library does not build, with the reason.
-UNSUPPORTED = {
-    "xception71_dpc_cityscapes_trainfine":
-        "Dense Prediction Cell (NAS-searched head) is not built; use xception65_cityscapes_trainfine",
-    "xception71_dpc_cityscapes_trainval":
-        "Dense Prediction Cell (NAS-searched head) is not built; use xception65_cityscapes_trainfine",
-}
-
-
 def get(name: str) -> Preset:
-    """The preset called ``name``; a clear error for unknown or unsupported names."""
+    """The preset called ``name``; a clear error for an unknown name."""
     if name in PRESETS:
         return PRESETS[name]
-    if name in UNSUPPORTED:
-        raise ConfigError(f"Preset {name!r} is not supported: {UNSUPPORTED[name]}")
     raise ConfigError(f"Unknown preset {name!r}. Known presets: {', '.join(PRESETS)}")
 
 
 def table() -> str:
-    """The presets (and the unsupported entries) as a text table."""
+    """The presets as a text table."""
     lines = [f"{'name':40s} {'dataset':15s} {'OS':>3s} {'scales':22s} {'flip':5s} "
              f"{'mIoU':>6s} {'MAdds':>9s}  tarball"]
     for p in PRESETS.values():
@@ -193,8 +193,6 @@ def table() -> str:
         lines.append(f"{p.name:40s} {p.dataset:15s} {p.eval_output_stride:3d} {scales:22s} "
                      f"{'yes' if p.add_flipped_images else 'no':5s} "
                      f"{p.published_miou:6.2f} {madds:>9s}  {p.tarball} ({p.eval_split})")
-    lines.append("not supported:")
-    lines.extend(f"  {name:38s} {reason}" for name, reason in UNSUPPORTED.items())
     return "\n".join(lines)
 
 

@@ -18,6 +18,7 @@ from deeplab_tf.cli.flags import compat, data, export, inference, legacy, model,
 from deeplab_tf.cli.flags.parsing import USES, flags_parser
 from deeplab_tf.cli.flags.values import FlagValueError, parse_size
 from deeplab_tf.config import DataConfig, EvalConfig, ExportConfig, ModelConfig, TrainConfig
+from deeplab_tf.config.dense_prediction_cell import CITYSCAPES_CELL
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 RECIPES = sorted(glob.glob(os.path.join(ROOT, "configs", "*", "*.flags")))
@@ -135,24 +136,23 @@ def test_legacy_flags_notice_or_error(parse):
         "note: --save_summaries_secs=30: summaries are written every --log_steps steps"]
     _, err = parse("deeplab-eval", "--eval_batch_size=4")
     assert err == ["note: --eval_batch_size=4: " + legacy.BY_NAME["eval_batch_size"].text]
-    for binary, arg in [("deeplab-train", "--quantize_delay_step=0"),
-                        ("deeplab-eval", "--dense_prediction_cell_json=cell.json")]:
+    for binary, arg in [("deeplab-train", "--quantize_delay_step=0")]:
         with pytest.raises(SystemExit) as exit_info:
             parse(binary, arg)
         assert exit_info.value.code == 1
 
 
-def test_legacy_error_in_a_real_binary_is_one_line_and_writes_nothing(tmp_path):
+def test_a_flag_error_in_a_real_binary_is_one_line_and_writes_nothing(tmp_path):
     logdir = tmp_path / "run"
     result = subprocess.run(
         [sys.executable, "-m", "deeplab_tf.cli.train", f"--train_logdir={logdir}",
-         f"--dataset_dir={tmp_path}", "--dense_prediction_cell_json=cell.json"],
+         f"--dataset_dir={tmp_path}", "--num_ps_tasks=2"],
         capture_output=True, text=True, timeout=300, cwd=ROOT,
         env=dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3"))
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert errors == ["error: --dense_prediction_cell_json=cell.json: dense prediction cells "
-                      "(NAS) are not implemented in deeplab_tf; remove the flag"]
+    assert errors == ["error: --num_ps_tasks=2 but TF_CONFIG's cluster has 0 'ps' tasks (set "
+                      "TF_CONFIG to the cluster: a chief, workers, ps tasks)"]
     assert "Traceback" not in result.stderr and not logdir.exists()
 
 
@@ -193,7 +193,10 @@ def _non_default(cls):
     return {
         ModelConfig: ModelConfig(model_variant="xception_65", num_classes=3, atrous_rates=(6, 12, 18),
                                  decoder_output_stride=(8, 4), multi_grid=(1, 2, 4),
-                                 image_pooling_crop_size=(65, 97), divisible_by=None),
+                                 image_pooling_crop_size=(65, 97), divisible_by=None,
+                                 dense_prediction_cell=CITYSCAPES_CELL,
+                                 use_bounded_activation=True,
+                                 prediction_with_upsampled_logits=False),
         DataConfig: DataConfig(dataset="", dataset_dir="/d", train_crop_size=(65, 97),
                                min_resize_value=65, max_resize_value=129, seed=None),
         TrainConfig: TrainConfig(label_weights=(1.0, 2.5), tf_initial_checkpoint=None,
@@ -222,8 +225,10 @@ def test_every_original_flag_has_a_status():
     assert {status for _, status, _ in rows.values()} == {"same", "notice", "error"}
     for name in ("num_clones", "master", "save_summaries_secs"):
         assert rows[name][1] == "notice"
-    for name in ("dense_prediction_cell_json", "quantize_delay_step", "nas_use_classification_head"):
-        assert rows[name][1] == "error"
+    assert rows["quantize_delay_step"][1] == "error"
+    for name in ("dense_prediction_cell_json", "nas_use_classification_head",
+                 "use_bounded_activation", "drop_path_keep_prob"):
+        assert rows[name][1] == "same"
     for name in ("save_interval_secs", "checkpoint_path", "export_path", "crop_size", "eval_crop_size"):
         assert rows[name][1] == "same"
     assert set(legacy.BY_NAME) <= set(rows)  # every legacy flag is one of the original's

@@ -1,7 +1,7 @@
 """Loading checkpoints into a DeepLab model: the original's TF1 checkpoints and this project's.
 
-Every ``ConvBN`` knows the original variable names of its weights
-(``layers.conv_bn.original_variable_map``), so both kinds of checkpoint load the same way:
+Every ``OriginalLayer`` (``ConvBN`` ...) knows the original variable names of its weights
+(``layers.original_layer.original_variable_map``), so both kinds of checkpoint load the same way:
 
 1. read the checkpoint with ``tf.train.load_checkpoint`` (no slim needed);
 2. pair each model variable with a checkpoint key — the original name itself for a TF1
@@ -27,9 +27,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from deeplab_tf.checkpoints.paths import (CheckpointError,
-                                          resolve_checkpoint_path)
-from deeplab_tf.modeling.layers.conv_bn import original_variable_map
+from deeplab_tf.checkpoints.paths import CheckpointError, resolve_checkpoint_path
+from deeplab_tf.modeling.layers.original_layer import original_variable_map
 from deeplab_tf.modeling.scopes import in_scopes, last_layer_scopes
 
 _OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"

@@ -18,7 +18,7 @@ import re
 from deeplab_tf.checkpoints.paths import CheckpointError, resolve_checkpoint_path
 from deeplab_tf.checkpoints.loading import (LoadReport, load_checkpoint,
                                     shapes_kind, variable_shapes)
-from deeplab_tf.modeling.layers.conv_bn import original_variable_map
+from deeplab_tf.modeling.layers.original_layer import original_variable_map
 from deeplab_tf.modeling.scopes import last_layer_scopes
 
 # Optimizer slots and bookkeeping that original checkpoints hold beside the model.
@@ -56,10 +56,18 @@ _SWITCHES = (
      "checkpoint has a logits layer (logits/semantic): --decoder_output_is_logits=false",
      "the checkpoint has no logits layer, its decoder outputs the logits: add "
      "--decoder_output_is_logits=true"),
+    (lambda names: _any(names, "meta_architecture/"),
+     "checkpoint has a dense prediction cell: add --dense_prediction_cell_json (e.g. the "
+     "original's dense_prediction_cell_branch5_top1_cityscapes.json)",
+     "the checkpoint has no dense prediction cell: drop --dense_prediction_cell_json"),
+    (lambda names: _any(names, "logits/semantic_1/"),
+     "checkpoint has DeepLab-v2 logits (one per rate): add --aspp_with_batch_norm=false and "
+     "its --atrous_rates",
+     "the checkpoint has one logits layer: drop --aspp_with_batch_norm=false"),
 )
 # For this project's checkpoints (names not the original's): model scopes they lack.
 _MISSING_HINTS = (("decoder", _SWITCHES[0][2]), ("image_pooling", _SWITCHES[1][2]),
-                  ("aspp", _SWITCHES[2][2]))
+                  ("aspp", _SWITCHES[2][2]), ("meta_architecture", _SWITCHES[7][2]))
 _LIST_LIMIT = 6
 
 

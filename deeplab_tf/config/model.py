@@ -6,6 +6,7 @@ import dataclasses
 from typing import Optional, Tuple
 
 from deeplab_tf.config.base import ConfigMixin, _as_int_tuple
+from deeplab_tf.config.dense_prediction_cell import DenseCellBranch, parse_cell
 from deeplab_tf.errors import ConfigError
 
 # The model variants the library builds, and facts about each: the variable scope used by
@@ -19,15 +20,23 @@ MODEL_VARIANTS = (
     "resnet_v1_50_beta",
     "resnet_v1_101",
     "resnet_v1_101_beta",
+    "resnet_v1_18",
+    "resnet_v1_18_beta",
     "mobilenet_v2",
     "mobilenet_v3_large_seg",
     "mobilenet_v3_small_seg",
     "mobilenet_edgetpu",
+    "nas_pnasnet",
+    "nas_hnasnet",
 )
 OUTPUT_STRIDES = (8, 16, 32)
 # Variants the original defines no decoder taps for (its decoder fails with a KeyError).
 NO_DECODER_VARIANTS = ("mobilenet_edgetpu",)
 MERGE_METHODS = ("max", "avg")
+NAS_VARIANTS = ("nas_pnasnet", "nas_hnasnet")
+# The NAS options (name -> the original's default): they apply to NAS_VARIANTS only.
+_NAS_DEFAULTS = dict(nas_stem_output_num_conv_filters=20, nas_use_classification_head=False,
+                     nas_remove_os32_stride=False, drop_path_keep_prob=1.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +89,28 @@ class ModelConfig(ConfigMixin):
             network runs on the image resized by each scale (weights shared) and the logits
             are merged by ``merge_method`` (``modeling.pyramid``); empty or ``(1.0,)``: none.
         merge_method: str. ``"max"`` or ``"avg"``: how ``image_pyramid`` merges the logits.
+        dense_prediction_cell: tuple of ``DenseCellBranch`` (or dicts in the original's JSON
+            form). Non-empty: this Dense Prediction Cell (scope ``meta_architecture``) replaces
+            ASPP; its rates are scaled by ``16 // output_stride`` (output stride 8 or 16).
+        use_bounded_activation: bool. ReLU6 and clipping to [-6, 6] in Xception, ASPP and
+            the decoder, and Xception's strided convolutions with 'SAME' padding (the
+            original's option for quantized inference).
+        aspp_with_batch_norm: bool. False: no ASPP at all (the backbone's features go to the
+            decoder / logits) and the logits are DeepLab-v2's: one biased convolution per
+            atrous rate, summed.
+        logits_kernel_size: int. Kernel of those logits convolutions (1 unless
+            ``aspp_with_batch_norm`` is false with atrous rates).
+        prediction_with_upsampled_logits: bool. Single-scale predictions: argmax of the
+            logits upsampled to the image (true), or the argmax at logits resolution
+            resized nearest-neighbour (false), as the original's ``predict_labels``.
+        nas_stem_output_num_conv_filters: int. Base width of the NAS cells (F: a cell at
+            filter scaling s has int(F * s) filters per operation).
+        nas_use_classification_head: bool. NAS: the downsampling convolutions to output
+            stride 32 and the 1x1 convolution to 2048 channels after the cells.
+        nas_remove_os32_stride: bool. NAS: cells at level 3 keep output stride 16.
+        drop_path_keep_prob: float in (0, 1]. NAS training: drop-path keep probability of the
+            last cell, annealed over the training steps as the original (off when
+            ``fine_tune_batch_norm`` is false, as the original).
     """
 
     model_variant: str = "mobilenet_v2"
@@ -107,6 +138,15 @@ class ModelConfig(ConfigMixin):
     fine_tune_batch_norm: bool = True
     image_pyramid: Tuple[float, ...] = ()
     merge_method: str = "max"
+    dense_prediction_cell: Tuple[DenseCellBranch, ...] = ()
+    use_bounded_activation: bool = False
+    aspp_with_batch_norm: bool = True
+    logits_kernel_size: int = 1
+    prediction_with_upsampled_logits: bool = True
+    nas_stem_output_num_conv_filters: int = 20
+    nas_use_classification_head: bool = False
+    nas_remove_os32_stride: bool = False
+    drop_path_keep_prob: float = 1.0
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
@@ -119,6 +159,7 @@ class ModelConfig(ConfigMixin):
         if self.image_pooling_crop_size is not None:
             set_("image_pooling_crop_size",
                  _as_int_tuple(self.image_pooling_crop_size, "image_pooling_crop_size") or None)
+        set_("dense_prediction_cell", parse_cell(self.dense_prediction_cell))
 
         if self.model_variant not in MODEL_VARIANTS:
             raise ConfigError(
@@ -139,8 +180,10 @@ class ModelConfig(ConfigMixin):
                     f"output_stride={self.output_stride}. Received: "
                     f"decoder_output_stride={list(self.decoder_output_stride)}")
             previous = stride
-        if self.multi_grid and len(self.multi_grid) != 3:
-            raise ConfigError(f"multi_grid must have 3 values. Received: multi_grid={list(self.multi_grid)}")
+        grid_length = 2 if self.model_variant.startswith("resnet_v1_18") else 3
+        if self.multi_grid and len(self.multi_grid) != grid_length:
+            raise ConfigError(f"multi_grid must have {grid_length} values for "
+                              f"{self.model_variant}. Received: multi_grid={list(self.multi_grid)}")
         if self.multi_grid and any(r < 1 for r in self.multi_grid):
             raise ConfigError(f"multi_grid must be positive. Received: multi_grid={list(self.multi_grid)}")
         if not self.depth_multiplier > 0:
@@ -163,6 +206,8 @@ class ModelConfig(ConfigMixin):
             raise ConfigError(f"merge_method must be one of {', '.join(MERGE_METHODS)}. "
                               f"Received: merge_method={self.merge_method!r}")
         self._check_head_switches()
+        self._check_heads()
+        self._check_nas()
 
     def _check_head_switches(self):
         """The combinations of head switches the original builds into a working network."""
@@ -192,6 +237,55 @@ class ModelConfig(ConfigMixin):
                 "decoder_output_is_logits=True: the decoder's output is the logits, so "
                 f"decoder_filters must equal num_classes={self.num_classes}. Received: "
                 f"decoder_filters={self.decoder_filters}")
+
+    def _check_heads(self):
+        if self.dense_prediction_cell:
+            if self.output_stride not in (8, 16):
+                raise ConfigError(
+                    "dense_prediction_cell needs output_stride 8 or 16 (the original scales its "
+                    f"rates by 16 // output_stride). Received: output_stride={self.output_stride}")
+            if not self.aspp_with_batch_norm:
+                raise ConfigError("dense_prediction_cell needs aspp_with_batch_norm=true (the "
+                                  "original builds no cell without it)")
+            if (any(b.op == "pyramid_pooling" for b in self.dense_prediction_cell)
+                    and self.image_pooling_crop_size is None):
+                raise ConfigError("dense_prediction_cell pyramid_pooling branches need "
+                                  "image_pooling_crop_size (the crop their grid divides)")
+        if int(self.logits_kernel_size) < 1:
+            raise ConfigError("logits_kernel_size must be >= 1. "
+                              f"Received: logits_kernel_size={self.logits_kernel_size}")
+        if self.logits_kernel_size != 1 and (self.aspp_with_batch_norm or not self.atrous_rates):
+            raise ConfigError(
+                "logits_kernel_size other than 1 needs aspp_with_batch_norm=false and "
+                f"atrous_rates (the DeepLab-v2 logits). Received: logits_kernel_size="
+                f"{self.logits_kernel_size}, aspp_with_batch_norm={self.aspp_with_batch_norm}, "
+                f"atrous_rates={list(self.atrous_rates)}")
+
+    def _check_nas(self):
+        if self.model_variant not in NAS_VARIANTS:
+            for name, value in _NAS_DEFAULTS.items():
+                if getattr(self, name) != value:
+                    raise ConfigError(
+                        f"{name} applies to {' and '.join(NAS_VARIANTS)} only. Received: "
+                        f"{name}={getattr(self, name)} with model_variant={self.model_variant!r}")
+            return
+        if int(self.nas_stem_output_num_conv_filters) < 1:
+            raise ConfigError("nas_stem_output_num_conv_filters must be >= 1. Received: "
+                              f"nas_stem_output_num_conv_filters={self.nas_stem_output_num_conv_filters}")
+        if not 0.0 < self.drop_path_keep_prob <= 1.0:
+            raise ConfigError("drop_path_keep_prob must be in (0, 1]. "
+                              f"Received: drop_path_keep_prob={self.drop_path_keep_prob}")
+        if (self.model_variant == "nas_hnasnet" and not self.nas_use_classification_head
+                and self.output_stride != 8):
+            raise ConfigError(
+                "nas_hnasnet's features are at output stride 8 (set output_stride=8, or "
+                "nas_use_classification_head to reach another). "
+                f"Received: output_stride={self.output_stride}")
+        if (self.model_variant == "nas_pnasnet" and self.nas_remove_os32_stride
+                and self.output_stride == 32):
+            raise ConfigError(
+                "nas_remove_os32_stride keeps nas_pnasnet's features at output stride 16: set "
+                "output_stride=16. Received: output_stride=32")
 
     @property
     def uses_decoder(self) -> bool:

@@ -66,17 +66,23 @@ def tflite_path(export_dir: str, export_config: ExportConfig) -> str:
     return os.path.join(export_dir, name)
 
 
-def tflite_function(model, crop_size: Tuple[int, int], output: str = "argmax"):
-    """The frozen concrete function float32 images [1, h, w, 3] -> {output name: tensor}."""
+def tflite_function(model, crop_size: Tuple[int, int], output: str = "argmax",
+                    upsampled_logits: bool = True):
+    """The frozen concrete function float32 images [1, h, w, 3] -> {output name: tensor}.
+
+    ``upsampled_logits``: the argmax of the upsampled logits, or the argmax at logits
+    resolution resized nearest-neighbour (``inference.single_pass_outputs``).
+    """
     height, width = crop_size
     spec = tf.TensorSpec([1, height, width, 3], tf.float32, name=INPUT_NAME)
 
     @tf.function(input_signature=[spec])
     def serve(images):
-        logits = inference.upsample_logits(model(images, training=False), (height, width))
+        logits = model(images, training=False)
         if output == "argmax":
-            return {PREDICTIONS: tf.argmax(logits, axis=3, output_type=tf.int32)}
-        return {LOGITS: logits}
+            labels, _ = inference.single_pass_outputs(logits, (height, width), upsampled_logits)
+            return {PREDICTIONS: labels}
+        return {LOGITS: inference.upsample_logits(logits, (height, width))}
 
     # No public API freezes a concrete function's variables (see the module docstring).
     from tensorflow.python.framework.convert_to_constants import \
@@ -119,7 +125,8 @@ def _calibration_samples(images: Iterable[np.ndarray], shape):
 
 
 def convert_tflite(model, export_config: ExportConfig,
-                   representative_images: Optional[Iterable[np.ndarray]] = None) -> bytes:
+                   representative_images: Optional[Iterable[np.ndarray]] = None,
+                   model_config: Optional[ModelConfig] = None) -> bytes:
     """Converts ``model`` to a TFLite flatbuffer as ``export_config`` says.
 
     Args:
@@ -127,6 +134,8 @@ def convert_tflite(model, export_config: ExportConfig,
         export_config: ExportConfig. ``crop_size``, ``tflite_mode``, ``tflite_output``.
         representative_images: int8 only: an iterable of float32 [1, h, w, 3] pixel arrays of
             the input size (e.g. ``representative_images_from_tfrecords``).
+        model_config: ModelConfig of ``model`` (default: ``model.config``), for its
+            ``prediction_with_upsampled_logits``.
 
     Returns:
         The flatbuffer bytes.
@@ -136,7 +145,10 @@ def convert_tflite(model, export_config: ExportConfig,
             give a raw-pixel uint8 input.
     """
     mode = export_config.tflite_mode
-    function = tflite_function(model, export_config.crop_size, export_config.tflite_output)
+    model_config = model_config or getattr(model, "config", None)
+    upsampled = getattr(model_config, "prediction_with_upsampled_logits", True)
+    function = tflite_function(model, export_config.crop_size, export_config.tflite_output,
+                               upsampled)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
     if mode in ("float16", "dynamic_range", "int8"):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -227,7 +239,7 @@ def export_tflite(model, model_config: ModelConfig, export_config: ExportConfig,
         representative_images = representative_images_from_tfrecords(
             export_config.calibration_dataset_dir, export_config.calibration_split, spec,
             export_config.crop_size, export_config.calibration_steps)
-    content = convert_tflite(model, export_config, representative_images)
+    content = convert_tflite(model, export_config, representative_images, model_config)
     height, width = export_config.crop_size
     argmax = export_config.tflite_output == "argmax"
     info = {

@@ -54,6 +54,10 @@ class InferenceSpec:
         min_resize_value, max_resize_value, resize_factor: resize to range before inference
             (the ADE20K recipe); predictions come back at the input size.
         fold_batch_norm: bool. ``prepare_model`` folds batch norm (fast; default).
+        prediction_with_upsampled_logits: bool. A single pass takes the argmax of the
+            upsampled logits (true), or at logits resolution, resized nearest-neighbour
+            (``ModelConfig.prediction_with_upsampled_logits``; multi-scale, flipped and
+            sliding-window predictions always upsample, as the original's).
     """
 
     output_stride: int
@@ -67,6 +71,7 @@ class InferenceSpec:
     max_resize_value: Optional[int] = None
     resize_factor: Optional[int] = None
     fold_batch_norm: bool = True
+    prediction_with_upsampled_logits: bool = True
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
@@ -113,7 +118,8 @@ class InferenceSpec:
                    min_resize_value=eval_config.min_resize_value,
                    max_resize_value=eval_config.max_resize_value,
                    resize_factor=eval_config.resize_factor,
-                   fold_batch_norm=eval_config.fold_batch_norm)
+                   fold_batch_norm=eval_config.fold_batch_norm,
+                   prediction_with_upsampled_logits=model_config.prediction_with_upsampled_logits)
 
     @classmethod
     def from_export_config(cls, model_config: ModelConfig,
@@ -131,4 +137,5 @@ class InferenceSpec:
                    min_resize_value=export_config.min_resize_value,
                    max_resize_value=export_config.max_resize_value,
                    resize_factor=export_config.resize_factor,
-                   fold_batch_norm=export_config.fold_batch_norm)
+                   fold_batch_norm=export_config.fold_batch_norm,
+                   prediction_with_upsampled_logits=model_config.prediction_with_upsampled_logits)

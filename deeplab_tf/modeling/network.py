@@ -5,7 +5,8 @@ Data flow::
     images float32 RGB [B, H, W, 3] in [0, 255]
       -> Normalization (the backbone's: [-1, 1] scaling, or mean-RGB subtraction)
       -> backbone (features at ``output_stride`` + named endpoints)
-      -> ASPP (image pooling + 1x1 + atrous branches, concat projection)
+      -> ASPP (image pooling + 1x1 + atrous branches, concat projection), or the Dense
+         Prediction Cell, or nothing (``aspp_with_batch_norm=False``)
       -> decoder (one stage per ``decoder_output_stride``), if any
       -> logits [B, h, w, num_classes] at the native output stride (the decoder's output
          itself with ``decoder_output_is_logits``)
@@ -27,6 +28,7 @@ from deeplab_tf.config import ModelConfig
 from deeplab_tf.modeling.backbones import get_backbone
 from deeplab_tf.modeling.heads.aspp import aspp
 from deeplab_tf.modeling.heads.decoder import decoder
+from deeplab_tf.modeling.heads.dense_prediction_cell import dense_prediction_cell
 from deeplab_tf.modeling.heads.logits import logits
 from deeplab_tf.modeling.layers.normalization import Normalization
 from deeplab_tf.modeling.pyramid import (MERGED_LOGITS, SINGLE_SCALE_NETWORK, pyramid_logits,
@@ -72,7 +74,10 @@ def _single_scale(config: ModelConfig, input_shape=(None, None, 3)):
     images = keras.Input(shape=tuple(input_shape), name="images", dtype="float32")
     x = Normalization(spec.normalization, name="normalization")(images)
     features, endpoints = spec.builder(x, config, config.model_variant)
-    features = aspp(features, config)
+    if config.dense_prediction_cell:
+        features = dense_prediction_cell(features, config)
+    elif config.aspp_with_batch_norm:
+        features = aspp(features, config)
     if config.uses_decoder:
         features = decoder(features, endpoints, config, spec.decoder_taps)
     if config.decoder_output_is_logits:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Tuple
 
-from deeplab_tf.modeling.layers.conv_bn import original_variable_map
+from deeplab_tf.modeling.layers.original_layer import original_variable_map
 
 LOGITS_SCOPES = ("logits",)
 EXTRA_LAST_LAYER_SCOPES = ("image_pooling", "aspp", "concat_projection", "decoder",

@@ -64,6 +64,7 @@ from deeplab_tf.modeling.scopes import gradient_multipliers
 from deeplab_tf.runtime.hardware import resolve_mixed_precision
 from deeplab_tf.schedules import LearningRate
 from deeplab_tf.train.checks import TrainingError, batch_sources, check_step
+from deeplab_tf.modeling.layers.drop_path import bind_drop_path
 from deeplab_tf.train.model_setup import dtype_policy, set_batch_norm_decay
 from deeplab_tf.train.preemption import SigtermFlag
 from deeplab_tf.train.progress import TrainResult, log_progress
@@ -126,6 +127,8 @@ class Trainer:
                 set_batch_norm_decay(self.model, train_config.batch_norm_decay)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
                                     aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+            # NAS drop path anneals over the run, read from the step as the learning rate.
+            bind_drop_path(self.model, self.step, train_config.training_number_of_steps)
             self.learning_rate = LearningRate.from_config(train_config)
             self.optimizer = self._make_optimizer()
             self.optimizer.build(self.model.trainable_variables)

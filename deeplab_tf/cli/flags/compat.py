@@ -19,8 +19,11 @@ _SCRIPTS = {"common": "common.py", "train": "train.py", "eval": "eval.py", "vis"
             "export_model": "export_model.py"}
 _STATUS_NOTES = {
     # Flags that exist with the original's meaning but a deliberate difference worth a line.
-    "model_variant": "also xception_41/65/71, resnet_v1_50/101(_beta), "
-                     "mobilenet_v3_large_seg/small_seg, mobilenet_edgetpu; NAS variants: error",
+    "model_variant": "also xception_41/65/71, resnet_v1_18/50/101(_beta), "
+                     "mobilenet_v3_large_seg/small_seg, mobilenet_edgetpu, nas_pnasnet, "
+                     "nas_hnasnet",
+    "dense_prediction_cell_json": "the original's dense_prediction_cell_branch5_top1_"
+                                  "cityscapes.json is known without the file",
     "output_stride": "one default (16) for every binary: deeplab-export needs "
                      "--output_stride=8 for the original export_model.py's default",
     "num_classes": "deeplab-export: default the checkpoint's logits count (else 21)",

@@ -61,7 +61,6 @@ _EVAL_VIS = SCRIPT_BINARIES["eval"] + SCRIPT_BINARIES["vis"]
 _TRAIN_EVAL_VIS = SCRIPT_BINARIES["train"] + _EVAL_VIS
 _ALL_SCRIPTS = _TRAIN_EVAL_VIS + SCRIPT_BINARIES["export_model"]
 _NOT_BUILT = "not implemented in deeplab_tf; remove the flag"
-_NAS = "NAS model variants are not implemented in deeplab_tf; remove the flag"
 
 # --- TF1 deployment flags (train.py, eval.py, vis.py) ------------------------------------------
 NUM_CLONES = flags.DEFINE_integer("num_clones", 1, "The original's: number of clones (GPUs).")
@@ -79,26 +78,8 @@ VIS_BATCH_SIZE = flags.DEFINE_integer("vis_batch_size", 1, "The original's vis b
 # --- options the original had that are not implemented -----------------------------------------
 QUANTIZE_DELAY_STEP = flags.DEFINE_integer(
     "quantize_delay_step", -1, "The original's quantization-aware training start (< 0: off).")
-DROP_PATH_KEEP_PROB = flags.DEFINE_float("drop_path_keep_prob", 1.0,
-                                         "The original's NAS drop-path keep probability.")
 KEEP_ASPECT_RATIO = flags.DEFINE_boolean(
     "keep_aspect_ratio", True, "The original's resize option, which its scripts never read.")
-LOGITS_KERNEL_SIZE = flags.DEFINE_integer("logits_kernel_size", 1,
-                                          "The original's logits kernel size.")
-ASPP_WITH_BATCH_NORM = flags.DEFINE_boolean("aspp_with_batch_norm", True,
-                                            "The original's ASPP batch norm switch.")
-PREDICTION_WITH_UPSAMPLED_LOGITS = flags.DEFINE_boolean(
-    "prediction_with_upsampled_logits", True, "The original's upsample-then-argmax switch.")
-DENSE_PREDICTION_CELL_JSON = flags.DEFINE_string(
-    "dense_prediction_cell_json", "", "The original's dense prediction cell (NAS).")
-NAS_STEM_OUTPUT_NUM_CONV_FILTERS = flags.DEFINE_integer(
-    "nas_stem_output_num_conv_filters", 20, "The original's NAS stem filters.")
-NAS_USE_CLASSIFICATION_HEAD = flags.DEFINE_boolean(
-    "nas_use_classification_head", False, "The original's NAS classification head.")
-NAS_REMOVE_OS32_STRIDE = flags.DEFINE_boolean(
-    "nas_remove_os32_stride", False, "The original's NAS OS32 stride removal.")
-USE_BOUNDED_ACTIVATION = flags.DEFINE_boolean(
-    "use_bounded_activation", False, "The original's bounded activations.")
 
 LEGACY = (
     Legacy(NUM_CLONES, "notice",
@@ -133,21 +114,8 @@ LEGACY = (
            "quantization-aware training is not implemented; for an int8 model use "
            "deeplab-export --format=tflite --tflite_mode=int8 (post-training quantization)",
            _ALL_SCRIPTS, triggers=lambda value: value >= 0),
-    Legacy(DROP_PATH_KEEP_PROB, "error", _NAS, SCRIPT_BINARIES["train"]),
     Legacy(KEEP_ASPECT_RATIO, "notice",
            "ignored, as in the original, whose scripts never pass it to resize_to_range "
            "(the aspect ratio is always kept)", MODEL_BINARIES),
-    Legacy(LOGITS_KERNEL_SIZE, "error", "only 1x1 logits are implemented", MODEL_BINARIES),
-    Legacy(ASPP_WITH_BATCH_NORM, "error", "ASPP is always built with batch norm here",
-           MODEL_BINARIES),
-    Legacy(PREDICTION_WITH_UPSAMPLED_LOGITS, "error",
-           "predictions always upsample the logits, then take the argmax", MODEL_BINARIES),
-    Legacy(DENSE_PREDICTION_CELL_JSON, "error",
-           "dense prediction cells (NAS) are " + _NOT_BUILT, MODEL_BINARIES),
-    Legacy(NAS_STEM_OUTPUT_NUM_CONV_FILTERS, "error", _NAS, MODEL_BINARIES),
-    Legacy(NAS_USE_CLASSIFICATION_HEAD, "error", _NAS, MODEL_BINARIES),
-    Legacy(NAS_REMOVE_OS32_STRIDE, "error", _NAS, MODEL_BINARIES),
-    Legacy(USE_BOUNDED_ACTIVATION, "error", "bounded activations are " + _NOT_BUILT,
-           MODEL_BINARIES),
 )
 BY_NAME = {entry.holder.name: entry for entry in LEGACY}

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from absl import flags
 
-from deeplab_tf.cli.flags.values import default, list_default, parse_ints, parse_size
+from deeplab_tf.cli.flags.values import (FlagValueError, default, list_default, parse_ints,
+                                         parse_size)
 from deeplab_tf.config import MERGE_METHODS, MODEL_VARIANTS, ModelConfig
+from deeplab_tf.config.dense_prediction_cell import load_cell_json
 from deeplab_tf.errors import ConfigError
 
 _M = ModelConfig
@@ -86,6 +88,32 @@ IMAGE_PYRAMID = flags.DEFINE_multi_float(
 MERGE_METHOD = flags.DEFINE_enum(
     "merge_method", default(_M, "merge_method"), list(MERGE_METHODS),
     "How --image_pyramid merges the logits of its scales: max or avg.")
+DENSE_PREDICTION_CELL_JSON = flags.DEFINE_string(
+    "dense_prediction_cell_json", "",
+    "The Dense Prediction Cell (the original's JSON) in place of ASPP; the original's "
+    "dense_prediction_cell_branch5_top1_cityscapes.json is known without the file.")
+USE_BOUNDED_ACTIVATION = flags.DEFINE_boolean(
+    "use_bounded_activation", default(_M, "use_bounded_activation"),
+    "ReLU6 and clipping in Xception, ASPP and the decoder (for quantized inference).")
+ASPP_WITH_BATCH_NORM = flags.DEFINE_boolean(
+    "aspp_with_batch_norm", default(_M, "aspp_with_batch_norm"),
+    "ASPP with batch norm; false: no ASPP, DeepLab-v2's summed logits over --atrous_rates.")
+LOGITS_KERNEL_SIZE = flags.DEFINE_integer(
+    "logits_kernel_size", default(_M, "logits_kernel_size"),
+    "Kernel of the logits convolutions (other than 1 with --aspp_with_batch_norm=false only).")
+PREDICTION_WITH_UPSAMPLED_LOGITS = flags.DEFINE_boolean(
+    "prediction_with_upsampled_logits", default(_M, "prediction_with_upsampled_logits"),
+    "Single-scale predictions: argmax of the upsampled logits; false: argmax at logits "
+    "resolution, resized nearest-neighbour.")
+NAS_STEM_OUTPUT_NUM_CONV_FILTERS = flags.DEFINE_integer(
+    "nas_stem_output_num_conv_filters", default(_M, "nas_stem_output_num_conv_filters"),
+    "NAS backbones: base number of filters of the cells.")
+NAS_USE_CLASSIFICATION_HEAD = flags.DEFINE_boolean(
+    "nas_use_classification_head", default(_M, "nas_use_classification_head"),
+    "NAS backbones: the classification head (to output stride 32, 2048 channels).")
+NAS_REMOVE_OS32_STRIDE = flags.DEFINE_boolean(
+    "nas_remove_os32_stride", default(_M, "nas_remove_os32_stride"),
+    "NAS backbones: no stride into output stride 32.")
 
 # The flags that describe the network (a run's config.json is used when none is given).
 ARCHITECTURE = (MODEL_VARIANT, NUM_CLASSES, OUTPUT_STRIDE, ATROUS_RATES, DECODER_OUTPUT_STRIDE,
@@ -94,12 +122,33 @@ ARCHITECTURE = (MODEL_VARIANT, NUM_CLASSES, OUTPUT_STRIDE, ATROUS_RATES, DECODER
                 IMAGE_POOLING_STRIDE, ASPP_CONVS_FILTERS, DECODER_FILTERS,
                 ASPP_WITH_CONCAT_PROJECTION, ASPP_WITH_SQUEEZE_AND_EXCITATION,
                 IMAGE_SE_USES_QSIGMOID, DECODER_USE_SUM_MERGE, DECODER_OUTPUT_IS_LOGITS,
-                WEIGHT_DECAY, IMAGE_PYRAMID, MERGE_METHOD)
+                WEIGHT_DECAY, IMAGE_PYRAMID, MERGE_METHOD,
+                DENSE_PREDICTION_CELL_JSON, USE_BOUNDED_ACTIVATION, ASPP_WITH_BATCH_NORM,
+                LOGITS_KERNEL_SIZE, PREDICTION_WITH_UPSAMPLED_LOGITS,
+                NAS_STEM_OUTPUT_NUM_CONV_FILTERS, NAS_USE_CLASSIFICATION_HEAD,
+                NAS_REMOVE_OS32_STRIDE)
+
+
+# Model flags whose ModelConfig field has another name.
+_FIELD_OF_FLAG = {"dense_prediction_cell_json": "dense_prediction_cell"}
 
 
 def explicit() -> list:
-    """Names of the model flags given (on the command line or in a flagfile)."""
-    return sorted(holder.name for holder in ARCHITECTURE if holder.present)
+    """The ModelConfig fields whose model flags were given (on the command line or in a
+    flagfile): what overrides a run's config.json (``checkpoints.run_dir``)."""
+    return sorted(_FIELD_OF_FLAG.get(holder.name, holder.name) for holder in ARCHITECTURE
+                  if holder.present)
+
+
+def dense_prediction_cell():
+    """The cell of --dense_prediction_cell_json (empty without the flag)."""
+    path = DENSE_PREDICTION_CELL_JSON.value
+    if not path:
+        return ()
+    try:
+        return load_cell_json(path)
+    except ConfigError as error:
+        raise FlagValueError(f"--dense_prediction_cell_json={path}: {error}") from None
 
 
 def model_config(num_classes=None, **overrides) -> ModelConfig:
@@ -140,6 +189,14 @@ def model_config(num_classes=None, **overrides) -> ModelConfig:
         weight_decay=WEIGHT_DECAY.value,
         image_pyramid=tuple(IMAGE_PYRAMID.value or ()),
         merge_method=MERGE_METHOD.value,
+        dense_prediction_cell=dense_prediction_cell(),
+        use_bounded_activation=USE_BOUNDED_ACTIVATION.value,
+        aspp_with_batch_norm=ASPP_WITH_BATCH_NORM.value,
+        logits_kernel_size=LOGITS_KERNEL_SIZE.value,
+        prediction_with_upsampled_logits=PREDICTION_WITH_UPSAMPLED_LOGITS.value,
+        nas_stem_output_num_conv_filters=NAS_STEM_OUTPUT_NUM_CONV_FILTERS.value,
+        nas_use_classification_head=NAS_USE_CLASSIFICATION_HEAD.value,
+        nas_remove_os32_stride=NAS_REMOVE_OS32_STRIDE.value,
     )
     values.update(overrides)
     return ModelConfig(**values)

@@ -129,6 +129,10 @@ FINE_TUNE_BATCH_NORM = flags.DEFINE_boolean(
 SYNC_BATCH_NORM = flags.DEFINE_boolean(
     "sync_batch_norm", default(_M, "sync_batch_norm"),
     "Batch statistics over the global batch (all replicas).")
+DROP_PATH_KEEP_PROB = flags.DEFINE_float(
+    "drop_path_keep_prob", default(_M, "drop_path_keep_prob"),
+    "NAS backbones: drop-path keep probability of the last cell, annealed over "
+    "--training_number_of_steps (only with --fine_tune_batch_norm, as the original).")
 BATCH_NORM_DECAY = flags.DEFINE_float(
     "batch_norm_decay", default(_T, "batch_norm_decay"),
     "Decay of the batch-norm moving averages; default the network's own (0.9997 / 0.997). "
@@ -193,7 +197,8 @@ def train_crop_size():
 def model_overrides() -> dict:
     """The ModelConfig fields deeplab-train sets."""
     return dict(fine_tune_batch_norm=FINE_TUNE_BATCH_NORM.value,
-                sync_batch_norm=SYNC_BATCH_NORM.value)
+                sync_batch_norm=SYNC_BATCH_NORM.value,
+                drop_path_keep_prob=DROP_PATH_KEEP_PROB.value)
 
 
 def data_fields() -> dict:

@@ -92,7 +92,8 @@ def image_pooling_size(config, scale: float = 1.0):
 
 def _image_pooling(features, config, common):
     """The image-level branch (a branch, or the squeeze-and-excitation gate)."""
-    conv_kwargs = dict(common)
+    # The original's image pooling keeps ReLU with use_bounded_activation.
+    conv_kwargs = dict(common, activation="relu")
     if config.aspp_with_squeeze_and_excitation:
         conv_kwargs.update(use_batch_norm=False, activation=(
             "q_sigmoid" if config.image_se_uses_qsigmoid else "sigmoid"))

@@ -13,6 +13,12 @@ The original network (TF1 slim) is a stack of three kinds of operation, rebuilt 
 * ``normalization.Normalization``: the backbone's input normalisation, inside the model.
 * ``scaled_resize.ScaledResize`` and ``merge_logits.MergeLogits``: the image pyramid's
   resizes (to ``scale_dimension`` of the input size) and its max / mean merge.
+* ``original_layer.OriginalLayer``: the base of every layer that owns variables of the
+  original's checkpoints (``original_variables`` + ``fold_batch_norm``); checkpoint loading
+  and batch-norm folding go through its ``iter_original_layers``.
+* ``fused_separable_conv_bn.FusedSeparableConvBN``, ``nas_cell.NasCell``,
+  ``drop_path.DropPath``: the NAS backbones' separable convolution (no batch norm between
+  depthwise and pointwise), cell and drop-path regularisation.
 
 Import each from its module, e.g. ``from deeplab_tf.modeling.layers.conv_bn import ConvBN``.
 """

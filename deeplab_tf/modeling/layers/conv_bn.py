@@ -3,7 +3,8 @@
 Strided convolutions use the original's *fixed* symmetric padding (pad, then VALID) instead
 of 'SAME'. Each ``ConvBN`` carries the original's variable scope (``scope``), so converting a
 checkpoint is a name map: ``original_variable_map(model)`` collects it over a whole model,
-and ``fold_batch_norm(model)`` folds every batch norm into its convolution for inference.
+and ``fold_batch_norm(model)`` folds every batch norm into its convolution for inference
+(both from ``original_layer``, re-exported here).
 
 Example:
 
@@ -19,7 +20,11 @@ import keras
 import tensorflow as tf
 
 from deeplab_tf.modeling.layers.batch_norm import BatchNorm
+from deeplab_tf.modeling.layers.original_layer import (  # noqa: F401 (re-exported)
+    OriginalLayer, batch_norm_scale_and_bias, fold_batch_norm, iter_original_layers,
+    original_variable_map)
 
+CLIP_CAP = 6.0  # the original's bounded activation clips to [-6, 6]
 
 
 def hard_swish(x):
@@ -36,9 +41,23 @@ def q_sigmoid(x):
     return tf.nn.relu6(x + 3.0) * 0.16667
 
 
+def clip6(x):
+    """The original's bounded activation without a floor: ``x`` clipped to [-6, 6]."""
+    return tf.clip_by_value(x, -CLIP_CAP, CLIP_CAP)
+
+
 # The activations a ConvBN applies after batch norm (or its bias), by name.
 _ACTIVATIONS = {None: None, "relu": tf.nn.relu, "relu6": tf.nn.relu6,
-                "hard_swish": hard_swish, "q_sigmoid": q_sigmoid, "sigmoid": tf.nn.sigmoid}
+                "hard_swish": hard_swish, "q_sigmoid": q_sigmoid, "sigmoid": tf.nn.sigmoid,
+                "clip6": clip6}
+
+
+def pair(value):
+    """(a, b) of an int or a pair (a dilation rate that may differ per axis)."""
+    if isinstance(value, (int, float)):
+        return int(value), int(value)
+    first, second = value
+    return int(first), int(second)
 
 
 def fixed_padding_amounts(kernel_size: int, rate: int = 1):
@@ -65,27 +84,33 @@ def scope_to_name(scope: str) -> str:
 
 
 @keras.saving.register_keras_serializable(package="deeplab_tf")
-class ConvBN(keras.layers.Layer):
+class ConvBN(OriginalLayer):
     """Convolution (regular or depthwise) -> batch norm -> activation, as slim.conv2d.
 
     Args:
         filters: int. Output channels (ignored when ``depthwise``: channels are kept).
-        kernel_size: int. Square kernel size.
+        kernel_size: int or (kh, kw). Kernel size.
         strides: int. Stride.
-        dilation_rate: int. Atrous rate.
+        dilation_rate: int or (rate_h, rate_w). Atrous rate.
         depthwise: bool. Depthwise convolution (channel multiplier 1) instead of regular.
         explicit_padding: bool. If true, strided convolutions pad ``fixed_padding_amounts``
             then run VALID (the original's ``conv2d_same``); otherwise 'SAME'.
         activation: None or a name of ``_ACTIVATIONS``: "relu", "relu6", "hard_swish",
-            "q_sigmoid" or "sigmoid". Applied after batch norm (or the bias).
+            "q_sigmoid", "sigmoid" or "clip6" (clip to [-6, 6], the original's bounded
+            activation). Applied after batch norm (or the bias).
         use_batch_norm: bool. Batch norm after the convolution; if false a bias is used.
         bn_momentum: float. The original's batch norm ``decay``.
         bn_epsilon: float. Batch norm epsilon.
         weight_decay: float. slim L2 weight decay of the kernel (0 for none).
         kernel_stddev: float or None. Truncated-normal stddev of the kernel initializer;
             None for Glorot uniform (slim's default).
+        kernel_initializer: a Keras initializer (or its config) instead of the one
+            ``kernel_stddev`` gives, or None.
         scope: str. The original's variable scope of this convolution, e.g.
             ``"xception_65/entry_flow/conv1_1"``; also gives the layer name.
+        bn_scope: str or None. The scope of the batch norm's variables; None for
+            ``scope + "/BatchNorm"`` (slim's normalizer_fn). NAS names its batch norms apart
+            (``pnasnet/conv0`` -> ``pnasnet/conv0_bn``).
         sync_batch_norm: bool. Synchronise batch statistics across replicas.
         batch_norm_trainable: bool. If false, batch norm always runs in inference mode
             (moving statistics, never updated) while gamma and beta stay trainable: the
@@ -95,16 +120,18 @@ class ConvBN(keras.layers.Layer):
     def __init__(self, filters, kernel_size=1, strides=1, dilation_rate=1, depthwise=False,
                  explicit_padding=True, activation="relu", use_batch_norm=True,
                  bn_momentum=0.9997, bn_epsilon=1e-5, weight_decay=0.0, kernel_stddev=None,
-                 scope="conv", sync_batch_norm=False, batch_norm_trainable=True, **kwargs):
+                 scope="conv", sync_batch_norm=False, batch_norm_trainable=True,
+                 bn_scope=None, kernel_initializer=None, **kwargs):
         kwargs.setdefault("name", scope_to_name(scope))
         super().__init__(**kwargs)
         if activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {list(_ACTIVATIONS)}. "
                              f"Received: activation={activation!r}")
         self.filters = filters
-        self.kernel_size = kernel_size
+        self.kernel_size = kernel_size if isinstance(kernel_size, int) else pair(kernel_size)
         self.strides = strides
-        self.dilation_rate = dilation_rate
+        self.dilation_rate = (dilation_rate if isinstance(dilation_rate, int)
+                              else pair(dilation_rate))
         self.depthwise = depthwise
         self.explicit_padding = explicit_padding
         self.activation = activation
@@ -116,19 +143,25 @@ class ConvBN(keras.layers.Layer):
         self.scope = scope
         self.sync_batch_norm = sync_batch_norm
         self.batch_norm_trainable = batch_norm_trainable
+        self.bn_scope = bn_scope
+        self.kernel_initializer = (None if kernel_initializer is None else
+                                   keras.initializers.serialize(
+                                       keras.initializers.get(kernel_initializer)))
+        initializer = (keras.initializers.get(kernel_initializer) if kernel_initializer
+                       else _kernel_initializer(kernel_stddev))
 
         # A 1x1 kernel needs no padding at any stride ('VALID' then equals 'SAME').
-        self._pad = explicit_padding and strides > 1 and kernel_size > 1
-        padding = "valid" if (self._pad or kernel_size == 1) else "same"
+        self._pad = explicit_padding and strides > 1 and max(pair(kernel_size)) > 1
+        padding = "valid" if (self._pad or pair(kernel_size) == (1, 1)) else "same"
         common = dict(strides=strides, dilation_rate=dilation_rate, padding=padding,
                       use_bias=not use_batch_norm, dtype=self.dtype_policy)
         if depthwise:
             self.conv = keras.layers.DepthwiseConv2D(
-                kernel_size, depthwise_initializer=_kernel_initializer(kernel_stddev),
+                kernel_size, depthwise_initializer=initializer,
                 depthwise_regularizer=_l2(weight_decay), name="conv", **common)
         else:
             self.conv = keras.layers.Conv2D(
-                filters, kernel_size, kernel_initializer=_kernel_initializer(kernel_stddev),
+                filters, kernel_size, kernel_initializer=initializer,
                 kernel_regularizer=_l2(weight_decay), name="conv", **common)
         self.bn = None
         if use_batch_norm:
@@ -136,7 +169,6 @@ class ConvBN(keras.layers.Layer):
                 momentum=bn_momentum, epsilon=bn_epsilon, synchronized=sync_batch_norm,
                 always_inference=not batch_norm_trainable, name="bn", dtype=self.dtype_policy)
         self._act = _ACTIVATIONS[activation]
-        self._folded = None
 
     def fold_batch_norm(self):
         """Switches this layer to inference only: batch norm folded into the convolution.
@@ -152,34 +184,37 @@ class ConvBN(keras.layers.Layer):
         if self.bn is None:
             self._folded = (kernel, tf.convert_to_tensor(self.conv.bias, tf.float32))
             return
-        scale = self.bn.gamma / tf.sqrt(self.bn.moving_variance + self.bn.epsilon)
-        scale = tf.cast(scale, tf.float32)
+        scale, bias = batch_norm_scale_and_bias(self.bn)
         if self.depthwise:  # kernel [kh, kw, channels, 1]
             kernel = kernel * scale[None, None, :, None]
         else:  # kernel [kh, kw, in, out]
             kernel = kernel * scale
-        bias = tf.cast(self.bn.beta, tf.float32) - tf.cast(self.bn.moving_mean, tf.float32) * scale
         self._folded = (tf.constant(kernel.numpy()), tf.constant(bias.numpy()))
 
     def _folded_call(self, x):
         kernel, bias = (tf.cast(t, x.dtype) for t in self._folded)
         padding = "VALID" if self._pad else "SAME"
+        dilations = list(pair(self.dilation_rate))
         if self.depthwise:
             x = tf.nn.depthwise_conv2d(x, kernel, [1, self.strides, self.strides, 1], padding,
-                                       dilations=[self.dilation_rate, self.dilation_rate])
+                                       dilations=dilations)
         else:
-            x = tf.nn.conv2d(x, kernel, self.strides, padding, dilations=self.dilation_rate)
+            x = tf.nn.conv2d(x, kernel, self.strides, padding, dilations=dilations)
         return tf.nn.bias_add(x, bias)
 
     def _padded_shape(self, input_shape) -> tuple:
         """The shape the convolution sees: ``input_shape`` after the fixed padding."""
         shape = list(input_shape)
         if self._pad:
-            begin, end = fixed_padding_amounts(self.kernel_size, self.dilation_rate)
-            for axis in (1, 2):
+            for axis, (begin, end) in zip((1, 2), self._padding()):
                 if shape[axis] is not None:
                     shape[axis] += begin + end
         return tuple(shape)
+
+    def _padding(self):
+        """[(begin, end) of the height, of the width]: the fixed padding."""
+        return [fixed_padding_amounts(size, rate)
+                for size, rate in zip(pair(self.kernel_size), pair(self.dilation_rate))]
 
     def build(self, input_shape):
         shape = self._padded_shape(input_shape)
@@ -190,8 +225,7 @@ class ConvBN(keras.layers.Layer):
     def call(self, inputs, training=None):
         x = inputs
         if self._pad:
-            begin, end = fixed_padding_amounts(self.kernel_size, self.dilation_rate)
-            x = tf.pad(x, [[0, 0], [begin, end], [begin, end], [0, 0]])
+            x = tf.pad(x, [[0, 0], *self._padding(), [0, 0]])
         if self._folded is not None:
             x = self._folded_call(x)
         else:
@@ -213,8 +247,9 @@ class ConvBN(keras.layers.Layer):
         if self.bn is None:
             names[f"{self.scope}/biases"] = self.conv.bias
         else:
+            bn_scope = self.bn_scope or f"{self.scope}/BatchNorm"
             for attr in ("gamma", "beta", "moving_mean", "moving_variance"):
-                names[f"{self.scope}/BatchNorm/{attr}"] = getattr(self.bn, attr)
+                names[f"{bn_scope}/{attr}"] = getattr(self.bn, attr)
         return names
 
     def get_config(self):
@@ -227,35 +262,7 @@ class ConvBN(keras.layers.Layer):
             bn_epsilon=self.bn_epsilon, weight_decay=self.weight_decay,
             kernel_stddev=self.kernel_stddev, scope=self.scope,
             sync_batch_norm=self.sync_batch_norm,
-            batch_norm_trainable=self.batch_norm_trainable)
+            batch_norm_trainable=self.batch_norm_trainable, bn_scope=self.bn_scope,
+            kernel_initializer=self.kernel_initializer)
         return config
 
-
-def iter_original_layers(model):
-    """Yield every layer of ``model`` (recursively) that maps to original variables."""
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if isinstance(layer, ConvBN):
-            yield layer
-
-
-def original_variable_map(model) -> dict:
-    """Map original checkpoint variable name -> Keras variable for a whole model."""
-    names = {}
-    for layer in iter_original_layers(model):
-        for name, variable in layer.original_variables().items():
-            if name in names:
-                raise ValueError(f"Duplicate original variable name {name!r} in the model")
-            names[name] = variable
-    return names
-
-
-def fold_batch_norm(model: keras.Model) -> keras.Model:
-    """Folds every batch norm of ``model`` into its convolution, in place; returns ``model``.
-
-    For inference, benchmarks and exports only: the folded model computes what the original
-    computes in inference mode, with one convolution + bias per layer, and no longer trains
-    (its batch norms are gone). Load the weights first, then fold.
-    """
-    for layer in iter_original_layers(model):
-        layer.fold_batch_norm()
-    return model

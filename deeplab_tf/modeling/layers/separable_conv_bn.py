@@ -3,7 +3,9 @@
 Depthwise (with ``dilation_rate``) -> BN -> [act] -> pointwise 1x1 -> BN -> [act], two
 ``ConvBN`` layers. With ``pre_activation=True`` a ReLU is applied to the input and none
 inside, which is the Xception unit's ``activation_fn_in_separable_conv=False`` form; with
-``activation='relu'`` it is ASPP/decoder's ``split_separable_conv2d``.
+``activation='relu'`` it is ASPP/decoder's ``split_separable_conv2d``. The original's bounded
+activation is ``pre_activation="relu6"`` with ``activation="clip6"`` (Xception) or
+``activation="relu6"`` (ASPP, decoder).
 """
 
 from __future__ import annotations
@@ -24,13 +26,13 @@ class SeparableConvBN(keras.layers.Layer):
 
     Args:
         filters: int. Pointwise output channels.
-        kernel_size: int. Depthwise kernel size.
+        kernel_size: int or (kh, kw). Depthwise kernel size.
         strides: int. Depthwise stride.
-        dilation_rate: int. Depthwise atrous rate.
+        dilation_rate: int or (rate_h, rate_w). Depthwise atrous rate.
         explicit_padding: bool. Fixed padding for strided depthwise convs (see ``ConvBN``).
-        pre_activation: bool. ReLU on the input (Xception's
+        pre_activation: bool or "relu6". ReLU (True) or ReLU6 on the input (Xception's
             ``activation_fn_in_separable_conv=False``).
-        activation: None, "relu" or "relu6". After each of the two batch norms.
+        activation: None, "relu", "relu6" or "clip6". After each of the two batch norms.
         bn_momentum, bn_epsilon: float. Batch norm decay and epsilon.
         weight_decay: float. L2 on the pointwise kernel.
         depthwise_weight_decay: float. L2 on the depthwise kernel (the original: none).
@@ -49,6 +51,9 @@ class SeparableConvBN(keras.layers.Layer):
                  **kwargs):
         kwargs.setdefault("name", scope_to_name(scope))
         super().__init__(**kwargs)
+        if pre_activation not in (False, True, "relu6"):
+            raise ValueError("pre_activation must be False, True (ReLU) or 'relu6'. "
+                             f"Received: pre_activation={pre_activation!r}")
         self.filters = filters
         self.kernel_size = kernel_size
         self.strides = strides
@@ -84,7 +89,9 @@ class SeparableConvBN(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         x = inputs
-        if self.pre_activation and training:
+        if self.pre_activation == "relu6":
+            x = tf.nn.relu6(x)
+        elif self.pre_activation and training:
             x = tf.nn.relu(x)  # one ReluGrad in the backward pass (tf.maximum's costs more)
         elif self.pre_activation:
             # tf.maximum, not tf.nn.relu: grappler's remapper otherwise tries to fuse this
