@@ -112,7 +112,7 @@ def test_resnet_50_variable_names():
 def test_unknown_variants_raise():
     images = keras.Input((SIZE, SIZE, 3))
     with pytest.raises(ValueError, match="variant="):
-        resnet_v1.build(images, ModelConfig(model_variant="resnet_v1_50"), "resnet_v1_18")
+        resnet_v1.build(images, ModelConfig(model_variant="resnet_v1_50"), "resnet_v1_152")
     with pytest.raises(ValueError, match="variant="):
         mobilenet_v2.build(images, ModelConfig(model_variant="mobilenet_v2"), "mobilenet_v3")
 
