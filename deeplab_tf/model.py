@@ -23,6 +23,7 @@ import tensorflow as tf
 from deeplab_tf import inference, presets
 from deeplab_tf.config import EvalConfig, ModelConfig
 from deeplab_tf.losses import SegmentationLoss
+from deeplab_tf.modeling.layers.quantize import set_quantization_active
 from deeplab_tf.modeling.madds import count_madds
 from deeplab_tf.modeling.network import build_network
 from deeplab_tf.modeling.scopes import gradient_multipliers
@@ -43,7 +44,9 @@ class DeepLab(keras.Model):
     original's gradient multipliers (see ``compile``); use ``deeplab_tf.losses.
     SegmentationLoss``, ``deeplab_tf.metrics.MeanIoU`` and ``deeplab_tf.schedules.
     PolyLearningRate``. Weight decay is ``ModelConfig.weight_decay`` (slim's L2, added to
-    the loss by Keras as ``model.losses``).
+    the loss by Keras as ``model.losses``). A quantization-aware model
+    (``ModelConfig.quantization``) trains quantized, from the ``quantize_delay_step`` given
+    to ``compile`` on (as deeplab-train's flag), and predicts quantized.
 
     Args:
         config: ModelConfig (or a dict of its fields).
@@ -139,7 +142,7 @@ class DeepLab(keras.Model):
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, *,
                 last_layer_gradient_multiplier: float = 1.0,
                 last_layers_contain_logits_only: bool = False,
-                gradient_multipliers: bool = True, **kwargs):
+                gradient_multipliers: bool = True, quantize_delay_step: int = 0, **kwargs):
         """``keras.Model.compile`` plus the original's gradient multipliers.
 
         Args:
@@ -150,12 +153,17 @@ class DeepLab(keras.Model):
             last_layers_contain_logits_only: bool. Only the logits are "last layers".
             gradient_multipliers: bool. Apply the original's multipliers (which also double
                 every bias gradient, as the original's trainer does). False: plain Keras.
+            quantize_delay_step: int. A quantization-aware model: ``fit`` trains the float
+                network (ranges tracked) up to step N - 1 and quantized from the N-th step
+                (``optimizer.iterations + 1 >= N``, checked between executions, so with
+                ``steps_per_execution > 1`` at the next execution), as deeplab-train's flag.
         """
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
         self._compile_options = {
             "last_layer_gradient_multiplier": float(last_layer_gradient_multiplier),
             "last_layers_contain_logits_only": bool(last_layers_contain_logits_only),
-            "gradient_multipliers": bool(gradient_multipliers)}
+            "gradient_multipliers": bool(gradient_multipliers),
+            "quantize_delay_step": int(quantize_delay_step)}
         self._multiplier_by_path = None
         for item in tf.nest.flatten(loss):
             if isinstance(item, SegmentationLoss):
@@ -185,6 +193,32 @@ class DeepLab(keras.Model):
             self._multiplier_by_path = {
                 v.path: m for v, m in zip(self.trainable_variables, values)}
         return [self._multiplier_by_path.get(v.path, 1.0) for v in self.trainable_variables]
+
+    def make_train_function(self, force=False):
+        """Keras' train function; for a quantization-aware model, wrapped so that the fake
+        quantization switches on at ``quantize_delay_step`` (the traced step is rebuilt)."""
+        if self.train_function is not None and not force:
+            return self.train_function
+        super().make_train_function(force=True)
+        delay = self._compile_options.get("quantize_delay_step", 0)
+        if self._model_config.quantization is None:
+            return self.train_function
+        if delay <= 1:
+            set_quantization_active(self, True)
+            return self.train_function
+        traced = [self.train_function]
+
+        def train_function(iterator):
+            active = int(self.optimizer.iterations.numpy()) + 1 >= delay
+            if set_quantization_active(self, active):
+                super(DeepLab, self).make_train_function(force=True)
+                traced[0] = self.train_function
+                self.train_function = train_function
+            return traced[0](iterator)
+
+        set_quantization_active(self, False)
+        self.train_function = train_function
+        return train_function
 
     def train_step(self, data):
         """Keras' TensorFlow train step, with the gradient multipliers applied."""

@@ -6,6 +6,9 @@ published mIoU, with the tarball's file name and URL. ``from_preset(name, checkp
 builds the model and loads a zoo tarball (or its extracted folder) that the user fetched:
 nothing is downloaded. Zoo entries whose architecture this library does not build (Dense
 Prediction Cell, MobileNetV3, EdgeTPU-MobileNet) are listed in ``UNSUPPORTED`` with the reason.
+The two 8-bit models of the original's ``g3doc/quantize.md`` (``*_8bit``) are
+quantization-aware (``ModelConfig.quantization="per_tensor"``): their checkpoints hold the
+ranges beside each layer, which load by name and are used.
 
 Example:
 
@@ -81,10 +84,10 @@ def _xception(num_classes, output_stride):
                        decoder_output_stride=(4,))
 
 
-def _mobilenet(num_classes, output_stride, depth_multiplier=1.0, decoder=()):
+def _mobilenet(num_classes, output_stride, depth_multiplier=1.0, decoder=(), quantization=None):
     return ModelConfig(model_variant="mobilenet_v2", num_classes=num_classes,
                        output_stride=output_stride, depth_multiplier=depth_multiplier,
-                       decoder_output_stride=decoder)
+                       decoder_output_stride=decoder, quantization=quantization)
 
 
 def _presets():
@@ -92,12 +95,20 @@ def _presets():
         Preset("mobilenetv2_dm05_coco_voc_trainaug", "pascal_voc_seg",
                "deeplabv3_mnv2_dm05_pascal_trainaug_2018_10_01.tar.gz",
                _mobilenet(21, 16, 0.5), 16, (1.0,), False, 70.19),
+        # The 8-bit models of g3doc/quantize.md: the float ones fine-tuned with
+        # --quantize_delay_step=0 (contrib.quantize: per-tensor weight ranges).
+        Preset("mobilenetv2_dm05_coco_voc_trainaug_8bit", "pascal_voc_seg",
+               "deeplabv3_mnv2_dm05_pascal_train_aug_8bit_2019_04_26.tar.gz",
+               _mobilenet(21, 16, 0.5, quantization="per_tensor"), 16, (1.0,), False, 69.65),
         Preset("mobilenetv2_dm05_coco_voc_trainval", "pascal_voc_seg",
                "deeplabv3_mnv2_dm05_pascal_trainval_2018_10_01.tar.gz",
                _mobilenet(21, 8, 0.5), 8, (1.0,), False, 71.83, "test"),
         Preset("mobilenetv2_coco_voc_trainaug", "pascal_voc_seg",
                "deeplabv3_mnv2_pascal_train_aug_2018_01_29.tar.gz",
                _mobilenet(21, 16), 16, (1.0,), False, 75.32),
+        Preset("mobilenetv2_coco_voc_trainaug_8bit", "pascal_voc_seg",
+               "deeplabv3_mnv2_pascal_train_aug_8bit_2019_04_26.tar.gz",
+               _mobilenet(21, 16, quantization="per_tensor"), 16, (1.0,), False, 74.26),
         Preset("mobilenetv2_coco_voc_trainval", "pascal_voc_seg",
                "deeplabv3_mnv2_pascal_trainval_2018_01_29.tar.gz",
                _mobilenet(21, 8), 8, _MULTI_SCALE_VOC, True, 80.25, "test"),

@@ -133,3 +133,20 @@ def random_original_values(model, seed=0):
             value = rng.uniform(0.8, 1.2, size=tuple(var.shape)).astype(np.float32)
         values[name] = value
     return values
+
+
+def np_fake_quant(x, low, high, narrow_range=False, num_bits=8):
+    """TensorFlow's FakeQuantWithMinMaxVars in NumPy (per tensor, or per channel of the last
+    axis when ``low``/``high`` are vectors): the range nudged so that 0 is a level (the
+    zero point computed in float32, as TensorFlow does), values clamped to it and rounded to
+    the nearest level (ties up)."""
+    x = np.asarray(x, np.float64)
+    low, high = np.asarray(low, np.float32), np.asarray(high, np.float32)
+    q_min, q_max = (1 if narrow_range else 0), 2 ** num_bits - 1
+    scale32 = (high - low) / np.float32(q_max - q_min)
+    zero_point = np.clip(np.floor(np.float32(q_min) - low / scale32 + np.float32(0.5)),
+                         q_min, q_max).astype(np.float64)
+    scale = scale32.astype(np.float64)
+    nudged_low, nudged_high = (q_min - zero_point) * scale, (q_max - zero_point) * scale
+    clamped = np.clip(x, nudged_low, nudged_high)
+    return np.floor((clamped - nudged_low) / scale + 0.5) * scale + nudged_low

@@ -134,7 +134,7 @@ def test_legacy_flags_notice_or_error(parse):
         "note: --save_summaries_secs=30: summaries are written every --log_steps steps"]
     _, err = parse("deeplab-eval", "--eval_batch_size=4")
     assert err == ["note: --eval_batch_size=4: " + legacy.BY_NAME["eval_batch_size"].text]
-    for binary, arg in [("deeplab-train", "--quantize_delay_step=0"),
+    for binary, arg in [("deeplab-train", "--decay_steps=100"),
                         ("deeplab-eval", "--dense_prediction_cell_json=cell.json"),
                         ("deeplab-export", "--decoder_output_is_logits"),
                         ("deeplab-train", "--num_ps_tasks=2"),
@@ -224,9 +224,10 @@ def test_every_original_flag_has_a_status():
     assert {status for _, status, _ in rows.values()} == {"same", "notice", "error"}
     for name in ("num_clones", "master", "save_summaries_secs"):
         assert rows[name][1] == "notice"
-    for name in ("dense_prediction_cell_json", "quantize_delay_step", "nas_use_classification_head"):
+    for name in ("dense_prediction_cell_json", "nas_use_classification_head"):
         assert rows[name][1] == "error"
-    for name in ("save_interval_secs", "checkpoint_path", "export_path", "crop_size", "eval_crop_size"):
+    for name in ("save_interval_secs", "checkpoint_path", "export_path", "crop_size", "eval_crop_size",
+                 "quantize_delay_step"):
         assert rows[name][1] == "same"
     assert set(legacy.BY_NAME) <= set(rows)  # every legacy flag is one of the original's
 

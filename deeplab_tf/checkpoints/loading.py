@@ -190,7 +190,11 @@ def load_checkpoint(model, path, initialize_last_layer=True,
             continue
         if ckpt_shape != model_shape:
             hint = ""
-            if in_scopes(name, last_layer_scopes(False)):
+            if "weights_quant/" in name:
+                hint = (" (its weights are quantized per tensor where the model's are per "
+                        "channel, or the reverse: set --weight_quantization="
+                        f"{'per_tensor' if not ckpt_shape else 'per_channel'})")
+            elif in_scopes(name, last_layer_scopes(False)):
                 hint = (" (a different number of classes? use --initialize_last_layer=false "
                         "to skip the last layers)")
             raise CheckpointError(

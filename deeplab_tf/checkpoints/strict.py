@@ -20,7 +20,11 @@ from deeplab_tf.modeling.scopes import last_layer_scopes
 # Optimizer slots and bookkeeping that original checkpoints hold beside the model.
 _NON_MODEL_SUFFIXES = ("Momentum", "Adam", "Adam_1", "RMSProp", "RMSProp_1", "Adagrad",
                        "ExponentialMovingAverage")
-_NON_MODEL_NAMES = ("global_step",)
+_NON_MODEL_NAMES = ("global_step", "fake_quantization_step")
+# Training-only state of quantization ranges: the original's zero-debiased moving averages'
+# shadows (``<range>/<range>/min/biased``, ``.../local_step``) and this project's step count.
+_RANGE_STATE_SUFFIXES = ("biased", "local_step")
+_RANGE_COUNT = "_quant/count/"
 # Scope of a checkpoint variable the built model lacks -> the flag that builds it.
 _FLAG_HINTS = (("decoder", "checkpoint has decoder variables: add --decoder_output_stride=4"),
                ("image_pooling", "checkpoint has image-pooling variables: add "
@@ -38,7 +42,8 @@ def _is_non_model(name: str) -> bool:
     last = name.split("/")[-1]
     return (name in _NON_MODEL_NAMES or last in _NON_MODEL_SUFFIXES
             or "/ExponentialMovingAverage" in name or name.startswith("optimizer/")
-            or name.startswith(("step/", "save_counter/")))
+            or name.startswith(("step/", "save_counter/"))
+            or ("_quant/" in name and last in _RANGE_STATE_SUFFIXES) or _RANGE_COUNT in name)
 
 
 def _describe(names, shapes):
@@ -47,10 +52,22 @@ def _describe(names, shapes):
     return text + (f", ... ({len(names) - _LIST_LIMIT} more)" if len(names) > _LIST_LIMIT else "")
 
 
-def _hints(names, table):
-    return [hint for scope, hint in table
-            if any(name.split("/")[0].startswith(scope) or f"/{scope}" in name
-                   for name in names)]
+# Quantization ranges (``<scope>/weights_quant/min`` ...) on one side only.
+_RANGES_MISSING = ("the checkpoint holds no quantization ranges (a float checkpoint): drop "
+                   "--quantize_delay_step, or train it with --quantize_delay_step first")
+_RANGES_UNUSED = ("the checkpoint holds quantization ranges: load it into a quantization-aware "
+                  "model (ModelConfig.quantization, --quantize_delay_step=0)")
+
+
+def _is_range(name: str) -> bool:
+    return "_quant/" in name
+
+
+def _hints(names, table, ranges_hint):
+    hints = [hint for scope, hint in table
+             if any(not _is_range(name) and (name.split("/")[0].startswith(scope)
+                                             or f"/{scope}" in name) for name in names)]
+    return hints + ([ranges_hint] if any(_is_range(name) for name in names) else [])
 
 
 def load_for_inference(model, path: str, model_config=None) -> LoadReport:
@@ -98,8 +115,8 @@ def load_for_inference(model, path: str, model_config=None) -> LoadReport:
 
 def _mismatch(path, model, model_config, missing, unused, shapes, kind):
     model_shapes = {name: tuple(var.shape) for name, var in original_variable_map(model).items()}
-    parts = (_hints(unused, _FLAG_HINTS) if kind == "original" else []) + \
-        _hints(missing, _MISSING_HINTS)
+    parts = (_hints(unused, _FLAG_HINTS, _RANGES_UNUSED) if kind == "original" else []) + \
+        _hints(missing, _MISSING_HINTS, _RANGES_MISSING)
     if missing:
         parts.append(f"{len(missing)} model variables are not in the "
                      f"checkpoint: {_describe(missing, model_shapes)}")

@@ -161,28 +161,41 @@ class Predictor:
 
     ``load(path)`` builds the model of ``model_config`` (fresh each time: folding batch norm
     changes it), loads ``path`` and returns ``predict``: float32 images [B, H, W, 3] ->
-    int32 labels [B, H, W], on ``eval_config.inference_backend``.
+    int32 labels [B, H, W], on ``eval_config.inference_backend``. A checkpoint that holds
+    quantization ranges (or ``requested_quantization``, --quantize_delay_step >= 0) gets the
+    quantized evaluation graph (``checkpoints.quantization.config_for_checkpoint``).
     """
 
-    def __init__(self, model_config: ModelConfig, eval_config: EvalConfig):
+    def __init__(self, model_config: ModelConfig, eval_config: EvalConfig,
+                 requested_quantization: Optional[str] = None):
         from deeplab_tf.modeling.backbones import mean_pixel
 
         self.model_config = model_config
         self.eval_config = eval_config
+        self.requested_quantization = requested_quantization
         self.pad_value = mean_pixel(model_config.model_variant)
+        self._said = None
 
     def load(self, path: str):
+        from deeplab_tf.checkpoints.quantization import config_for_checkpoint
         from deeplab_tf.model import build_model
 
-        model_ = build_model(self.model_config)
-        _load(model_, path, self.model_config)
+        config = config_for_checkpoint(self.model_config, path, self.requested_quantization)
+        if config.quantization and self._said != config.quantization:
+            print(f"Quantized evaluation graph ({config.quantization} weight ranges).",
+                  flush=True)
+            self._said = config.quantization
+        model_ = build_model(config)
+        _load(model_, path, config)
         if self.eval_config.inference_backend == "openvino":
-            return _openvino_predict_fn(model_, self.model_config, self.eval_config)
-        return _tf_predict_fn(model_, self.model_config, self.eval_config)
+            return _openvino_predict_fn(model_, config, self.eval_config)
+        return _tf_predict_fn(model_, config, self.eval_config)
 
 
 def build_predictor(num_classes: int, directory: Optional[str], eval_config: EvalConfig):
     """A ``Predictor`` of the model to evaluate (where it came from is said on stdout)."""
+    from deeplab_tf.cli.flags import quantize
+
     config, source = model_config(num_classes, directory)
     print(source, flush=True)
-    return Predictor(config, eval_config)
+    return Predictor(config, eval_config, quantize.requested_quantization())

@@ -30,8 +30,15 @@ are the export's defaults, so ``--flagfile=RECIPE`` exports what deeplab-eval ev
 
 TFLite (``--format=tflite``): ``export_dir/<model_name>_<tflite_mode>.tflite`` and a ``.json``
 describing its input and output; fixed input size ``--crop_size``; ``--tflite_mode`` float32,
-float16, dynamic_range or int8 (uint8 pixel input, calibrated on ``--calibration_steps``
-images of ``--calibration_dataset_dir``); ``--tflite_output`` argmax (int32 labels) or logits.
+float16, dynamic_range, int8 (uint8 pixel input, calibrated on ``--calibration_steps``
+images of ``--calibration_dataset_dir``) or edgetpu (full integer, uint8 in and out, Edge TPU
+operations only); ``--tflite_output`` argmax (int32 labels), argmax_uint8 or logits;
+``--tflite_output_size`` input or output_stride (no final upsample in the model).
+
+Quantization-aware checkpoints (trained with ``--quantize_delay_step``, or the zoo's 8-bit
+ones: any checkpoint holding ranges) export their quantized evaluation graph in every format
+(FakeQuant ops, as the original's frozen graph); ``--tflite_mode=int8`` / ``edgetpu`` then
+take the learned ranges and need no calibration data.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ import os
 from absl import logging
 
 from deeplab_tf.cli._common import UserError, run_app
-from deeplab_tf.cli.flags import data, export, inference, model, parse_size
+from deeplab_tf.cli.flags import data, export, inference, model, parse_size, quantize
 from deeplab_tf.config import ExportConfig
 
 CONFIG_JSON = "config.json"
@@ -55,6 +62,14 @@ def _format() -> str:
     if export.EXPORT_PATH.value and not export.FORMAT.present:
         return "frozen_graph"
     return export.FORMAT.value
+
+
+def _tflite_output() -> str:
+    """--tflite_output; logits (uint8 class scores) for --tflite_mode=edgetpu unless given
+    (ArgMax is not an Edge TPU operation)."""
+    if export.TFLITE_MODE.value == "edgetpu" and not export.TFLITE_OUTPUT.present:
+        return "logits"
+    return export.TFLITE_OUTPUT.value
 
 
 def export_config_from_flags() -> ExportConfig:
@@ -77,7 +92,8 @@ def export_config_from_flags() -> ExportConfig:
         fold_batch_norm=inference.value_or(inference.FOLD_BATCH_NORM, ExportConfig,
                                            "fold_batch_norm"),
         crop_size=parse_size(export.CROP_SIZE.value, "crop_size"),
-        tflite_mode=export.TFLITE_MODE.value, tflite_output=export.TFLITE_OUTPUT.value,
+        tflite_mode=export.TFLITE_MODE.value, tflite_output=_tflite_output(),
+        tflite_output_size=export.TFLITE_OUTPUT_SIZE.value,
         calibration_dataset_dir=export.CALIBRATION_DATASET_DIR.value or "",
         calibration_split=export.CALIBRATION_SPLIT.value,
         calibration_steps=export.CALIBRATION_STEPS.value,
@@ -86,8 +102,9 @@ def export_config_from_flags() -> ExportConfig:
         max_image_pixels=export.MAX_IMAGE_PIXELS.value, **data.resize_fields())
 
 
-def _check_destination(export_config, export_dir):
-    """Fails before any work if the output cannot be written (or would overwrite a file)."""
+def _check_destination(export_config, export_dir, quantized=False):
+    """Fails before any work if the output cannot be written (or would overwrite a file), or
+    an integer TFLite model of a float checkpoint has no calibration data."""
     from deeplab_tf.export import saved_model, tflite
 
     if export_config.format == "frozen_graph":
@@ -114,10 +131,12 @@ def _check_destination(export_config, export_dir):
     path = tflite.tflite_path(export_dir, export_config)
     if os.path.exists(path) and not _OVERWRITE.value:
         raise UserError(f"{path} already exists (pass --overwrite to replace it)")
-    if export_config.tflite_mode == "int8":
+    if export_config.tflite_mode in ("int8", "edgetpu") and not quantized:
         if not export_config.calibration_dataset_dir:
-            raise UserError("--tflite_mode=int8 needs --calibration_dataset_dir (TFRecord "
-                            "shards of representative images)")
+            raise UserError(f"--tflite_mode={export_config.tflite_mode} of a float checkpoint "
+                            "needs --calibration_dataset_dir (TFRecord shards of "
+                            "representative images); a quantization-aware checkpoint "
+                            "(--quantize_delay_step) needs none")
         from deeplab_tf.data import schema
 
         schema.list_shards(export_config.calibration_dataset_dir, export_config.calibration_split)
@@ -217,16 +236,20 @@ def main(argv):
     if export_config.format != "frozen_graph" and not export_dir:
         raise UserError("--export_dir is required (or --export_path=.../"
                         "frozen_inference_graph.pb for a frozen graph)")
-    _check_destination(export_config, export_dir)
 
     from deeplab_tf.checkpoints.paths import resolve_checkpoint_path
     from deeplab_tf.checkpoints.loading import checkpoint_kind
+    from deeplab_tf.checkpoints.quantization import config_for_checkpoint
     from deeplab_tf.model import build_model
 
     checkpoint = resolve_checkpoint_path(checkpoint_arg)
     kind = checkpoint_kind(checkpoint)
     config, source = model_config(checkpoint, kind)
+    config = config_for_checkpoint(config, checkpoint, quantize.requested_quantization())
+    _check_destination(export_config, export_dir, quantized=config.quantization is not None)
     print(source, flush=True)
+    if config.quantization:
+        print(f"Quantized evaluation graph ({config.quantization} weight ranges).", flush=True)
     model_ = build_model(config)
     report = _load(model_, checkpoint, config)
     logging.info("%s", report.summary())

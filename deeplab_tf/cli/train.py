@@ -16,6 +16,10 @@ the end and on SIGTERM) and TensorBoard summaries. Restarting with the same ``tr
 optimizer and step; ``--tf_initial_checkpoint`` (an original TF1 checkpoint or one of this
 project's) is then ignored, as in the original.
 
+``--quantize_delay_step=N`` (N >= 0) trains the quantization-aware network (batch norm folded,
+8-bit fake-quantized weights and activations) from step N on, as the original; unlike the
+original it also trains with several replicas (``deeplab_tf.train.loop``).
+
 New compared with the original: ``--strategy``, ``--tpu``, ``--sync_batch_norm``,
 ``--mixed_precision``, ``--jit_compile``, ``--optimizer=adam`` with the learning policy,
 ``--learning_policy=cosine``, ``--save_interval_steps``, ``--max_to_keep``, ``--seed``.
@@ -30,7 +34,7 @@ import os
 from absl import flags, logging
 
 from deeplab_tf.cli._common import UserError, atomic_write_text, run_app
-from deeplab_tf.cli.flags import data, legacy, model
+from deeplab_tf.cli.flags import data, legacy, model, quantize
 from deeplab_tf.cli.flags import train as train_flags
 from deeplab_tf.config import DataConfig, ModelConfig
 
@@ -43,6 +47,9 @@ def _mixed_precision() -> str:
     name = train_flags.MIXED_PRECISION.value
     if name != "auto":
         return name
+    if quantize.QUANTIZE_DELAY_STEP.value >= 0:
+        print("--mixed_precision=auto: float32 (quantization-aware training)", flush=True)
+        return "float32"
     try:
         from deeplab_tf.runtime.hardware import resolve_mixed_precision
     except ImportError as error:

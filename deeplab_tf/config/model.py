@@ -22,6 +22,8 @@ MODEL_VARIANTS = (
     "mobilenet_v2",
 )
 OUTPUT_STRIDES = (8, 16, 32)
+# How a quantization-aware network quantizes its weights (``modeling.layers.quantize``).
+QUANTIZATIONS = ("per_channel", "per_tensor")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +56,16 @@ class ModelConfig(ConfigMixin):
         sync_batch_norm: bool. Batch statistics synchronised across replicas in training.
         fine_tune_batch_norm: bool. If false, batch norm runs in inference mode (moving
             statistics) and its parameters are frozen, as the original's flag.
+        quantization: str or None. None: the float network. Otherwise the
+            quantization-aware network of the original's ``--quantize_delay_step``
+            (``modeling.layers.quantize``): batch norm folded into the convolutions, 8-bit
+            fake-quantized weights and activations, their ranges variables of the
+            checkpoint. ``"per_channel"``: weights quantized symmetrically per output
+            channel (TFLite's int8 specification: exports as an int8 model);
+            ``"per_tensor"``: one asymmetric range per kernel, the original's
+            contrib.quantize scheme and its 8-bit zoo checkpoints (exports as an all-uint8
+            model, as the original's). deeplab-train sets it from ``--quantize_delay_step``
+            and ``--weight_quantization``; when it trains is ``TrainConfig``'s.
     """
 
     model_variant: str = "mobilenet_v2"
@@ -74,6 +86,7 @@ class ModelConfig(ConfigMixin):
     weight_decay: float = 4e-5
     sync_batch_norm: bool = False
     fine_tune_batch_norm: bool = True
+    quantization: Optional[str] = None
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
@@ -123,6 +136,10 @@ class ModelConfig(ConfigMixin):
         if len(self.image_pooling_stride) != 2:
             raise ConfigError(
                 f"image_pooling_stride must be two integers. Received: image_pooling_stride={self.image_pooling_stride}")
+        if self.quantization is not None and self.quantization not in QUANTIZATIONS:
+            raise ConfigError(
+                f"quantization must be None or one of {', '.join(QUANTIZATIONS)}. "
+                f"Received: quantization={self.quantization!r}")
         if self.weight_decay < 0:
             raise ConfigError(f"weight_decay must be >= 0. Received: weight_decay={self.weight_decay}")
 

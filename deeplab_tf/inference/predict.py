@@ -42,6 +42,7 @@ from deeplab_tf.inference.multiscale import pad_images, predict_probabilities, u
 from deeplab_tf.inference.sliding_window import predict_probabilities_sliding_window
 from deeplab_tf.inference.spec import InferenceSpec
 from deeplab_tf.modeling.layers.conv_bn import fold_batch_norm
+from deeplab_tf.modeling.layers.quantize import is_quantized
 from deeplab_tf.modeling.layers.resize import resize_bilinear
 from deeplab_tf.modeling.network import build_network
 
@@ -70,7 +71,8 @@ def prepare_model(model, spec: InferenceSpec, model_config: Optional[ModelConfig
     Raises:
         ValueError: folding asked for but no ModelConfig known.
     """
-    if not spec.fold_batch_norm or not hasattr(model, "_flatten_layers") or _is_folded(model):
+    if (not spec.fold_batch_norm or not hasattr(model, "_flatten_layers") or _is_folded(model)
+            or is_quantized(model)):  # its layers compute the folded form already
         return model
     config = model_config if model_config is not None else getattr(model, "config", None)
     if not isinstance(config, ModelConfig):

@@ -23,10 +23,14 @@ from deeplab_tf.modeling.heads.aspp import aspp
 from deeplab_tf.modeling.heads.decoder import decoder
 from deeplab_tf.modeling.heads.logits import logits
 from deeplab_tf.modeling.layers.normalization import Normalization
+from deeplab_tf.modeling.layers.quantize import quantization_scope
 
 
 def build_network(config: ModelConfig, input_shape=(None, None, 3)):
     """``(images, logits)``: the Keras input and output tensors of the network.
+
+    With ``config.quantization`` set, every block is built quantization-aware (the blocks
+    take it from ``quantization_scope``; see ``modeling.layers.quantize``).
 
     Args:
         config: ModelConfig.
@@ -34,10 +38,11 @@ def build_network(config: ModelConfig, input_shape=(None, None, 3)):
     """
     spec = get_backbone(config.model_variant)
     images = keras.Input(shape=tuple(input_shape), name="images", dtype="float32")
-    x = Normalization(spec.normalization, name="normalization")(images)
-    features, endpoints = spec.builder(x, config, config.model_variant)
-    features = aspp(features, config)
-    if config.uses_decoder:
-        features = decoder(features, endpoints, config, spec.decoder_taps)
-    return images, logits(features, config)
+    with quantization_scope(config.quantization):
+        x = Normalization(spec.normalization, name="normalization")(images)
+        features, endpoints = spec.builder(x, config, config.model_variant)
+        features = aspp(features, config)
+        if config.uses_decoder:
+            features = decoder(features, endpoints, config, spec.decoder_taps)
+        return images, logits(features, config)
 

@@ -34,6 +34,9 @@ _STATUS_NOTES = {
     "export_path": "writes the frozen GraphDef (ImageTensor -> SemanticPredictions)",
     "inference_scales": "default: --eval_scales (a recipe's), else 1.0",
     "log_steps": "also the period of the TensorBoard scalars",
+    "quantize_delay_step": "also with several replicas; eval/vis/export also quantize for a "
+                           "checkpoint holding ranges; --weight_quantization per_channel "
+                           "(default) or per_tensor (the original's)",
 }
 
 

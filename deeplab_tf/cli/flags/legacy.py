@@ -59,7 +59,6 @@ class Legacy:
 
 _EVAL_VIS = SCRIPT_BINARIES["eval"] + SCRIPT_BINARIES["vis"]
 _TRAIN_EVAL_VIS = SCRIPT_BINARIES["train"] + _EVAL_VIS
-_ALL_SCRIPTS = _TRAIN_EVAL_VIS + SCRIPT_BINARIES["export_model"]
 _NOT_BUILT = "not implemented in deeplab_tf; remove the flag"
 _NAS = "NAS model variants are not implemented in deeplab_tf; remove the flag"
 
@@ -78,8 +77,6 @@ PROFILE_LOGDIR = flags.DEFINE_string("profile_logdir", None, "The original's: pr
 EVAL_BATCH_SIZE = flags.DEFINE_integer("eval_batch_size", 1, "The original's eval batch size.")
 VIS_BATCH_SIZE = flags.DEFINE_integer("vis_batch_size", 1, "The original's vis batch size.")
 # --- options the original had that are not implemented -----------------------------------------
-QUANTIZE_DELAY_STEP = flags.DEFINE_integer(
-    "quantize_delay_step", -1, "The original's quantization-aware training start (< 0: off).")
 DECAY_STEPS = flags.DEFINE_float("decay_steps", 0.0, "The original's poly decay steps.")
 END_LEARNING_RATE = flags.DEFINE_float("end_learning_rate", 0.0,
                                        "The original's poly end learning rate.")
@@ -150,10 +147,6 @@ LEGACY = (
     Legacy(VIS_BATCH_SIZE, "notice",
            "images are visualized one at a time, whole (they differ in size)",
            SCRIPT_BINARIES["vis"]),
-    Legacy(QUANTIZE_DELAY_STEP, "error",
-           "quantization-aware training is not implemented; for an int8 model use "
-           "deeplab-export --format=tflite --tflite_mode=int8 (post-training quantization)",
-           _ALL_SCRIPTS, triggers=lambda value: value >= 0),
     Legacy(DECAY_STEPS, "error",
            "the poly policy decays over --training_number_of_steps; a separate decay_steps "
            "is not implemented", SCRIPT_BINARIES["train"]),

@@ -4,12 +4,14 @@ New compared with the original: ``--strategy``, ``--tpu``, ``--sync_batch_norm``
 ``--mixed_precision`` (``auto`` asks ``deeplab_tf.runtime.hardware``), ``--jit_compile``,
 ``--learning_policy=cosine``, ``--save_interval_steps`` (beside ``--save_interval_secs``),
 ``--max_to_keep``, ``--seed``, ``--batch_norm_decay`` default None (the network's own).
+``--quantize_delay_step`` (the original's) is in the ``quantize`` group.
 """
 
 from __future__ import annotations
 
 from absl import flags
 
+from deeplab_tf.cli.flags import quantize
 from deeplab_tf.cli.flags.values import default, parse_size, size_default
 from deeplab_tf.config import (LEARNING_POLICIES, MIXED_PRECISION, OPTIMIZERS, STRATEGIES,
                                DataConfig, ModelConfig, TrainConfig)
@@ -165,7 +167,8 @@ def train_crop_size():
 def model_overrides() -> dict:
     """The ModelConfig fields deeplab-train sets."""
     return dict(fine_tune_batch_norm=FINE_TUNE_BATCH_NORM.value,
-                sync_batch_norm=SYNC_BATCH_NORM.value)
+                sync_batch_norm=SYNC_BATCH_NORM.value,
+                quantization=quantize.requested_quantization())
 
 
 def data_fields() -> dict:
@@ -199,4 +202,5 @@ def train_config(mixed_precision=None) -> TrainConfig:
         log_steps=LOG_STEPS.value, save_summaries_images=SAVE_SUMMARIES_IMAGES.value,
         strategy=STRATEGY.value, tpu=TPU.value,
         mixed_precision=mixed_precision or MIXED_PRECISION.value,
-        jit_compile=JIT_COMPILE.value, seed=SEED.value, batch_norm_decay=BATCH_NORM_DECAY.value)
+        jit_compile=JIT_COMPILE.value, seed=SEED.value, batch_norm_decay=BATCH_NORM_DECAY.value,
+        quantize_delay_step=quantize.QUANTIZE_DELAY_STEP.value)

@@ -43,6 +43,7 @@ import keras
 
 from deeplab_tf.modeling.backbones.strides import dilated_units
 from deeplab_tf.modeling.layers.conv_bn import ConvBN, scope_to_name
+from deeplab_tf.modeling.layers.residual_add import ResidualAdd
 
 SCOPE = "MobilenetV2"
 
@@ -107,7 +108,7 @@ def expanded_conv(x, num_outputs, expansion_size, stride, rate, scope, layer, en
     x = ConvBN(num_outputs, 1, activation=None, weight_decay=weight_decay,
                scope=f"{scope}/project", **common)(x)
     if stride == 1 and num_outputs == inputs.shape[-1]:
-        x = keras.layers.Add(name=scope_to_name(f"{scope}/add"))([x, inputs])
+        x = ResidualAdd(name=scope_to_name(f"{scope}/add"))([x, inputs])
     endpoints[f"{layer}/output"] = x
     return x
 

@@ -44,6 +44,7 @@ import keras
 
 from deeplab_tf.modeling.backbones.strides import dilated_units
 from deeplab_tf.modeling.layers.conv_bn import ConvBN, scope_to_name
+from deeplab_tf.modeling.layers.residual_add import ResidualAdd
 
 # variant -> (variable scope of the original checkpoints, units per block, beta root).
 VARIANTS = {
@@ -121,7 +122,7 @@ def bottleneck(x, depth, depth_bottleneck, stride, rate, scope, prefix, endpoint
     endpoints[f"{scope}/conv2"] = residual
     residual = _conv(residual, depth, 1, 1, 1, None, f"{prefix}/{scope}/conv3", common)
     endpoints[f"{scope}/conv3"] = residual
-    x = keras.layers.Add(name=scope_to_name(f"{prefix}/{scope}/add"))([shortcut, residual])
+    x = ResidualAdd(name=scope_to_name(f"{prefix}/{scope}/add"))([shortcut, residual])
     x = keras.layers.ReLU(name=scope_to_name(f"{prefix}/{scope}/Relu"))(x)
     endpoints[scope] = x
     return x

@@ -18,10 +18,9 @@ after which units run at stride 1 and the atrous rate grows by the stride they s
 
 from __future__ import annotations
 
-import keras
-
 from deeplab_tf.modeling.backbones.strides import dilated_units
 from deeplab_tf.modeling.layers.conv_bn import ConvBN, scope_to_name
+from deeplab_tf.modeling.layers.residual_add import ResidualAdd
 from deeplab_tf.modeling.layers.separable_conv_bn import SeparableConvBN
 
 # (block scope, depth_list, skip_connection_type, activation_fn_in_separable_conv,
@@ -74,9 +73,9 @@ def _xception_module(x, depth_list, skip_connection_type, activation_in_separabl
         shortcut = ConvBN(depth_list[-1], 1, strides=stride, activation=None,
                           kernel_stddev=WEIGHTS_STDDEV, scope=f"{prefix}/{scope}/shortcut",
                           **common)(x)
-        return keras.layers.Add(name=scope_to_name(f"{prefix}/{scope}/add"))([residual, shortcut])
+        return ResidualAdd(name=scope_to_name(f"{prefix}/{scope}/add"))([residual, shortcut])
     if skip_connection_type == "sum":
-        return keras.layers.Add(name=scope_to_name(f"{prefix}/{scope}/add"))([residual, x])
+        return ResidualAdd(name=scope_to_name(f"{prefix}/{scope}/add"))([residual, x])
     return residual
 
 
