@@ -137,16 +137,17 @@ def random_original_values(model, seed=0):
 
 def np_fake_quant(x, low, high, narrow_range=False, num_bits=8):
     """TensorFlow's FakeQuantWithMinMaxVars in NumPy (per tensor, or per channel of the last
-    axis when ``low``/``high`` are vectors): the range nudged so that 0 is a level (the
-    zero point computed in float32, as TensorFlow does), values clamped to it and rounded to
-    the nearest level (ties up)."""
-    x = np.asarray(x, np.float64)
-    low, high = np.asarray(low, np.float32), np.asarray(high, np.float32)
-    q_min, q_max = (1 if narrow_range else 0), 2 ** num_bits - 1
-    scale32 = (high - low) / np.float32(q_max - q_min)
-    zero_point = np.clip(np.floor(np.float32(q_min) - low / scale32 + np.float32(0.5)),
-                         q_min, q_max).astype(np.float64)
-    scale = scale32.astype(np.float64)
+    axis when ``low``/``high`` are vectors): the range nudged so that 0 is a level, values
+    clamped to it and rounded to the nearest level (ties up). In float32 with the op's order
+    of operations (``floor((x - nudged_min) * (1 / scale) + 0.5) * scale + nudged_min``), so
+    that values on a rounding boundary round alike."""
+    f32 = np.float32
+    x = np.asarray(x, f32)
+    low, high = np.asarray(low, f32), np.asarray(high, f32)
+    q_min, q_max = f32(1 if narrow_range else 0), f32(2 ** num_bits - 1)
+    scale = (high - low) / (q_max - q_min)
+    zero_point = np.clip(np.floor(q_min - low / scale + f32(0.5)), q_min, q_max).astype(f32)
     nudged_low, nudged_high = (q_min - zero_point) * scale, (q_max - zero_point) * scale
-    clamped = np.clip(x, nudged_low, nudged_high)
-    return np.floor((clamped - nudged_low) / scale + 0.5) * scale + nudged_low
+    clamped = np.minimum(np.maximum(x, nudged_low), nudged_high)
+    inverse = f32(1.0) / scale
+    return (np.floor((clamped - nudged_low) * inverse + f32(0.5)) * scale + nudged_low).astype(f32)

@@ -155,6 +155,8 @@ def test_quantized_conv_bn_training_uses_batch_statistics_with_the_correction():
 
 
 def test_inactive_quantization_trains_as_the_float_layer_and_tracks_ranges():
+    """Before the delay: the training pass and its gradients are the float layer's, bit for
+    bit (the whole network's steps: test_quantization_training, slow set)."""
     rng = np.random.default_rng(4)
     x = rng.normal(0, 1, (2, 7, 7, 3)).astype("float32")
     float_layer = SeparableConvBN(5, 3, scope="s")
@@ -166,8 +168,15 @@ def test_inactive_quantization_trains_as_the_float_layer_and_tracks_ranges():
         targets[name].assign(variable)
     model = keras.Sequential([layer])
     set_quantization_active(model, False)
-    np.testing.assert_array_equal(layer(x, training=True).numpy(),
-                                  float_layer(x, training=True).numpy())
+
+    def pass_and_gradients(block):
+        with tf.GradientTape() as tape:
+            y = block(x, training=True)
+            loss = tf.reduce_sum(y * y)
+        return [y] + tape.gradient(loss, block.trainable_variables)
+
+    for ours, theirs in zip(pass_and_gradients(layer), pass_and_gradients(float_layer)):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
     assert layer.pointwise.act_quant.max.numpy() > 0 and layer.depthwise.act_quant.count == 1
     set_quantization_active(model, True)
     assert not np.array_equal(layer(x, training=True).numpy(),

@@ -102,9 +102,8 @@ def export_config_from_flags() -> ExportConfig:
         max_image_pixels=export.MAX_IMAGE_PIXELS.value, **data.resize_fields())
 
 
-def _check_destination(export_config, export_dir, quantized=False):
-    """Fails before any work if the output cannot be written (or would overwrite a file), or
-    an integer TFLite model of a float checkpoint has no calibration data."""
+def _check_destination(export_config, export_dir):
+    """Fails before any work if the output cannot be written (or would overwrite a file)."""
     from deeplab_tf.export import saved_model, tflite
 
     if export_config.format == "frozen_graph":
@@ -131,15 +130,22 @@ def _check_destination(export_config, export_dir, quantized=False):
     path = tflite.tflite_path(export_dir, export_config)
     if os.path.exists(path) and not _OVERWRITE.value:
         raise UserError(f"{path} already exists (pass --overwrite to replace it)")
-    if export_config.tflite_mode in ("int8", "edgetpu") and not quantized:
-        if not export_config.calibration_dataset_dir:
-            raise UserError(f"--tflite_mode={export_config.tflite_mode} of a float checkpoint "
-                            "needs --calibration_dataset_dir (TFRecord shards of "
-                            "representative images); a quantization-aware checkpoint "
-                            "(--quantize_delay_step) needs none")
-        from deeplab_tf.data import schema
 
-        schema.list_shards(export_config.calibration_dataset_dir, export_config.calibration_split)
+
+def _check_calibration(export_config, quantized: bool):
+    """An integer TFLite model of a float checkpoint needs calibration shards."""
+    if export_config.format != "tflite" or quantized:
+        return
+    if export_config.tflite_mode not in ("int8", "edgetpu"):
+        return
+    if not export_config.calibration_dataset_dir:
+        raise UserError(f"--tflite_mode={export_config.tflite_mode} of a float checkpoint "
+                        "needs --calibration_dataset_dir (TFRecord shards of representative "
+                        "images); a quantization-aware checkpoint (--quantize_delay_step) "
+                        "needs none")
+    from deeplab_tf.data import schema
+
+    schema.list_shards(export_config.calibration_dataset_dir, export_config.calibration_split)
 
 
 def _default_num_classes(checkpoint_path, kind, run_config):
@@ -236,6 +242,7 @@ def main(argv):
     if export_config.format != "frozen_graph" and not export_dir:
         raise UserError("--export_dir is required (or --export_path=.../"
                         "frozen_inference_graph.pb for a frozen graph)")
+    _check_destination(export_config, export_dir)
 
     from deeplab_tf.checkpoints.paths import resolve_checkpoint_path
     from deeplab_tf.checkpoints.loading import checkpoint_kind
@@ -246,7 +253,7 @@ def main(argv):
     kind = checkpoint_kind(checkpoint)
     config, source = model_config(checkpoint, kind)
     config = config_for_checkpoint(config, checkpoint, quantize.requested_quantization())
-    _check_destination(export_config, export_dir, quantized=config.quantization is not None)
+    _check_calibration(export_config, quantized=config.quantization is not None)
     print(source, flush=True)
     if config.quantization:
         print(f"Quantized evaluation graph ({config.quantization} weight ranges).", flush=True)

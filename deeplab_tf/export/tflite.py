@@ -296,8 +296,7 @@ def export_tflite(model, model_config: ModelConfig, export_config: ExportConfig,
                   "pad_value": list(spec.pad_value)},
         "output": {"name": LOGITS if export_config.tflite_output == "logits" else PREDICTIONS,
                    "shape": [int(v) for v in output["shape"]],
-                   "dtype": np.dtype(output["dtype"]).name,
-                   "quantization": [float(v) for v in output["quantization"]]},
+                   "dtype": np.dtype(output["dtype"]).name},
         SPEC_KEY: dataclasses.asdict(spec),
         "num_classes": model_config.num_classes,
         "model": model_config.to_dict(),
@@ -305,6 +304,9 @@ def export_tflite(model, model_config: ModelConfig, export_config: ExportConfig,
         "size_bytes": len(content),
         **(metadata or {}),
     }
+    scale, zero_point = output["quantization"]
+    if scale:  # quantized scores: real = scale * (q - zero_point)
+        info["output"]["quantization"] = {"scale": float(scale), "zero_point": int(zero_point)}
     metadata_path = path[:-len(TFLITE_SUFFIX)] + METADATA_SUFFIX
     fileio.atomic_write_text(metadata_path, json.dumps(info, indent=2, sort_keys=True))
     fileio.atomic_write_bytes(path, content)
