@@ -11,9 +11,11 @@ is reused):
 1. quantization-aware fine-tuning of the demo's float model, as the original's
    g3doc/quantize.md recipe does (``--quantize_delay_step=0``, a small learning rate):
    ``deeplab-train --flagfile=configs/demo/mobilenetv2_dm05_demo.flags
-   --tf_initial_checkpoint=W/train --quantize_delay_step=0 ...`` into ``W/qat``;
-2. TFLite models at the demo's evaluation size (113x113): float32 (float checkpoint), int8
-   post-training (float checkpoint, calibrated on 100 training scenes), int8 QAT (the QAT
+   --tf_initial_checkpoint=W/train --quantize_delay_step=0 ...`` into ``W/qat``; and, as a
+   control, the same fine-tuning without quantization into ``W/float_ft`` (so that what the
+   extra steps alone give is not credited to quantization);
+2. TFLite models at the demo's evaluation size (113x113): float32 and int8 post-training
+   (calibrated on 100 training scenes) of both float checkpoints, int8 QAT (the QAT
    checkpoint, no calibration data);
 3. mIoU of each on the 60 validation scenes, run in LiteRT (``LiteRTModel.predict_image``,
    the export's pre-processing), beside the TensorFlow graphs (float; QAT's quantized
@@ -66,36 +68,41 @@ def machine_line() -> str:
 def prepare(work, steps, learning_rate, latency_size):
     """Steps 1 and 2 (and the latency models): returns {name: path}."""
     records, float_dir = os.path.join(work, "tfrecord"), os.path.join(work, "train")
-    qat_dir, out = os.path.join(work, "qat"), os.path.join(work, "qat_export")
+    out = os.path.join(work, "qat_export")
     if not os.path.exists(os.path.join(float_dir, "checkpoint")):
         sys.exit(f"error: no trained demo model in {float_dir}: run `make demo` first")
-    _run("deeplab_tf.cli.train", f"--flagfile={RECIPE}", f"--dataset_dir={records}",
-         f"--train_logdir={qat_dir}", f"--tf_initial_checkpoint={float_dir}",
-         "--quantize_delay_step=0", f"--training_number_of_steps={steps}",
-         f"--base_learning_rate={learning_rate}", f"--save_interval_steps={steps}")
+    checkpoints = {"float": float_dir}
+    for name, extra in (("qat", ["--quantize_delay_step=0"]), ("float_ft", [])):
+        checkpoints[name] = os.path.join(work, name)
+        _run("deeplab_tf.cli.train", f"--flagfile={RECIPE}", f"--dataset_dir={records}",
+             f"--train_logdir={checkpoints[name]}", f"--tf_initial_checkpoint={float_dir}",
+             f"--training_number_of_steps={steps}", f"--base_learning_rate={learning_rate}",
+             f"--save_interval_steps={steps}", *extra)
     calibration = [f"--calibration_dataset_dir={records}", "--calibration_split=train",
                    "--calibration_steps=100"]
-    paths = {}
-    for size, folder in ((EVAL_SIZE, "eval"), (latency_size, "latency")):
+    exports = {"eval": (("float32", "float", "float32"), ("int8_ptq", "float", "int8"),
+                        ("float32_ft", "float_ft", "float32"), ("int8_ptq_ft", "float_ft", "int8"),
+                        ("int8_qat", "qat", "int8")),
+               "latency": (("float32", "float", "float32"), ("int8_ptq", "float", "int8"),
+                           ("int8_qat", "qat", "int8"))}
+    paths = {f"checkpoint/{name}": path for name, path in checkpoints.items()}
+    for folder, size in (("eval", EVAL_SIZE), ("latency", latency_size)):
         directory = os.path.join(out, folder)
         crop = f"--crop_size={size},{size}"
-        for name, checkpoint, extra in (
-                ("float32", float_dir, ["--tflite_mode=float32"]),
-                ("int8_ptq", float_dir, ["--tflite_mode=int8", *calibration]),
-                ("int8_qat", qat_dir, ["--tflite_mode=int8"])):
-            path = os.path.join(directory, f"{name}_{extra[0].split('=')[1]}.tflite")
+        for name, checkpoint, mode in exports[folder]:
+            path = os.path.join(directory, f"{name}_{mode}.tflite")
             if not os.path.exists(path):
-                _export(checkpoint, directory, "--format=tflite", f"--model_name={name}", crop,
-                        *extra)
+                extra = calibration if name.startswith("int8_ptq") else []
+                _export(checkpoints[checkpoint], directory, "--format=tflite",
+                        f"--model_name={name}", f"--tflite_mode={mode}", crop, *extra)
             paths[f"{folder}/tflite_{name}"] = path
-        if folder == "latency":
-            for name, checkpoint in (("float32", float_dir), ("int8_qat", qat_dir)):
-                xml = os.path.join(directory, f"openvino_{name}.xml")
-                if not os.path.exists(xml):
-                    _export(checkpoint, directory, "--format=openvino",
-                            f"--model_name=openvino_{name}", crop)
-                paths[f"latency/openvino_{name}"] = xml
-    paths["float_checkpoint"], paths["qat_checkpoint"] = float_dir, qat_dir
+    directory = os.path.join(out, "latency")
+    for name, checkpoint in (("float32", "float"), ("int8_qat", "qat")):
+        xml = os.path.join(directory, f"openvino_{name}.xml")
+        if not os.path.exists(xml):
+            _export(checkpoints[checkpoint], directory, "--format=openvino",
+                    f"--model_name=openvino_{name}", f"--crop_size={latency_size},{latency_size}")
+        paths[f"latency/openvino_{name}"] = xml
     return paths
 
 
@@ -138,16 +145,17 @@ def accuracy(work, paths):
         manifest = json.load(f)
     classes, ignore = manifest["num_classes"], manifest["ignore_label"]
     results = {}
-    for name in ("float32", "int8_ptq", "int8_qat"):
-        runner = LiteRTModel(paths[f"eval/tflite_{name}"], num_threads=2)
-        results[f"LiteRT {name}"] = _miou(runner.predict_image, records, classes, ignore)
+    for key in sorted(k for k in paths if k.startswith("eval/")):
+        runner = LiteRTModel(paths[key], num_threads=2)
+        results[f"LiteRT {key.split('_', 1)[1]}"] = _miou(runner.predict_image, records,
+                                                          classes, ignore)
         spec = runner.spec
-    with open(os.path.join(paths["float_checkpoint"], "config.json")) as f:
+    with open(os.path.join(paths["checkpoint/float"], "config.json")) as f:
         float_config = ModelConfig.from_dict(json.load(f)["model"])
-    for name, checkpoint in (("float", "float_checkpoint"), ("QAT graph", "qat_checkpoint")):
+    for name in ("float", "float_ft", "qat"):
         import tensorflow as tf
 
-        path = tf.train.latest_checkpoint(paths[checkpoint])
+        path = tf.train.latest_checkpoint(paths[f"checkpoint/{name}"])
         config = config_for_checkpoint(float_config, path)
         model = build_model(config)
         load_for_inference(model, path, config)
@@ -160,7 +168,8 @@ def accuracy(work, paths):
             return inference.crop_outputs({inference.LABELS: labels}, sizes,
                                           spec)[inference.LABELS].numpy()[0]
 
-        results[f"TensorFlow {name}"] = _miou(predict, records, classes, ignore)
+        results[f"TensorFlow {name}" + (" (quantized graph)" if config.quantization
+                                         else "")] = _miou(predict, records, classes, ignore)
     return results
 
 
@@ -221,7 +230,7 @@ def main():
     parser.add_argument("--qat_steps", type=int, default=200)
     parser.add_argument("--qat_learning_rate", type=float, default=0.003)
     parser.add_argument("--latency_size", type=int, default=513)
-    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     work = os.path.abspath(args.workdir)
@@ -229,8 +238,8 @@ def main():
     miou = accuracy(work, paths)
     timings = latency(paths, args.rounds, args.threads)
     print(f"\nmachine: {machine_line()}")
-    print(f"QAT: {args.qat_steps} steps at base_learning_rate {args.qat_learning_rate} from "
-          f"the demo's float checkpoint\n")
+    print(f"QAT and its float control (_ft): {args.qat_steps} steps at base_learning_rate "
+          f"{args.qat_learning_rate} from the demo's float checkpoint\n")
     print("| model (demo val, 60 scenes, 113x113) | mIoU |\n|---|---|")
     for name, value in miou.items():
         print(f"| {name} | {value:.4f} |")

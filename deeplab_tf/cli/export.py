@@ -132,20 +132,33 @@ def _check_destination(export_config, export_dir):
         raise UserError(f"{path} already exists (pass --overwrite to replace it)")
 
 
-def _check_calibration(export_config, quantized: bool):
-    """An integer TFLite model of a float checkpoint needs calibration shards."""
-    if export_config.format != "tflite" or quantized:
-        return
-    if export_config.tflite_mode not in ("int8", "edgetpu"):
-        return
-    if not export_config.calibration_dataset_dir:
-        raise UserError(f"--tflite_mode={export_config.tflite_mode} of a float checkpoint "
-                        "needs --calibration_dataset_dir (TFRecord shards of representative "
-                        "images); a quantization-aware checkpoint (--quantize_delay_step) "
-                        "needs none")
-    from deeplab_tf.data import schema
+def _holds_ranges(checkpoint_arg: str) -> bool:
+    """Whether the checkpoint named holds quantization ranges (False if it cannot be read:
+    its own error comes later)."""
+    from deeplab_tf.checkpoints.paths import CheckpointError, resolve_checkpoint_path
+    from deeplab_tf.checkpoints.quantization import checkpoint_quantization
 
-    schema.list_shards(export_config.calibration_dataset_dir, export_config.calibration_split)
+    try:
+        return checkpoint_quantization(resolve_checkpoint_path(checkpoint_arg)) is not None
+    except (CheckpointError, ValueError, OSError):
+        return False
+
+
+def _check_calibration(export_config, checkpoint_arg: str):
+    """An integer TFLite model of a float checkpoint needs calibration shards (checked before
+    any work; a quantization-aware checkpoint needs none)."""
+    if export_config.format != "tflite" or export_config.tflite_mode not in ("int8", "edgetpu"):
+        return
+    if export_config.calibration_dataset_dir:
+        from deeplab_tf.data import schema
+
+        schema.list_shards(export_config.calibration_dataset_dir, export_config.calibration_split)
+        return
+    if quantize.requested_quantization() or _holds_ranges(checkpoint_arg):
+        return
+    raise UserError(f"--tflite_mode={export_config.tflite_mode} of a float checkpoint needs "
+                    "--calibration_dataset_dir (TFRecord shards of representative images); a "
+                    "quantization-aware checkpoint (--quantize_delay_step) needs none")
 
 
 def _default_num_classes(checkpoint_path, kind, run_config):
@@ -243,6 +256,7 @@ def main(argv):
         raise UserError("--export_dir is required (or --export_path=.../"
                         "frozen_inference_graph.pb for a frozen graph)")
     _check_destination(export_config, export_dir)
+    _check_calibration(export_config, checkpoint_arg)
 
     from deeplab_tf.checkpoints.paths import resolve_checkpoint_path
     from deeplab_tf.checkpoints.loading import checkpoint_kind
@@ -253,7 +267,6 @@ def main(argv):
     kind = checkpoint_kind(checkpoint)
     config, source = model_config(checkpoint, kind)
     config = config_for_checkpoint(config, checkpoint, quantize.requested_quantization())
-    _check_calibration(export_config, quantized=config.quantization is not None)
     print(source, flush=True)
     if config.quantization:
         print(f"Quantized evaluation graph ({config.quantization} weight ranges).", flush=True)

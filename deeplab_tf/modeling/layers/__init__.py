@@ -11,6 +11,11 @@ The original network (TF1 slim) is a stack of three kinds of operation, rebuilt 
 * ``resize.resize_bilinear``: bilinear resize with align_corners=True semantics, used for
   every feature and logits resize as in the original (``resize.ResizeLike`` as a layer).
 * ``normalization.Normalization``: the backbone's input normalisation, inside the model.
+* ``residual_add.ResidualAdd``: a block's residual sum (``keras.layers.Add``'s, quantizable).
+* ``quantize``: quantization-aware training (the original's ``--quantize_delay_step``):
+  ``RangeQuantizer`` holds a tensor's 8-bit range; ``ConvBN``, ``SeparableConvBN``,
+  ``ResidualAdd`` and ``Normalization`` take ``quantization`` (None: float, unchanged) or
+  inherit it from ``quantize.quantization_scope``.
 
 Import each from its module, e.g. ``from deeplab_tf.modeling.layers.conv_bn import ConvBN``.
 """
