@@ -77,14 +77,12 @@ def zoo(tmp_path_factory):
             "range_names": range_names, "float_names": float_names, "model": model}
 
 
-def test_the_rule_gives_the_original_count(zoo):
-    # 55 convolutions (the list's 55 kernels) and 10 residual blocks: 120 ranges.
+def test_zoo_8bit_checkpoint_loads_by_name_and_its_ranges_are_used(zoo):
+    # The rule: 55 convolutions (the list's 55 kernels) and 10 residual blocks, 120 ranges,
+    # exactly the model's.
     assert len(zoo["range_names"]) == 2 * (55 + 55 + 10)
     assert sorted(name for name in original_variable_map(zoo["model"]) if "_quant/" in name) \
         == sorted(zoo["range_names"])
-
-
-def test_zoo_8bit_checkpoint_loads_by_name_and_its_ranges_are_used(zoo):
     assert checkpoint_quantization(zoo["prefix"]) == "per_tensor"
     model = DeepLab.from_preset(PRESET, checkpoint=zoo["tarball"])
     variables = original_variable_map(model)
@@ -119,6 +117,7 @@ def test_zoo_8bit_checkpoint_loads_by_name_and_its_ranges_are_used(zoo):
     assert (np.abs(got - 0.3) < 1e-5).sum() > 10  # clipped at the checkpoint's max
 
 
+@pytest.mark.slow
 def test_float_and_quantized_checkpoints_are_told_apart(zoo, tmp_path):
     float_model = build_model(presets.get("mobilenetv2_dm05_coco_voc_trainaug").model_config)
     values = {name: value for name, value in zoo["values"].items() if "_quant/" not in name}

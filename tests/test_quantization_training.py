@@ -29,8 +29,10 @@ from deeplab_tf.export import edgetpu
 from deeplab_tf.export.litert import LiteRTModel
 from deeplab_tf.export.tflite import export_tflite
 from deeplab_tf.model import DeepLab, build_model
-from deeplab_tf.modeling.layers.conv_bn import original_variable_map
-from deeplab_tf.modeling.layers.quantize import RangeQuantizer, set_quantization_active
+from deeplab_tf.modeling.layers.conv_bn import ConvBN, original_variable_map
+from deeplab_tf.modeling.layers.normalization import Normalization
+from deeplab_tf.modeling.layers.quantize import (RangeQuantizer, quantization_scope,
+                                                 set_quantization_active)
 from deeplab_tf.train.model_setup import update_quantization
 from export_helpers import scenes, write_scene_tfrecords
 from helpers import tiny_config
@@ -65,7 +67,7 @@ def _flatbuffer(content):
 
 @pytest.fixture(scope="module")
 def qat(tmp_path_factory):
-    """deeplab-train --quantize_delay_step=0 on flat-colour scenes (a tiny model, 50 steps),
+    """deeplab-train --quantize_delay_step=0 on flat-colour scenes (a tiny model, 30 steps),
     and the quantized evaluation graph of its checkpoint."""
     root = tmp_path_factory.mktemp("qat")
     data = str(root / "data")
@@ -82,9 +84,9 @@ def qat(tmp_path_factory):
     result = run_in_process(train_binary.run, [
         "deeplab-train", f"--train_logdir={logdir}", "--dataset=", f"--dataset_dir={data}",
         f"--train_crop_size={CROP},{CROP}", "--train_batch_size=8", "--min_scale_factor=1",
-        "--max_scale_factor=1", "--training_number_of_steps=50", "--optimizer=adam",
-        "--adam_learning_rate=0.005", "--batch_norm_decay=0.9", "--save_interval_steps=50",
-        "--log_steps=50", "--seed=0", "--quantize_delay_step=0", *MODEL_FLAGS])
+        "--max_scale_factor=1", "--training_number_of_steps=30", "--optimizer=adam",
+        "--adam_learning_rate=0.008", "--batch_norm_decay=0.8", "--save_interval_steps=30",
+        "--log_steps=30", "--seed=0", "--quantize_delay_step=0", *MODEL_FLAGS])
     assert result.returncode == 0
     with open(os.path.join(logdir, "config.json")) as f:
         run = json.load(f)
@@ -191,13 +193,17 @@ def test_training_before_the_delay_is_the_float_training():
 
 
 def test_trainer_switches_quantization_at_the_delay():
-    model = build_model(tiny_config(quantization="per_tensor"))
+    with quantization_scope("per_tensor"):  # blocks of a quantization-aware network
+        model = keras.Sequential([keras.Input((9, 9, 3)), Normalization(name="normalization"),
+                                  ConvBN(4, 3, scope="c")])
     config = TrainConfig(quantize_delay_step=3)
     states = []
     for step in (1, 2, 3, 4):
         retrace = update_quantization(model, config, step)
-        states.append((retrace, model.get_layer("normalization").quantization_active))
-    assert states == [(True, False), (False, False), (True, True), (False, True)]
+        states.append((retrace, model.get_layer("normalization").quantization_active,
+                       model.get_layer("c").act_quant.quantization_active))
+    assert states == [(True, False, False), (False, False, False), (True, True, True),
+                      (False, True, True)]
     assert not update_quantization(model, TrainConfig(), 1)  # float training: untouched
     with pytest.raises(ValueError, match="quantize_delay_step=0 trains the quantization-aware"):
         from deeplab_tf.config import check_quantization

@@ -22,8 +22,10 @@ from deeplab_tf.cli.flags import inference, model
 from deeplab_tf.config import EvalConfig, ModelConfig
 
 CONFIG_JSON = "config.json"
-# ModelConfig fields that do not change inference (not worth a note when they differ).
-_TRAINING_ONLY_FIELDS = ("weight_decay", "sync_batch_norm", "fine_tune_batch_norm")
+# ModelConfig fields that do not change inference, or that the checkpoint itself decides
+# (its quantization ranges): not worth a note when they differ.
+_TRAINING_ONLY_FIELDS = ("weight_decay", "sync_batch_norm", "fine_tune_batch_norm",
+                         "quantization")
 _CHECKPOINT_DIR = inference.CHECKPOINT_DIR
 _CHECKPOINT_PATH = inference.CHECKPOINT_PATH
 

@@ -185,11 +185,12 @@ class ConvBN(keras.layers.Layer):
     def _quantized_kernel(self, kernel, training):
         """``weights_quant`` on the kernel, ranges along its output channels (a depthwise
         kernel [kh, kw, C, 1] is seen as [kh, kw, 1, C])."""
-        shape = tf.shape(kernel)
-        if self.depthwise:
-            kernel = tf.reshape(kernel, tf.stack([shape[0], shape[1], 1, shape[2]]))
-        kernel = self.weights_quant(kernel, training=training)
-        return tf.reshape(kernel, shape) if self.depthwise else kernel
+        if not self.depthwise:
+            return self.weights_quant(kernel, training=training)
+        height, width, channels, _ = kernel.shape
+        kernel = self.weights_quant(tf.reshape(kernel, [height, width, 1, channels]),
+                                    training=training)
+        return tf.reshape(kernel, [height, width, channels, 1])
 
     def _moving_scale(self):
         """(gamma / sqrt(moving_var + eps), sqrt(moving_var + eps)) in float32."""

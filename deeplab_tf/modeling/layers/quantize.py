@@ -164,15 +164,17 @@ class RangeQuantizer(keras.layers.Layer):
         x = tf.stop_gradient(tf.cast(x, tf.float32))
         low, high = tensor_range(x, self.per_channel, self.symmetric)
         if self.kind == "moving_average":
-            # biased_t = d * biased_{t-1} + (1 - d) * value; range_t = biased_t / (1 - d^t),
-            # with biased_{t-1} = range_{t-1} * (1 - d^(t-1)): only the step count is kept.
-            decay = tf.constant(self.ema_decay, tf.float32)
-            count = tf.cast(self.count, tf.float32)
-            kept = decay * (1.0 - tf.pow(decay, count))
-            correction = 1.0 - tf.pow(decay, count + 1.0)
-            low = (tf.cast(self.min, tf.float32) * kept + (1.0 - decay) * low) / correction
-            high = (tf.cast(self.max, tf.float32) * kept + (1.0 - decay) * high) / correction
-            self.count.assign(count + 1.0)
+            # The original's zero-debiased average: biased_t = d * biased_{t-1} + (1 - d) *
+            # value, range_t = biased_t / (1 - d^t). With biased_{t-1} = range_{t-1} *
+            # (1 - d^(t-1)) this is range_t = range_{t-1} + (value - range_{t-1}) * (1 - d) /
+            # (1 - d^t): only the step count t is kept.
+            count = tf.cast(self.count, tf.float32) + 1.0
+            decay = tf.constant(self.ema_decay, tf.float32)  # so that weight_1 is exactly 1
+            weight = (1.0 - decay) / (1.0 - tf.pow(decay, count))
+            old_low, old_high = (tf.cast(v, tf.float32) for v in (self.min, self.max))
+            low = old_low + (low - old_low) * weight
+            high = old_high + (high - old_high) * weight
+            self.count.assign(count)
         self.min.assign(low)
         self.max.assign(high)
         return low, high
