@@ -28,14 +28,10 @@ replica is not finite (all replicas stop there, nothing is saved, so the last go
 checkpoint stays the newest; the batch's source is named when the data provides it) or
 when a label value is neither a class nor the ignore label.
 
-Quantization-aware training (``TrainConfig.quantize_delay_step >= 0``, the model built with
-``ModelConfig.quantization``): before each step the trainer switches the model's fake
-quantization on from step ``quantize_delay_step`` (``modeling.layers.quantize.
-set_quantization_active``) and traces the step again when it changes, so the steps before
-equal the float network's exactly (ranges tracked beside them). Under several replicas
-(MirroredStrategy, multi-worker) each replica measures the ranges of its own batch and the
-range variables (aggregation MEAN) average them, so every replica quantizes alike; the
-original refused quantization with more than one clone.
+Quantization-aware training (``quantize_delay_step >= 0``): fake quantization on from that
+step (``model_setup.update_quantization``; the step is traced again), float before. Under
+several replicas each measures its batch's ranges and the range variables (aggregation MEAN)
+average them, so all quantize alike (the original refused it with more than one clone).
 
 Beside this module: ``checks`` (those errors), ``progress`` (``TrainResult``, the progress
 line), ``preemption`` (SIGTERM), ``model_setup`` (dtype policy, batch-norm decay),
