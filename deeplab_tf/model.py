@@ -32,6 +32,7 @@ from deeplab_tf import inference, presets
 from deeplab_tf.config import EvalConfig, ModelConfig
 from deeplab_tf.losses import SegmentationLoss
 from deeplab_tf.modeling.layers.drop_path import bind_drop_path
+from deeplab_tf.modeling.layers.quantize import set_quantization_active
 from deeplab_tf.modeling.madds import count_madds
 from deeplab_tf.modeling.network import build_network_outputs
 from deeplab_tf.modeling.pyramid import MERGED_LOGITS
@@ -53,7 +54,9 @@ class DeepLab(keras.Model):
     original's gradient multipliers (see ``compile``); use ``deeplab_tf.losses.
     SegmentationLoss``, ``deeplab_tf.metrics.MeanIoU`` and ``deeplab_tf.schedules.
     PolyLearningRate``. Weight decay is ``ModelConfig.weight_decay`` (slim's L2, added to
-    the loss by Keras as ``model.losses``).
+    the loss by Keras as ``model.losses``). A quantization-aware model
+    (``ModelConfig.quantization``) trains quantized, from the ``quantize_delay_step`` given
+    to ``compile`` on (as deeplab-train's flag), and predicts quantized.
 
     Args:
         config: ModelConfig (or a dict of its fields).
@@ -162,7 +165,8 @@ class DeepLab(keras.Model):
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, *,
                 last_layer_gradient_multiplier: float = 1.0,
                 last_layers_contain_logits_only: bool = False,
-                gradient_multipliers: bool = True, drop_path_total_steps=None, **kwargs):
+                gradient_multipliers: bool = True, drop_path_total_steps=None,
+                quantize_delay_step: int = 0, **kwargs):
         """``keras.Model.compile`` plus the original's gradient multipliers.
 
         Args:
@@ -176,12 +180,17 @@ class DeepLab(keras.Model):
             drop_path_total_steps: int or None. NAS with ``drop_path_keep_prob < 1``: the
                 number of training steps over which drop path anneals (the original's
                 ``training_number_of_steps``); the step is the optimizer's ``iterations``.
+            quantize_delay_step: int. A quantization-aware model: ``fit`` trains the float
+                network (ranges tracked) up to step N - 1 and quantized from the N-th step
+                (``optimizer.iterations + 1 >= N``, checked between executions, so with
+                ``steps_per_execution > 1`` at the next execution), as deeplab-train's flag.
         """
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
         self._compile_options = {
             "last_layer_gradient_multiplier": float(last_layer_gradient_multiplier),
             "last_layers_contain_logits_only": bool(last_layers_contain_logits_only),
-            "gradient_multipliers": bool(gradient_multipliers)}
+            "gradient_multipliers": bool(gradient_multipliers),
+            "quantize_delay_step": int(quantize_delay_step)}
         self._multiplier_by_path = None
         for item in tf.nest.flatten(loss):
             if isinstance(item, SegmentationLoss):
@@ -214,6 +223,32 @@ class DeepLab(keras.Model):
             self._multiplier_by_path = {
                 v.path: m for v, m in zip(self.trainable_variables, values)}
         return [self._multiplier_by_path.get(v.path, 1.0) for v in self.trainable_variables]
+
+    def make_train_function(self, force=False):
+        """Keras' train function; for a quantization-aware model, wrapped so that the fake
+        quantization switches on at ``quantize_delay_step`` (the traced step is rebuilt)."""
+        if self.train_function is not None and not force:
+            return self.train_function
+        super().make_train_function(force=True)
+        delay = self._compile_options.get("quantize_delay_step", 0)
+        if self._model_config.quantization is None:
+            return self.train_function
+        if delay <= 1:
+            set_quantization_active(self, True)
+            return self.train_function
+        traced = [self.train_function]
+
+        def train_function(iterator):
+            active = int(self.optimizer.iterations.numpy()) + 1 >= delay
+            if set_quantization_active(self, active):
+                super(DeepLab, self).make_train_function(force=True)
+                traced[0] = self.train_function
+                self.train_function = train_function
+            return traced[0](iterator)
+
+        set_quantization_active(self, False)
+        self.train_function = train_function
+        return train_function
 
     def train_step(self, data):
         """Keras' TensorFlow train step, with the gradient multipliers applied and, with an
@@ -284,8 +319,8 @@ def model_stats(config: ModelConfig, height: int, width: int) -> dict:
 
 # Names this module re-exported before the layout of 0.2 (documented as
 # ``deeplab_tf.model.fold_batch_norm``): kept for one release, with a deprecation warning.
-_MOVED = {"fold_batch_norm": "deeplab_tf.modeling.layers.conv_bn",
-          "iter_original_layers": "deeplab_tf.modeling.layers.conv_bn",
+_MOVED = {"fold_batch_norm": "deeplab_tf.modeling.layers.original_layer",
+          "iter_original_layers": "deeplab_tf.modeling.layers.original_layer",
           "mean_pixel": "deeplab_tf.modeling.backbones",
           "count_madds": "deeplab_tf.modeling.madds"}
 

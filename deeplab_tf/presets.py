@@ -12,6 +12,10 @@ multiply-add (a FLOP count): this library's count of the same networks is 7.58B 
 (docs/models.md). The EdgeTPU entries are evaluated at output stride 32 or 16 (70.6% /
 74.1%): the presets take 16, the output stride the original trains them at.
 
+The two 8-bit models of the original's ``g3doc/quantize.md`` (``*_8bit``) are
+quantization-aware (``ModelConfig.quantization="per_tensor"``): their checkpoints hold the
+ranges beside each layer, which load by name and are used.
+
 Example:
 
 >>> from deeplab_tf import presets
@@ -92,10 +96,10 @@ def _xception(num_classes, output_stride):
                        decoder_output_stride=(4,))
 
 
-def _mobilenet(num_classes, output_stride, depth_multiplier=1.0, decoder=()):
+def _mobilenet(num_classes, output_stride, depth_multiplier=1.0, decoder=(), quantization=None):
     return ModelConfig(model_variant="mobilenet_v2", num_classes=num_classes,
                        output_stride=output_stride, depth_multiplier=depth_multiplier,
-                       decoder_output_stride=decoder)
+                       decoder_output_stride=decoder, quantization=quantization)
 
 
 # The zoo's additional flags for the MobileNetV3 models (model_zoo.md).
@@ -124,12 +128,22 @@ def _presets():
         Preset("mobilenetv2_dm05_coco_voc_trainaug", "pascal_voc_seg",
                "deeplabv3_mnv2_dm05_pascal_trainaug_2018_10_01.tar.gz",
                _mobilenet(21, 16, 0.5), 16, (1.0,), False, 70.19, published_madds=0.88),
+        # The 8-bit models of g3doc/quantize.md: the float ones fine-tuned with
+        # --quantize_delay_step=0 (contrib.quantize: per-tensor weight ranges).
+        Preset("mobilenetv2_dm05_coco_voc_trainaug_8bit", "pascal_voc_seg",
+               "deeplabv3_mnv2_dm05_pascal_train_aug_8bit_2019_04_26.tar.gz",
+               _mobilenet(21, 16, 0.5, quantization="per_tensor"), 16, (1.0,), False, 69.65,
+               published_madds=0.88),
         Preset("mobilenetv2_dm05_coco_voc_trainval", "pascal_voc_seg",
                "deeplabv3_mnv2_dm05_pascal_trainval_2018_10_01.tar.gz",
                _mobilenet(21, 8, 0.5), 8, (1.0,), False, 71.83, "test", 2.84),
         Preset("mobilenetv2_coco_voc_trainaug", "pascal_voc_seg",
                "deeplabv3_mnv2_pascal_train_aug_2018_01_29.tar.gz",
                _mobilenet(21, 16), 16, (1.0,), False, 75.32, published_madds=2.75),
+        Preset("mobilenetv2_coco_voc_trainaug_8bit", "pascal_voc_seg",
+               "deeplabv3_mnv2_pascal_train_aug_8bit_2019_04_26.tar.gz",
+               _mobilenet(21, 16, quantization="per_tensor"), 16, (1.0,), False, 74.26,
+               published_madds=2.75),
         Preset("mobilenetv2_coco_voc_trainval", "pascal_voc_seg",
                "deeplabv3_mnv2_pascal_trainval_2018_01_29.tar.gz",
                _mobilenet(21, 8), 8, _MULTI_SCALE_VOC, True, 80.25, "test", 152.59),
@@ -240,5 +254,5 @@ def from_preset(model_class, name: str, checkpoint: Optional[str] = None, **over
     return model
 
 
-__all__ = ["Preset", "PRESETS", "UNSUPPORTED", "get", "table", "list", "from_preset"]
+__all__ = ["Preset", "PRESETS", "get", "table", "list", "from_preset"]
 del builtins

@@ -275,7 +275,7 @@ def random_original_values(model, seed=0, weight_gain=None, scale=0.1):
         scale: float. Standard deviation of betas, means, biases (and kernels without a gain);
             large enough (~1) to reach the activations' kinks in block-level comparisons.
     """
-    from deeplab_tf.modeling.layers.conv_bn import original_variable_map
+    from deeplab_tf.modeling.layers.original_layer import original_variable_map
 
     rng = np.random.default_rng(seed)
     values = {}
@@ -297,10 +297,26 @@ def random_original_values(model, seed=0, weight_gain=None, scale=0.1):
 def assign_original_values(model, values):
     """Assigns {original name: array} to ``model``'s variables; returns them as float64 (the
     values the variables hold), for NumPy references."""
-    from deeplab_tf.modeling.layers.conv_bn import original_variable_map
+    from deeplab_tf.modeling.layers.original_layer import original_variable_map
 
     assigned = {}
     for name, variable in original_variable_map(model).items():
         variable.assign(values[name])
         assigned[name] = variable.numpy().astype(np.float64)
     return assigned
+def np_fake_quant(x, low, high, narrow_range=False, num_bits=8):
+    """TensorFlow's FakeQuantWithMinMaxVars in NumPy (per tensor, or per channel of the last
+    axis when ``low``/``high`` are vectors): the range nudged so that 0 is a level, values
+    clamped to it and rounded to the nearest level (ties up). In float32 with the op's order
+    of operations (``floor((x - nudged_min) * (1 / scale) + 0.5) * scale + nudged_min``), so
+    that values on a rounding boundary round alike."""
+    f32 = np.float32
+    x = np.asarray(x, f32)
+    low, high = np.asarray(low, f32), np.asarray(high, f32)
+    q_min, q_max = f32(1 if narrow_range else 0), f32(2 ** num_bits - 1)
+    scale = (high - low) / (q_max - q_min)
+    zero_point = np.clip(np.floor(q_min - low / scale + f32(0.5)), q_min, q_max).astype(f32)
+    nudged_low, nudged_high = (q_min - zero_point) * scale, (q_max - zero_point) * scale
+    clamped = np.minimum(np.maximum(x, nudged_low), nudged_high)
+    inverse = f32(1.0) / scale
+    return (np.floor((clamped - nudged_low) * inverse + f32(0.5)) * scale + nudged_low).astype(f32)

@@ -24,7 +24,7 @@ from deeplab_tf.errors import ConfigError
 from deeplab_tf.model import build_model
 from deeplab_tf.modeling.heads.aspp import aspp
 from deeplab_tf.modeling.heads.decoder import decoder
-from deeplab_tf.modeling.layers.conv_bn import original_variable_map
+from deeplab_tf.modeling.layers.original_layer import original_variable_map
 from deeplab_tf.modeling.scopes import gradient_multipliers
 
 # The zoo's MobileNetV3 head on a tiny backbone (the switches do not depend on it).

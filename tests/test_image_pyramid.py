@@ -19,7 +19,7 @@ from deeplab_tf.config import ModelConfig, TrainConfig
 from deeplab_tf.inference import predict_probabilities, upsample_logits
 from deeplab_tf.losses import SegmentationLoss
 from deeplab_tf.model import build_model
-from deeplab_tf.modeling.layers.conv_bn import original_variable_map
+from deeplab_tf.modeling.layers.original_layer import original_variable_map
 from deeplab_tf.train.loop import Trainer
 
 SCALES = (0.5, 1.0, 1.25)

@@ -31,7 +31,7 @@ from deeplab_tf.config import EvalConfig, ModelConfig
 from deeplab_tf.data import schema
 from deeplab_tf.evaluation import evaluator
 from deeplab_tf.model import build_model
-from deeplab_tf.modeling.layers.conv_bn import original_variable_map
+from deeplab_tf.modeling.layers.original_layer import original_variable_map
 
 CLASSES = train_data.NUM_CLASSES
 TINY = ["--model_variant=mobilenet_v3_small_seg", "--depth_multiplier=0.35",

@@ -20,7 +20,7 @@ from cli_in_process import run_in_process
 from deeplab_tf import ModelConfig, model_stats, presets
 from deeplab_tf.cli.flags import data, model, train
 from deeplab_tf.model import DeepLab
-from deeplab_tf.modeling.layers.conv_bn import original_variable_map
+from deeplab_tf.modeling.layers.original_layer import original_variable_map
 from test_backbones_mobilenet_v3 import REFERENCES, _reference_model
 from test_presets import make_zoo_tarball
 from test_recipes_and_flags import parse  # noqa: F401 (the fixture)

@@ -10,7 +10,7 @@ import helpers
 from deeplab_tf import ModelConfig, build_model
 from deeplab_tf.modeling.backbones import BACKBONES
 from deeplab_tf.config import MODEL_VARIANTS
-from deeplab_tf.modeling.layers.conv_bn import original_variable_map
+from deeplab_tf.modeling.layers.original_layer import original_variable_map
 from deeplab_tf.model import DeepLab
 
 SIZE = 65

@@ -11,7 +11,7 @@ import pytest
 import helpers
 from deeplab_tf import presets
 from deeplab_tf.checkpoints.paths import CheckpointError
-from deeplab_tf.modeling.layers.conv_bn import original_variable_map
+from deeplab_tf.modeling.layers.original_layer import original_variable_map
 from deeplab_tf.model import DeepLab, build_model
 
 NAME = "mobilenetv2_coco_voc_trainaug"

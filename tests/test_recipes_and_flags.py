@@ -127,7 +127,7 @@ def test_size_parser_errors_name_the_flag():
             parse_size(bad, "crop_size")
 
 
-def test_legacy_flags_notice_or_error(parse):
+def test_legacy_flags_notice_or_error(parse, monkeypatch):
     _, err = parse("deeplab-train", "--num_replicas=2", "--master=grpc://x",
                    "--save_summaries_secs=30", "--num_clones=1", "--quantize_delay_step=-1")
     assert err == [
@@ -136,7 +136,12 @@ def test_legacy_flags_notice_or_error(parse):
         "note: --save_summaries_secs=30: summaries are written every --log_steps steps"]
     _, err = parse("deeplab-eval", "--eval_batch_size=4")
     assert err == ["note: --eval_batch_size=4: " + legacy.BY_NAME["eval_batch_size"].text]
-    for binary, arg in [("deeplab-train", "--quantize_delay_step=0")]:
+    # No flag of the original is refused today; an "error" entry stops the binary.
+    refused = legacy.Legacy(legacy.KEEP_ASPECT_RATIO, "error", "not built here",
+                            legacy.MODEL_BINARIES)
+    monkeypatch.setattr(legacy, "LEGACY", legacy.LEGACY[:-1] + (refused,))
+    monkeypatch.setitem(legacy.BY_NAME, "keep_aspect_ratio", refused)
+    for binary, arg in [("deeplab-train", "--keep_aspect_ratio=false")]:
         with pytest.raises(SystemExit) as exit_info:
             parse(binary, arg)
         assert exit_info.value.code == 1
@@ -222,14 +227,14 @@ def test_config_round_trips(cls):
 
 def test_every_original_flag_has_a_status():
     rows = compat.statuses()
-    assert {status for _, status, _ in rows.values()} == {"same", "notice", "error"}
+    assert {status for _, status, _ in rows.values()} == {"same", "notice"}  # none refused
     for name in ("num_clones", "master", "save_summaries_secs"):
         assert rows[name][1] == "notice"
-    assert rows["quantize_delay_step"][1] == "error"
     for name in ("dense_prediction_cell_json", "nas_use_classification_head",
                  "use_bounded_activation", "drop_path_keep_prob"):
         assert rows[name][1] == "same"
-    for name in ("save_interval_secs", "checkpoint_path", "export_path", "crop_size", "eval_crop_size"):
+    for name in ("save_interval_secs", "checkpoint_path", "export_path", "crop_size", "eval_crop_size",
+                 "quantize_delay_step"):
         assert rows[name][1] == "same"
     assert set(legacy.BY_NAME) <= set(rows)  # every legacy flag is one of the original's
 

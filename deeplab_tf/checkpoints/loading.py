@@ -225,7 +225,11 @@ def load_checkpoint(model, path, initialize_last_layer=True,
             continue
         if ckpt_shape != model_shape:
             hint = ""
-            if in_scopes(name, last_layer_scopes(False)) and skip_scopes:
+            if "weights_quant/" in name:
+                hint = (" (its weights are quantized per tensor where the model's are per "
+                        "channel, or the reverse: set --weight_quantization="
+                        f"{'per_tensor' if not ckpt_shape else 'per_channel'})")
+            elif in_scopes(name, last_layer_scopes(False)) and skip_scopes:
                 hint = (" (--last_layers_contain_logits_only loads this head layer; if it "
                         "computes the logits (--decoder_output_is_logits) of another class "
                         "count, drop that flag)")

@@ -24,7 +24,11 @@ from deeplab_tf.modeling.scopes import last_layer_scopes
 # Optimizer slots and bookkeeping that original checkpoints hold beside the model.
 _NON_MODEL_SUFFIXES = ("Momentum", "Adam", "Adam_1", "RMSProp", "RMSProp_1", "Adagrad",
                        "ExponentialMovingAverage")
-_NON_MODEL_NAMES = ("global_step",)
+_NON_MODEL_NAMES = ("global_step", "fake_quantization_step")
+# Training-only state of quantization ranges: the original's zero-debiased moving averages'
+# shadows (``<range>/<range>/min/biased``, ``.../local_step``) and this project's step count.
+_RANGE_STATE_SUFFIXES = ("biased", "local_step")
+_RANGE_COUNT = "_quant/count/"
 # The head a variable list describes, switch by switch: (what a set of original names shows,
 # None where it cannot tell; the hint when the checkpoint's value is true / larger than the
 # model's; the hint when it is false / smaller).
@@ -75,7 +79,8 @@ def _is_non_model(name: str) -> bool:
     last = name.split("/")[-1]
     return (name in _NON_MODEL_NAMES or last in _NON_MODEL_SUFFIXES
             or "/ExponentialMovingAverage" in name or name.startswith("optimizer/")
-            or name.startswith(("step/", "save_counter/")))
+            or name.startswith(("step/", "save_counter/"))
+            or ("_quant/" in name and last in _RANGE_STATE_SUFFIXES) or _RANGE_COUNT in name)
 
 
 def _describe(names, shapes):
@@ -105,7 +110,24 @@ def _switch_hints(checkpoint_names, model_names):
 
 def _missing_hints(missing):
     return [hint for scope, hint in _MISSING_HINTS
-            if any(name.split("/")[0].startswith(scope) for name in missing)]
+            if any(not _is_range(name) and name.split("/")[0].startswith(scope)
+                   for name in missing)]
+
+
+# Quantization ranges (``<scope>/weights_quant/min`` ...) on one side only.
+_RANGES_MISSING = ("the checkpoint holds no quantization ranges (a float checkpoint): drop "
+                   "--quantize_delay_step, or train it with --quantize_delay_step first")
+_RANGES_UNUSED = ("the checkpoint holds quantization ranges: load it into a quantization-aware "
+                  "model (ModelConfig.quantization, --quantize_delay_step=0)")
+
+
+def _is_range(name: str) -> bool:
+    return "_quant/" in name
+
+
+def _range_hints(missing, unused):
+    return ([_RANGES_MISSING] if any(_is_range(name) for name in missing) else []) + \
+        ([_RANGES_UNUSED] if any(_is_range(name) for name in unused) else [])
 
 
 def load_for_inference(model, path: str, model_config=None) -> LoadReport:
@@ -154,9 +176,9 @@ def load_for_inference(model, path: str, model_config=None) -> LoadReport:
 def _mismatch(path, model, model_config, missing, unused, shapes, kind):
     model_shapes = {name: tuple(var.shape) for name, var in original_variable_map(model).items()}
     if kind == "original":
-        parts = _switch_hints(set(shapes), set(model_shapes))
+        parts = _switch_hints(set(shapes), set(model_shapes)) + _range_hints(missing, unused)
     else:
-        parts = _missing_hints(missing)
+        parts = _missing_hints(missing) + _range_hints(missing, ())
     if missing:
         parts.append(f"{len(missing)} model variables are not in the "
                      f"checkpoint: {_describe(missing, model_shapes)}")

@@ -18,6 +18,10 @@ the end and on SIGTERM) and TensorBoard summaries. Restarting with the same ``tr
 optimizer and step; ``--tf_initial_checkpoint`` (an original TF1 checkpoint or one of this
 project's) is then ignored, as in the original.
 
+``--quantize_delay_step=N`` (N >= 0) trains the quantization-aware network (batch norm folded,
+8-bit fake-quantized weights and activations) from step N on, as the original; unlike the
+original it also trains with several replicas (``deeplab_tf.train.loop``).
+
 New compared with the original: ``--strategy``, ``--tpu``, ``--sync_batch_norm``,
 ``--mixed_precision``, ``--jit_compile``, ``--optimizer=adam`` with the learning policy,
 ``--learning_policy=cosine``, ``--save_interval_steps``, ``--max_to_keep``, ``--seed``.

@@ -37,6 +37,8 @@ NAS_VARIANTS = ("nas_pnasnet", "nas_hnasnet")
 # The NAS options (name -> the original's default): they apply to NAS_VARIANTS only.
 _NAS_DEFAULTS = dict(nas_stem_output_num_conv_filters=20, nas_use_classification_head=False,
                      nas_remove_os32_stride=False, drop_path_keep_prob=1.0)
+# How a quantization-aware network quantizes its weights (``modeling.layers.quantize``).
+QUANTIZATIONS = ("per_channel", "per_tensor")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +113,16 @@ class ModelConfig(ConfigMixin):
         drop_path_keep_prob: float in (0, 1]. NAS training: drop-path keep probability of the
             last cell, annealed over the training steps as the original (off when
             ``fine_tune_batch_norm`` is false, as the original).
+        quantization: str or None. None: the float network. Otherwise the
+            quantization-aware network of the original's ``--quantize_delay_step``
+            (``modeling.layers.quantize``): batch norm folded into the convolutions, 8-bit
+            fake-quantized weights and activations, their ranges variables of the
+            checkpoint. ``"per_channel"``: weights quantized symmetrically per output
+            channel (TFLite's int8 specification: exports as an int8 model);
+            ``"per_tensor"``: one asymmetric range per kernel, the original's
+            contrib.quantize scheme and its 8-bit zoo checkpoints (exports as an all-uint8
+            model, as the original's). deeplab-train sets it from ``--quantize_delay_step``
+            and ``--weight_quantization``; when it trains is ``TrainConfig``'s.
     """
 
     model_variant: str = "mobilenet_v2"
@@ -147,6 +159,7 @@ class ModelConfig(ConfigMixin):
     nas_use_classification_head: bool = False
     nas_remove_os32_stride: bool = False
     drop_path_keep_prob: float = 1.0
+    quantization: Optional[str] = None
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
@@ -199,6 +212,10 @@ class ModelConfig(ConfigMixin):
         if len(self.image_pooling_stride) != 2:
             raise ConfigError(
                 f"image_pooling_stride must be two integers. Received: image_pooling_stride={self.image_pooling_stride}")
+        if self.quantization is not None and self.quantization not in QUANTIZATIONS:
+            raise ConfigError(
+                f"quantization must be None or one of {', '.join(QUANTIZATIONS)}. "
+                f"Received: quantization={self.quantization!r}")
         if self.weight_decay < 0:
             raise ConfigError(f"weight_decay must be >= 0. Received: weight_decay={self.weight_decay}")
         set_("image_pyramid", _image_pyramid(self.image_pyramid))

@@ -72,6 +72,13 @@ class TrainConfig(ConfigMixin):
             None keeps the network's own (0.9997 in the heads and Xception, 0.997 in
             MobileNetV2, as the original). Runs of a few hundred steps need a faster one
             (e.g. 0.99), else inference uses statistics still close to their initial values.
+        quantize_delay_step: int. The original's flag: < 0 trains the float network; N >= 0
+            trains the quantization-aware network (``ModelConfig.quantization`` must be set;
+            ``check_quantization``), float up to step N - 1 (ranges tracked; each step then
+            equals the float network's), quantized from the N-th optimiser step on (1-based,
+            as the progress line counts; the original's ``fake_quantization_step >= N``), so 0
+            and 1 quantize from the first step. Needs ``mixed_precision="float32"`` (the
+            FakeQuant ops are float32).
     """
 
     train_batch_size: int = 8
@@ -108,6 +115,7 @@ class TrainConfig(ConfigMixin):
     jit_compile: bool = False
     seed: Optional[int] = None
     batch_norm_decay: Optional[float] = None
+    quantize_delay_step: int = -1
 
     def __post_init__(self):
         try:
@@ -157,11 +165,47 @@ class TrainConfig(ConfigMixin):
                              f"last_layer_gradient_multiplier={self.last_layer_gradient_multiplier}")
         if self.seed is not None and not isinstance(self.seed, int):
             raise ConfigError(f"seed must be an integer or None. Received: seed={self.seed!r}")
+        if not isinstance(self.quantize_delay_step, int) or isinstance(
+                self.quantize_delay_step, bool):
+            raise ConfigError("quantize_delay_step must be an integer. "
+                              f"Received: quantize_delay_step={self.quantize_delay_step!r}")
+        if self.quantizes and self.mixed_precision in ("bfloat16", "float16"):
+            raise ConfigError(
+                "quantization-aware training computes in float32: mixed_precision must be "
+                f"float32 (or auto). Received: quantize_delay_step={self.quantize_delay_step}, "
+                f"mixed_precision={self.mixed_precision!r}")
         if self.batch_norm_decay is not None and not 0 <= self.batch_norm_decay < 1:
             raise ConfigError("batch_norm_decay must be in [0, 1) or None. "
                              f"Received: batch_norm_decay={self.batch_norm_decay}")
 
     @property
+    def quantizes(self) -> bool:
+        """Whether training is quantization-aware (``quantize_delay_step >= 0``)."""
+        return self.quantize_delay_step >= 0
+
+    def quantization_active(self, step: int) -> bool:
+        """Whether optimiser step ``step`` (1-based) runs quantized."""
+        return self.quantizes and step >= self.quantize_delay_step
+
+    @property
     def learning_rate(self) -> float:
         """The optimiser's base learning rate (``adam_learning_rate`` for Adam)."""
         return self.adam_learning_rate if self.optimizer == "adam" else self.base_learning_rate
+
+
+def check_quantization(model_config, train_config: TrainConfig) -> None:
+    """A quantization-aware ModelConfig trains with ``quantize_delay_step >= 0`` and only it.
+
+    Raises:
+        ConfigError: one is set without the other.
+    """
+    if train_config.quantizes and model_config.quantization is None:
+        raise ConfigError(
+            f"quantize_delay_step={train_config.quantize_delay_step} trains the "
+            "quantization-aware network: set ModelConfig.quantization ('per_channel' or "
+            "'per_tensor'). Received: quantization=None")
+    if model_config.quantization is not None and not train_config.quantizes:
+        raise ConfigError(
+            f"ModelConfig.quantization={model_config.quantization!r} is the "
+            "quantization-aware network: train it with quantize_delay_step >= 0. Received: "
+            f"quantize_delay_step={train_config.quantize_delay_step}")

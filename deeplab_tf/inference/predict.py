@@ -17,7 +17,8 @@ for pixel:
 
 ``prepare_model`` gives the formulation inference runs: by default (``fold_batch_norm=True``)
 a copy of the model with batch norm folded into the convolutions and every weight a constant
-(``modeling.layers.conv_bn.fold_batch_norm``), which is faster; build it once after the weights are loaded.
+(``modeling.layers.original_layer.fold_batch_norm``), which is faster; build it once after
+the weights are loaded.
 ``predict_function`` compiles ``predict`` on it: one graph for any image size, and for a
 folded model the graph frozen, its weights ``Const`` nodes as in the frozen graph export.
 
@@ -44,6 +45,7 @@ from deeplab_tf.inference.multiscale import pad_images, predict_probabilities, u
 from deeplab_tf.inference.sliding_window import predict_probabilities_sliding_window
 from deeplab_tf.inference.spec import InferenceSpec
 from deeplab_tf.modeling.layers.original_layer import fold_batch_norm, iter_original_layers
+from deeplab_tf.modeling.layers.quantize import is_quantized
 from deeplab_tf.modeling.layers.resize import resize_bilinear, resize_nearest
 from deeplab_tf.modeling.network import build_network
 
@@ -71,7 +73,8 @@ def prepare_model(model, spec: InferenceSpec, model_config: Optional[ModelConfig
     Raises:
         ValueError: folding asked for but no ModelConfig known.
     """
-    if not spec.fold_batch_norm or not hasattr(model, "_flatten_layers") or _is_folded(model):
+    if (not spec.fold_batch_norm or not hasattr(model, "_flatten_layers") or _is_folded(model)
+            or is_quantized(model)):  # its layers compute the folded form already
         return model
     config = model_config if model_config is not None else getattr(model, "config", None)
     if not isinstance(config, ModelConfig):

@@ -31,12 +31,16 @@ from deeplab_tf.modeling.heads.decoder import decoder
 from deeplab_tf.modeling.heads.dense_prediction_cell import dense_prediction_cell
 from deeplab_tf.modeling.heads.logits import logits
 from deeplab_tf.modeling.layers.normalization import Normalization
+from deeplab_tf.modeling.layers.quantize import quantization_scope
 from deeplab_tf.modeling.pyramid import (MERGED_LOGITS, SINGLE_SCALE_NETWORK, pyramid_logits,
                                          with_scaled_image_pooling)
 
 
 def build_network(config: ModelConfig, input_shape=(None, None, 3)):
     """``(images, logits)``: the Keras input and output tensors of the network.
+
+    With ``config.quantization`` set, every block is built quantization-aware (the blocks
+    take it from ``quantization_scope``; see ``modeling.layers.quantize``).
 
     Args:
         config: ModelConfig.
@@ -72,15 +76,16 @@ def build_network_outputs(config: ModelConfig, input_shape=(None, None, 3)):
 def _single_scale(config: ModelConfig, input_shape=(None, None, 3)):
     spec = get_backbone(config.model_variant)
     images = keras.Input(shape=tuple(input_shape), name="images", dtype="float32")
-    x = Normalization(spec.normalization, name="normalization")(images)
-    features, endpoints = spec.builder(x, config, config.model_variant)
-    if config.dense_prediction_cell:
-        features = dense_prediction_cell(features, config)
-    elif config.aspp_with_batch_norm:
-        features = aspp(features, config)
-    if config.uses_decoder:
-        features = decoder(features, endpoints, config, spec.decoder_taps)
-    if config.decoder_output_is_logits:
-        return images, features
-    return images, logits(features, config)
+    with quantization_scope(config.quantization):
+        x = Normalization(spec.normalization, name="normalization")(images)
+        features, endpoints = spec.builder(x, config, config.model_variant)
+        if config.dense_prediction_cell:
+            features = dense_prediction_cell(features, config)
+        elif config.aspp_with_batch_norm:
+            features = aspp(features, config)
+        if config.uses_decoder:
+            features = decoder(features, endpoints, config, spec.decoder_taps)
+        if config.decoder_output_is_logits:
+            return images, features
+        return images, logits(features, config)
 

@@ -29,6 +29,11 @@ replica is not finite (all replicas stop there, nothing is saved, so the last go
 checkpoint stays the newest; the batch's source is named when the data provides it) or
 when a label value is neither a class nor the ignore label.
 
+Quantization-aware training (``quantize_delay_step >= 0``): fake quantization on from that
+step (``model_setup.update_quantization``; the step is traced again), float before. Under
+several replicas each measures its batch's ranges and the range variables (aggregation MEAN)
+average them, so all quantize alike (the original refused it with more than one clone).
+
 Beside this module: ``checks`` (those errors), ``progress`` (``TrainResult``, the progress
 line), ``preemption`` (SIGTERM), ``model_setup`` (dtype policy, batch-norm decay),
 ``checkpointing`` and ``summaries``.
@@ -56,16 +61,17 @@ from absl import logging
 from deeplab_tf import losses
 from deeplab_tf.checkpoints.loading import load_checkpoint
 from deeplab_tf.checkpoints.training import TrainCheckpoint
-from deeplab_tf.config import ModelConfig, TrainConfig
+from deeplab_tf.config import ModelConfig, TrainConfig, check_quantization
 from deeplab_tf.fileio import directory_lock
 from deeplab_tf.inference import predict_labels
 from deeplab_tf.model import build_model, logits_by_scale
+from deeplab_tf.modeling.layers.drop_path import bind_drop_path
 from deeplab_tf.modeling.scopes import gradient_multipliers
 from deeplab_tf.runtime.hardware import resolve_mixed_precision
 from deeplab_tf.schedules import LearningRate
 from deeplab_tf.train.checks import TrainingError, batch_sources, check_step
-from deeplab_tf.modeling.layers.drop_path import bind_drop_path
-from deeplab_tf.train.model_setup import dtype_policy, set_batch_norm_decay
+from deeplab_tf.train.model_setup import (dtype_policy, set_batch_norm_decay,
+                                          update_quantization)
 from deeplab_tf.train.preemption import SigtermFlag
 from deeplab_tf.train.progress import TrainResult, log_progress
 from deeplab_tf.train.strategy import (create_strategy, is_chief,
@@ -102,9 +108,14 @@ class Trainer:
                  train_logdir: str, dataset_fn: Callable, ignore_label: Optional[int],
                  palette=None, strategy: Optional[tf.distribute.Strategy] = None,
                  model_fn: Callable = build_model, data_description: str = "the training data"):
-        # The one place --mixed_precision=auto is resolved (said in mixed_precision_reason).
-        chosen, self.mixed_precision_reason = resolve_mixed_precision(
-            train_config.mixed_precision)
+        check_quantization(model_config, train_config)
+        # The one place --mixed_precision=auto is resolved (said in mixed_precision_reason);
+        # quantization-aware training computes in float32, as the original's.
+        if train_config.mixed_precision == "auto" and train_config.quantizes:
+            chosen, self.mixed_precision_reason = "float32", "quantization-aware training"
+        else:
+            chosen, self.mixed_precision_reason = resolve_mixed_precision(
+                train_config.mixed_precision)
         train_config = dataclasses.replace(train_config, mixed_precision=chosen)
         logging.info("mixed_precision: %s (%s)", chosen, self.mixed_precision_reason)
         self.model_config = model_config
@@ -140,18 +151,24 @@ class Trainer:
             max_to_keep=train_config.max_to_keep, chief=self.chief,
             task=task_name(self.strategy))
         self.summaries = TrainSummaries(train_logdir, palette, enabled=self.chief)
+        if (train_config.jit_compile and self.num_replicas > 1
+                and not isinstance(self.strategy, tf.distribute.TPUStrategy)):
+            raise ValueError(
+                "jit_compile supports one replica per worker (or a TPU, which compiles "
+                f"anyway). Received: jit_compile=True with {self.num_replicas} replicas")
+        self._trace_step_functions()
+        self._sigterm = SigtermFlag()
+
+    def _trace_step_functions(self):
+        """(Re)creates the step's tf.functions: they trace on their next call (after
+        quantization is switched on, the training pass is another graph)."""
         # A nested tf.function cannot hold the replicas' synchronisation points (e.g. batch
         # norm statistics), so only the XLA-compiled variant is one, on one replica only.
         self._forward_backward = self._forward_backward_fn
-        if train_config.jit_compile and not isinstance(self.strategy, tf.distribute.TPUStrategy):
-            if self.num_replicas > 1:
-                raise ValueError(
-                    "jit_compile supports one replica per worker (or a TPU, which compiles "
-                    f"anyway). Received: jit_compile=True with {self.num_replicas} replicas")
+        if self.config.jit_compile and not isinstance(self.strategy, tf.distribute.TPUStrategy):
             self._forward_backward = tf.function(self._forward_backward_fn, jit_compile=True)
         self._train_step = tf.function(self._train_step_fn)
         self._predict_step = tf.function(self._predict_step_fn)
-        self._sigterm = SigtermFlag()
 
     # ----------------------------------------------------------------- construction
     def _make_optimizer(self):
@@ -329,6 +346,8 @@ class Trainer:
                             time.monotonic() - last_save >= config.save_interval_secs)
                 requests = tf.constant([1.0 if self._sigterm.is_set() else 0.0,
                                         1.0 if save_due else 0.0])
+                if update_quantization(self.model, config, step + 1):
+                    self._trace_step_functions()
                 values, batch = self._next_step(iterator, requests, step, start)
                 step += 1
                 self._check(step, values, batch)

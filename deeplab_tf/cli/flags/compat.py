@@ -43,6 +43,9 @@ _STATUS_NOTES = {
                     "chief trains, worker and ps tasks serve it",
     "image_pyramid": "also in DeepLab.fit's loss; several --eval_scales ignore it, as the "
                      "original's",
+    "quantize_delay_step": "also with several replicas; eval/vis/export also quantize for a "
+                           "checkpoint holding ranges; --weight_quantization per_channel "
+                           "(default) or per_tensor (the original's)",
 }
 
 
@@ -97,8 +100,7 @@ def compat_table() -> str:
         "vis.py, export_model.py and common.py is accepted by the matching binary "
         "(`deeplab-train`, `deeplab-eval`, `deeplab-vis`, `deeplab-export`; common.py's by "
         "every binary that builds a model). *same*: the original's name and meaning; *notice*: "
-        "accepted, one line says what replaces it; *error*: a value other than the original's "
-        "default stops the binary with a one-line error naming the flag, before any work.", "",
+        "accepted, one line says what replaces it. None is refused.", "",
         "| flag | original (script type default) | status | here |",
         "|---|---|---|---|",
     ]

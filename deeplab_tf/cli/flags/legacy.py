@@ -59,8 +59,6 @@ class Legacy:
 
 _EVAL_VIS = SCRIPT_BINARIES["eval"] + SCRIPT_BINARIES["vis"]
 _TRAIN_EVAL_VIS = SCRIPT_BINARIES["train"] + _EVAL_VIS
-_ALL_SCRIPTS = _TRAIN_EVAL_VIS + SCRIPT_BINARIES["export_model"]
-_NOT_BUILT = "not implemented in deeplab_tf; remove the flag"
 
 # --- TF1 deployment flags (train.py, eval.py, vis.py) ------------------------------------------
 NUM_CLONES = flags.DEFINE_integer("num_clones", 1, "The original's: number of clones (GPUs).")
@@ -76,8 +74,6 @@ PROFILE_LOGDIR = flags.DEFINE_string("profile_logdir", None, "The original's: pr
 EVAL_BATCH_SIZE = flags.DEFINE_integer("eval_batch_size", 1, "The original's eval batch size.")
 VIS_BATCH_SIZE = flags.DEFINE_integer("vis_batch_size", 1, "The original's vis batch size.")
 # --- options the original had that are not implemented -----------------------------------------
-QUANTIZE_DELAY_STEP = flags.DEFINE_integer(
-    "quantize_delay_step", -1, "The original's quantization-aware training start (< 0: off).")
 KEEP_ASPECT_RATIO = flags.DEFINE_boolean(
     "keep_aspect_ratio", True, "The original's resize option, which its scripts never read.")
 
@@ -110,10 +106,6 @@ LEGACY = (
     Legacy(VIS_BATCH_SIZE, "notice",
            "images are visualized one at a time, whole (they differ in size)",
            SCRIPT_BINARIES["vis"]),
-    Legacy(QUANTIZE_DELAY_STEP, "error",
-           "quantization-aware training is not implemented; for an int8 model use "
-           "deeplab-export --format=tflite --tflite_mode=int8 (post-training quantization)",
-           _ALL_SCRIPTS, triggers=lambda value: value >= 0),
     Legacy(KEEP_ASPECT_RATIO, "notice",
            "ignored, as in the original, whose scripts never pass it to resize_to_range "
            "(the aspect ratio is always kept)", MODEL_BINARIES),

@@ -4,12 +4,14 @@ New compared with the original: ``--strategy``, ``--tpu``, ``--sync_batch_norm``
 ``--mixed_precision`` (``auto`` asks ``deeplab_tf.runtime.hardware``), ``--jit_compile``,
 ``--learning_policy=cosine``, ``--save_interval_steps`` (beside ``--save_interval_secs``),
 ``--max_to_keep``, ``--seed``, ``--batch_norm_decay`` default None (the network's own).
+``--quantize_delay_step`` (the original's) is in the ``quantize`` group.
 """
 
 from __future__ import annotations
 
 from absl import flags
 
+from deeplab_tf.cli.flags import quantize
 from deeplab_tf.cli.flags.values import default, parse_size, size_default
 from deeplab_tf.config import (LEARNING_POLICIES, MIXED_PRECISION, OPTIMIZERS,
                                STRATEGIES, DataConfig, ModelConfig,
@@ -198,7 +200,8 @@ def model_overrides() -> dict:
     """The ModelConfig fields deeplab-train sets."""
     return dict(fine_tune_batch_norm=FINE_TUNE_BATCH_NORM.value,
                 sync_batch_norm=SYNC_BATCH_NORM.value,
-                drop_path_keep_prob=DROP_PATH_KEEP_PROB.value)
+                drop_path_keep_prob=DROP_PATH_KEEP_PROB.value,
+                quantization=quantize.requested_quantization())
 
 
 def data_fields() -> dict:
@@ -233,4 +236,5 @@ def train_config(mixed_precision=None) -> TrainConfig:
         log_steps=LOG_STEPS.value, save_summaries_images=SAVE_SUMMARIES_IMAGES.value,
         strategy=strategy(), tpu=TPU.value,
         mixed_precision=mixed_precision or MIXED_PRECISION.value,
-        jit_compile=JIT_COMPILE.value, seed=SEED.value, batch_norm_decay=BATCH_NORM_DECAY.value)
+        jit_compile=JIT_COMPILE.value, seed=SEED.value, batch_norm_decay=BATCH_NORM_DECAY.value,
+        quantize_delay_step=quantize.QUANTIZE_DELAY_STEP.value)

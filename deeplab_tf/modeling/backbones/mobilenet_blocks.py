@@ -17,6 +17,7 @@ from __future__ import annotations
 import keras
 
 from deeplab_tf.modeling.layers.conv_bn import ConvBN, scope_to_name
+from deeplab_tf.modeling.layers.residual_add import ResidualAdd
 
 # FE's mobilenet_v2_arg_scope, for all three families: batch norm decay 0.997 with slim's
 # default epsilon (1e-3); truncated-normal weights (stddev 0.09); L2 on regular convolutions
@@ -113,6 +114,6 @@ def expanded_conv(x, num_outputs, expansion_size, stride, rate, scope, layer, en
     x = ConvBN(num_outputs, 1, activation=None, weight_decay=weight_decay,
                scope=f"{scope}/project", **common)(x)
     if residual and stride == 1 and num_outputs == inputs.shape[-1]:
-        x = keras.layers.Add(name=scope_to_name(f"{scope}/add"))([x, inputs])
+        x = ResidualAdd(name=scope_to_name(f"{scope}/add"))([x, inputs])
     endpoints[f"{layer}/output"] = x
     return x

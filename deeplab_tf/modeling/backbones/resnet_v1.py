@@ -54,6 +54,7 @@ import keras
 
 from deeplab_tf.modeling.backbones.strides import dilated_units
 from deeplab_tf.modeling.layers.conv_bn import ConvBN, scope_to_name
+from deeplab_tf.modeling.layers.residual_add import ResidualAdd
 
 # variant -> (variable scope of the original checkpoints, units per block, beta root).
 VARIANTS = {
@@ -147,7 +148,7 @@ def _shortcut(x, depth, stride, scope, prefix, endpoints, common):
 
 
 def _merge(shortcut, residual, scope, prefix, endpoints):
-    x = keras.layers.Add(name=scope_to_name(f"{prefix}/{scope}/add"))([shortcut, residual])
+    x = ResidualAdd(name=scope_to_name(f"{prefix}/{scope}/add"))([shortcut, residual])
     x = keras.layers.ReLU(name=scope_to_name(f"{prefix}/{scope}/Relu"))(x)
     endpoints[scope] = x
     return x

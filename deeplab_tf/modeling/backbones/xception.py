@@ -27,6 +27,7 @@ import keras
 
 from deeplab_tf.modeling.backbones.strides import dilated_units
 from deeplab_tf.modeling.layers.conv_bn import ConvBN, scope_to_name
+from deeplab_tf.modeling.layers.residual_add import ResidualAdd
 from deeplab_tf.modeling.layers.separable_conv_bn import SeparableConvBN
 
 # (block scope, depth_list, skip_connection_type, activation_fn_in_separable_conv,
@@ -93,7 +94,7 @@ def _xception_module(x, depth_list, skip_connection_type, activation_in_separabl
                           activation="clip6" if bounded else None,
                           kernel_stddev=WEIGHTS_STDDEV, scope=f"{prefix}/{scope}/shortcut",
                           **common)(x)
-    x = keras.layers.Add(name=scope_to_name(f"{prefix}/{scope}/add"))([residual, shortcut])
+    x = ResidualAdd(name=scope_to_name(f"{prefix}/{scope}/add"))([residual, shortcut])
     if bounded:
         x = keras.layers.ReLU(6.0, name=scope_to_name(f"{prefix}/{scope}/Relu6"))(x)
     return x

@@ -20,6 +20,7 @@ import keras
 import tensorflow as tf
 
 from deeplab_tf.modeling.heads.common import layer_options
+from deeplab_tf.modeling.layers import quantize
 from deeplab_tf.modeling.layers.conv_bn import ConvBN
 from deeplab_tf.modeling.layers.resize import resize_bilinear, scale_dimension
 from deeplab_tf.modeling.layers.separable_conv_bn import SeparableConvBN
@@ -40,10 +41,15 @@ class ImagePooling(keras.layers.Layer):
         conv_kwargs: dict. Passed to the inner ``ConvBN`` (batch norm, weight decay options;
             ``use_batch_norm=False`` and a gate ``activation`` for the squeeze-and-excitation
             form).
+        quantization: None, "per_channel", "per_tensor" or "inherit": the inner ``ConvBN``'s.
+            Quantized, inference brings the pooled features back to the feature size by
+            the (align-corners) bilinear resize in both pooling modes, which equals the
+            broadcast of global pooling exactly and is an integer TFLite (and Edge TPU)
+            operation, where a broadcast is not.
     """
 
     def __init__(self, filters=256, pool_size=None, pool_stride=(1, 1), scope="image_pooling",
-                 conv_kwargs=None, **kwargs):
+                 conv_kwargs=None, quantization=quantize.INHERIT, **kwargs):
         kwargs.setdefault("name", scope)
         super().__init__(**kwargs)
         self.filters = filters
@@ -51,8 +57,9 @@ class ImagePooling(keras.layers.Layer):
         self.pool_stride = tuple(pool_stride)
         self.scope = scope
         self.conv_kwargs = dict(conv_kwargs or {})
+        self.quantization = quantize.resolve_quantization(quantization)
         self.conv = ConvBN(filters, 1, scope=scope, name="conv", dtype=self.dtype_policy,
-                           **self.conv_kwargs)
+                           quantization=self.quantization, **self.conv_kwargs)
 
     def build(self, input_shape):
         self.conv.build((input_shape[0], 1, 1, input_shape[-1]))
@@ -65,6 +72,8 @@ class ImagePooling(keras.layers.Layer):
         if pool_size is None:
             pooled = tf.reduce_mean(features, axis=[1, 2], keepdims=True)
             pooled = self.conv(pooled, training=training)
+            if self.quantization and not training:
+                return resize_bilinear(pooled, [shape[1], shape[2]])
             return tf.broadcast_to(pooled, tf.concat([shape[:3], [self.filters]], axis=0))
         pooled = tf.nn.avg_pool2d(features, pool_size, self.pool_stride, "VALID")
         pooled = self.conv(pooled, training=training)
@@ -77,7 +86,7 @@ class ImagePooling(keras.layers.Layer):
         config = super().get_config()
         config.update(filters=self.filters, pool_size=self.pool_size,
                       pool_stride=self.pool_stride, scope=self.scope,
-                      conv_kwargs=self.conv_kwargs)
+                      conv_kwargs=self.conv_kwargs, quantization=self.quantization)
         return config
 
 

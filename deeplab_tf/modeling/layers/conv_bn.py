@@ -2,9 +2,18 @@
 
 Strided convolutions use the original's *fixed* symmetric padding (pad, then VALID) instead
 of 'SAME'. Each ``ConvBN`` carries the original's variable scope (``scope``), so converting a
-checkpoint is a name map: ``original_variable_map(model)`` collects it over a whole model,
-and ``fold_batch_norm(model)`` folds every batch norm into its convolution for inference
-(both from ``original_layer``, re-exported here).
+checkpoint is a name map: ``original_layer.original_variable_map(model)`` collects it over a
+whole model, and ``original_layer.fold_batch_norm(model)`` folds every batch norm into its
+convolution for inference.
+
+With ``quantization`` set (``layers.quantize``), the layer is the original's quantized
+convolution (tf.contrib.quantize's rewrite): batch norm folded into the kernel
+(``w * gamma / sqrt(moving_var + eps)``), the folded kernel fake-quantized
+(``<scope>/weights_quant``), the activation's output fake-quantized (``<scope>/act_quant``).
+Training with batch statistics computes the float convolution once more for them and
+corrects the output as the original does: ``conv(x, Q(w_folded)) * sigma_moving / sigma_batch
++ (beta - mean_batch * gamma / sigma_batch)``, i.e. batch norm of the quantized-weight
+convolution, while the quantized kernel always sees the moving statistics.
 
 Example:
 
@@ -19,10 +28,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from deeplab_tf.modeling.layers import quantize
 from deeplab_tf.modeling.layers.batch_norm import BatchNorm
-from deeplab_tf.modeling.layers.original_layer import (  # noqa: F401 (re-exported)
-    OriginalLayer, batch_norm_scale_and_bias, fold_batch_norm, iter_original_layers,
-    original_variable_map)
+from deeplab_tf.modeling.layers.original_layer import OriginalLayer, batch_norm_scale_and_bias
 
 CLIP_CAP = 6.0  # the original's bounded activation clips to [-6, 6]
 
@@ -115,13 +123,17 @@ class ConvBN(OriginalLayer):
         batch_norm_trainable: bool. If false, batch norm always runs in inference mode
             (moving statistics, never updated) while gamma and beta stay trainable: the
             original's ``fine_tune_batch_norm=False``.
+        quantization: None, "per_channel" or "per_tensor": the quantization-aware layer
+            (see the module docstring and ``layers.quantize``); "inherit" (default): the
+            enclosing ``quantize.quantization_scope``'s, None outside any.
     """
 
     def __init__(self, filters, kernel_size=1, strides=1, dilation_rate=1, depthwise=False,
                  explicit_padding=True, activation="relu", use_batch_norm=True,
                  bn_momentum=0.9997, bn_epsilon=1e-5, weight_decay=0.0, kernel_stddev=None,
                  scope="conv", sync_batch_norm=False, batch_norm_trainable=True,
-                 bn_scope=None, kernel_initializer=None, **kwargs):
+                 bn_scope=None, kernel_initializer=None, quantization=quantize.INHERIT,
+                 **kwargs):
         kwargs.setdefault("name", scope_to_name(scope))
         super().__init__(**kwargs)
         if activation not in _ACTIVATIONS:
@@ -144,6 +156,7 @@ class ConvBN(OriginalLayer):
         self.sync_batch_norm = sync_batch_norm
         self.batch_norm_trainable = batch_norm_trainable
         self.bn_scope = bn_scope
+        self.quantization = quantize.resolve_quantization(quantization)
         self.kernel_initializer = (None if kernel_initializer is None else
                                    keras.initializers.serialize(
                                        keras.initializers.get(kernel_initializer)))
@@ -169,6 +182,12 @@ class ConvBN(OriginalLayer):
                 momentum=bn_momentum, epsilon=bn_epsilon, synchronized=sync_batch_norm,
                 always_inference=not batch_norm_trainable, name="bn", dtype=self.dtype_policy)
         self._act = _ACTIVATIONS[activation]
+        self.weights_quant = self.act_quant = None
+        if self.quantization:
+            self.weights_quant = quantize.weights_quantizer(scope, self.quantization)
+            self.act_quant = quantize.RangeQuantizer(
+                "moving_average", scope=f"{scope}/act_quant", init_min=0.0, init_max=6.0,
+                name="act_quant")
 
     def fold_batch_norm(self):
         """Switches this layer to inference only: batch norm folded into the convolution.
@@ -178,29 +197,91 @@ class ConvBN(OriginalLayer):
         convolution with bias (which oneDNN fuses with the ReLU) instead of a convolution and
         two passes over its output. The folded weights are constants captured at this call;
         later changes to the variables are not seen. Outputs equal the unfolded layer in
-        inference mode to float rounding.
+        inference mode to float rounding. A quantization-aware layer computes the folded form
+        already (from its variables, as its ranges require): nothing to do.
         """
+        if self.quantization:
+            return
         kernel = tf.convert_to_tensor(self.conv.kernel, tf.float32)
         if self.bn is None:
             self._folded = (kernel, tf.convert_to_tensor(self.conv.bias, tf.float32))
             return
         scale, bias = batch_norm_scale_and_bias(self.bn)
-        if self.depthwise:  # kernel [kh, kw, channels, 1]
-            kernel = kernel * scale[None, None, :, None]
-        else:  # kernel [kh, kw, in, out]
-            kernel = kernel * scale
+        kernel = self._scaled_kernel(kernel, scale)
         self._folded = (tf.constant(kernel.numpy()), tf.constant(bias.numpy()))
 
-    def _folded_call(self, x):
-        kernel, bias = (tf.cast(t, x.dtype) for t in self._folded)
+    def _convolve(self, x, kernel):
+        """The layer's convolution of (padded) ``x`` with ``kernel``, no bias."""
         padding = "VALID" if self._pad else "SAME"
         dilations = list(pair(self.dilation_rate))
         if self.depthwise:
-            x = tf.nn.depthwise_conv2d(x, kernel, [1, self.strides, self.strides, 1], padding,
-                                       dilations=dilations)
+            return tf.nn.depthwise_conv2d(x, kernel, [1, self.strides, self.strides, 1], padding,
+                                          dilations=dilations)
+        return tf.nn.conv2d(x, kernel, self.strides, padding, dilations=dilations)
+
+    def _folded_call(self, x):
+        kernel, bias = (tf.cast(t, x.dtype) for t in self._folded)
+        return tf.nn.bias_add(self._convolve(x, kernel), bias)
+
+    def _scaled_kernel(self, kernel, scale):
+        if self.depthwise:  # kernel [kh, kw, channels, 1]
+            return kernel * scale[None, None, :, None]
+        return kernel * scale  # kernel [kh, kw, in, out]
+
+    def _quantized_kernel(self, kernel, training):
+        """``weights_quant`` on the kernel, ranges along its output channels (a depthwise
+        kernel [kh, kw, C, 1] is seen as [kh, kw, 1, C])."""
+        if not self.depthwise:
+            return self.weights_quant(kernel, training=training)
+        height, width, channels, _ = kernel.shape
+        kernel = self.weights_quant(tf.reshape(kernel, [height, width, 1, channels]),
+                                    training=training)
+        return tf.reshape(kernel, [height, width, channels, 1])
+
+    def _moving_scale(self):
+        """(gamma / sqrt(moving_var + eps), sqrt(moving_var + eps)) in float32."""
+        deviation = tf.sqrt(tf.cast(self.bn.moving_variance, tf.float32) + self.bn.epsilon)
+        return tf.cast(self.bn.gamma, tf.float32) / deviation, deviation
+
+    def _quantized_call(self, x, training):
+        """The quantization-aware forward pass (``x`` padded); see the module docstring."""
+        dtype = x.dtype
+        x = tf.cast(x, tf.float32)
+        kernel = tf.cast(self.conv.kernel, tf.float32)
+        if self.bn is None:
+            y = tf.nn.bias_add(self._convolve(x, self._quantized_kernel(kernel, training)),
+                               tf.cast(self.conv.bias, tf.float32))
         else:
-            x = tf.nn.conv2d(x, kernel, self.strides, padding, dilations=dilations)
-        return tf.nn.bias_add(x, bias)
+            bn = self.bn
+            scale, moving_deviation = self._moving_scale()
+            beta = tf.cast(bn.beta, tf.float32)
+            y = self._convolve(x, self._quantized_kernel(self._scaled_kernel(kernel, scale),
+                                                         training))
+            if training and bn.trainable and not bn.always_inference:
+                mean, variance, count = bn.batch_moments(self._convolve(x, kernel))
+                bn.update_moving_statistics(mean, variance * count / tf.maximum(count - 1.0, 1.0))
+                inverse_deviation = tf.math.rsqrt(variance + bn.epsilon)
+                y = y * (moving_deviation * inverse_deviation)
+                y = y + (beta - mean * tf.cast(bn.gamma, tf.float32) * inverse_deviation)
+            else:
+                y = y + (beta - tf.cast(bn.moving_mean, tf.float32) * scale)
+        if self._act is not None:
+            y = self._act(y)
+        return tf.cast(self.act_quant(y, training=training), dtype)
+
+    def _float_call_tracking_ranges(self, x, training):
+        """Training before the quantization delay: the float layer's own computation, with
+        the ranges tracked beside it (the folded kernel's and the output's)."""
+        kernel = tf.cast(self.conv.kernel, tf.float32)
+        if self.bn is not None:
+            kernel = self._scaled_kernel(kernel, self._moving_scale()[0])
+        self._quantized_kernel(kernel, training)  # inactive: observes the range only
+        y = self.conv(x)
+        if self.bn is not None:
+            y = self.bn(y, training=training)
+        if self._act is not None:
+            y = self._act(y)
+        return self.act_quant(y, training=training)
 
     def _padded_shape(self, input_shape) -> tuple:
         """The shape the convolution sees: ``input_shape`` after the fixed padding."""
@@ -221,11 +302,21 @@ class ConvBN(OriginalLayer):
         self.conv.build(shape)
         if self.bn is not None:
             self.bn.build(self.conv.compute_output_shape(shape))
+        if self.quantization:
+            kernel_shape = tuple(self.conv.kernel.shape)
+            if self.depthwise:
+                kernel_shape = kernel_shape[:2] + (1, kernel_shape[2])
+            self.weights_quant.build(kernel_shape)
+            self.act_quant.build(self.conv.compute_output_shape(shape))
 
     def call(self, inputs, training=None):
         x = inputs
         if self._pad:
             x = tf.pad(x, [[0, 0], *self._padding(), [0, 0]])
+        if self.quantization:
+            if training and not self.act_quant.quantization_active:
+                return self._float_call_tracking_ranges(x, training)
+            return self._quantized_call(x, training)
         if self._folded is not None:
             x = self._folded_call(x)
         else:
@@ -250,6 +341,9 @@ class ConvBN(OriginalLayer):
             bn_scope = self.bn_scope or f"{self.scope}/BatchNorm"
             for attr in ("gamma", "beta", "moving_mean", "moving_variance"):
                 names[f"{bn_scope}/{attr}"] = getattr(self.bn, attr)
+        if self.quantization:
+            names.update(self.weights_quant.original_variables())
+            names.update(self.act_quant.original_variables())
         return names
 
     def get_config(self):
@@ -263,6 +357,5 @@ class ConvBN(OriginalLayer):
             kernel_stddev=self.kernel_stddev, scope=self.scope,
             sync_batch_norm=self.sync_batch_norm,
             batch_norm_trainable=self.batch_norm_trainable, bn_scope=self.bn_scope,
-            kernel_initializer=self.kernel_initializer)
+            kernel_initializer=self.kernel_initializer, quantization=self.quantization)
         return config
-

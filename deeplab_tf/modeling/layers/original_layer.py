@@ -2,8 +2,9 @@
 
 The original network is made of a few kinds of layer that own variables (``ConvBN``: slim's
 ``conv2d`` with its batch norm under ``<scope>/BatchNorm`` or, for NAS, under a scope of its
-own; ``FusedSeparableConvBN``: NAS's ``separable_conv2d`` + batch norm). Each is an
-``OriginalLayer`` and says two things:
+own; ``FusedSeparableConvBN``: NAS's ``separable_conv2d`` + batch norm; ``ResidualAdd``:
+a block's sum, whose range the quantized graph stores). Each is an ``OriginalLayer`` and
+says two things:
 
 * ``original_variables()``: {the original's variable name: this layer's variable}, so that a
   checkpoint of the original loads by name (``original_variable_map`` over a whole model);

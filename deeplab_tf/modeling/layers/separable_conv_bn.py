@@ -13,6 +13,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from deeplab_tf.modeling.layers import quantize
 from deeplab_tf.modeling.layers.conv_bn import ConvBN, scope_to_name
 
 # Truncated-normal stddevs of the original's split_separable_conv2d (ASPP and decoder).
@@ -40,6 +41,8 @@ class SeparableConvBN(keras.layers.Layer):
         scope: str. The original's scope; variables live under ``scope + "_depthwise"`` and
             ``scope + "_pointwise"``.
         sync_batch_norm, batch_norm_trainable: bool. See ``ConvBN``.
+        quantization: None, "per_channel", "per_tensor" or "inherit": both convolutions'
+            (see ``ConvBN``).
     """
 
     def __init__(self, filters, kernel_size=3, strides=1, dilation_rate=1,
@@ -48,7 +51,7 @@ class SeparableConvBN(keras.layers.Layer):
                  depthwise_weight_decay=0.0, depthwise_stddev=DEPTHWISE_STDDEV,
                  pointwise_stddev=POINTWISE_STDDEV,
                  scope="separable_conv", sync_batch_norm=False, batch_norm_trainable=True,
-                 **kwargs):
+                 quantization=quantize.INHERIT, **kwargs):
         kwargs.setdefault("name", scope_to_name(scope))
         super().__init__(**kwargs)
         if pre_activation not in (False, True, "relu6"):
@@ -70,10 +73,11 @@ class SeparableConvBN(keras.layers.Layer):
         self.scope = scope
         self.sync_batch_norm = sync_batch_norm
         self.batch_norm_trainable = batch_norm_trainable
+        self.quantization = quantize.resolve_quantization(quantization)
 
         bn = dict(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon,
                   sync_batch_norm=sync_batch_norm, batch_norm_trainable=batch_norm_trainable,
-                  dtype=self.dtype_policy)
+                  quantization=self.quantization, dtype=self.dtype_policy)
         self.depthwise = ConvBN(
             None, kernel_size, strides=strides, dilation_rate=dilation_rate, depthwise=True,
             explicit_padding=explicit_padding, activation=activation,
@@ -120,5 +124,5 @@ class SeparableConvBN(keras.layers.Layer):
             weight_decay=self.weight_decay, depthwise_weight_decay=self.depthwise_weight_decay,
             depthwise_stddev=self.depthwise_stddev, pointwise_stddev=self.pointwise_stddev,
             scope=self.scope, sync_batch_norm=self.sync_batch_norm,
-            batch_norm_trainable=self.batch_norm_trainable)
+            batch_norm_trainable=self.batch_norm_trainable, quantization=self.quantization)
         return config
