@@ -25,7 +25,8 @@ from deeplab_tf import ModelConfig
 from deeplab_tf.checkpoints.strict import load_for_inference
 from deeplab_tf.model import build_model
 from deeplab_tf.modeling.backbones import get_backbone, mean_pixel, mobilenet_blocks
-from deeplab_tf.modeling.layers.conv_bn import ConvBN, hard_swish, q_sigmoid
+from deeplab_tf.modeling.layers.activations import hard_swish, q_sigmoid
+from deeplab_tf.modeling.layers.conv_bn import ConvBN
 from deeplab_tf.modeling.layers.original_layer import original_variable_map
 from deeplab_tf.modeling.layers.residual_add import ResidualAdd
 from deeplab_tf.modeling.layers.normalization import Normalization
