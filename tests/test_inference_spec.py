@@ -77,7 +77,7 @@ def test_folded_formulation_agrees_on_scenes(setup):
     """Batch norm folded (the default) vs the unfolded model, on golden-style scenes."""
     config, model = setup
     images, _ = scenes(np.random.default_rng(7), 6, 45, 61)
-    spec = InferenceSpec.from_configs(config, EvalConfig())
+    spec = InferenceSpec.from_configs(config, EvalConfig(inference_precision="float32"))
     assert spec.fold_batch_norm
     fast = prepare_model(model, spec, config)
     traced = tf.function(lambda x: fast(x, training=False)).get_concrete_function(
@@ -101,7 +101,9 @@ def test_predict_fn_refolds_after_new_weights_are_loaded(setup, tmp_path):
     save_model_checkpoint(second, str(tmp_path / "b"), step=2)
     model = build_model(config)
     predict_fn = make_predict_fn(
-        model, InferenceSpec.from_configs(config, EvalConfig(eval_crop_size=None)), config)
+        model, InferenceSpec.from_configs(config, EvalConfig(eval_crop_size=None,
+                                                             inference_precision="float32")),
+        config)
     images = np.random.default_rng(3).uniform(0, 255, (1, 33, 33, 3)).astype(np.float32)
     plain = InferenceSpec(output_stride=16, pad_value=PAD, fold_batch_norm=False)
     for source, directory in ((first, "a"), (second, "b")):

@@ -13,13 +13,13 @@ each: ``model`` (ModelConfig), ``data`` (DataConfig), ``train`` (TrainConfig), `
 
 from deeplab_tf.config.base import DEFAULT_MAX_IMAGE_PIXELS
 from deeplab_tf.config.data import DataConfig
-from deeplab_tf.config.eval import INFERENCE_BACKENDS, EvalConfig
+from deeplab_tf.config.eval import INFERENCE_BACKENDS, INFERENCE_PRECISIONS, EvalConfig
 from deeplab_tf.config.export import EXPORT_FORMATS, TFLITE_MODES, TFLITE_OUTPUTS, ExportConfig
 from deeplab_tf.config.model import MODEL_VARIANTS, OUTPUT_STRIDES, ModelConfig
 from deeplab_tf.config.train import (LEARNING_POLICIES, MIXED_PRECISION, OPTIMIZERS, STRATEGIES,
                                      TrainConfig)
 
 __all__ = ["DEFAULT_MAX_IMAGE_PIXELS", "DataConfig", "EXPORT_FORMATS", "EvalConfig",
-           "ExportConfig", "INFERENCE_BACKENDS", "LEARNING_POLICIES", "MIXED_PRECISION",
+           "ExportConfig", "INFERENCE_BACKENDS", "INFERENCE_PRECISIONS", "LEARNING_POLICIES", "MIXED_PRECISION",
            "MODEL_VARIANTS", "ModelConfig", "OPTIMIZERS", "OUTPUT_STRIDES", "STRATEGIES",
            "TFLITE_MODES", "TFLITE_OUTPUTS", "TrainConfig"]

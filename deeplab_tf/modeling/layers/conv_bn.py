@@ -124,13 +124,16 @@ class ConvBN(keras.layers.Layer):
         ``y = gamma * (conv(x, w) - mean) / sqrt(var + eps) + beta`` is computed as
         ``conv(x, w * s) + (beta - mean * s)`` with ``s = gamma / sqrt(var + eps)``: one
         convolution with bias (which oneDNN fuses with the ReLU) instead of a convolution and
-        two passes over its output. The folded weights are constants captured at this call;
+        two passes over its output. The folded weights are constants captured at this call
+        (computed in float32, stored in the layer's compute dtype);
         later changes to the variables are not seen. Outputs equal the unfolded layer in
         inference mode to float rounding.
         """
         kernel = tf.convert_to_tensor(self.conv.kernel, tf.float32)
         if self.bn is None:
-            self._folded = (kernel, tf.convert_to_tensor(self.conv.bias, tf.float32))
+            self._folded = (tf.cast(kernel, self.compute_dtype),
+                            tf.cast(tf.convert_to_tensor(self.conv.bias, tf.float32),
+                                    self.compute_dtype))
             return
         scale = self.bn.gamma / tf.sqrt(self.bn.moving_variance + self.bn.epsilon)
         scale = tf.cast(scale, tf.float32)
@@ -139,7 +142,9 @@ class ConvBN(keras.layers.Layer):
         else:  # kernel [kh, kw, in, out]
             kernel = kernel * scale
         bias = tf.cast(self.bn.beta, tf.float32) - tf.cast(self.bn.moving_mean, tf.float32) * scale
-        self._folded = (tf.constant(kernel.numpy()), tf.constant(bias.numpy()))
+        # Folded in float32, stored in the compute dtype (bfloat16 under mixed_bfloat16).
+        self._folded = tuple(tf.cast(tf.constant(t.numpy()), self.compute_dtype)
+                             for t in (kernel, bias))
 
     def _folded_call(self, x):
         kernel, bias = (tf.cast(t, x.dtype) for t in self._folded)
