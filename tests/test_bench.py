@@ -72,6 +72,40 @@ def test_explicit_mixed_precision_is_kept_and_unknown_rejected():
         hardware.resolve_mixed_precision("fp8", machine)
 
 
+@pytest.mark.parametrize("environ, native", [
+    ({}, True), ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, False), ({"DNNL_MAX_CPU_ISA": "avx512_core"}, False),
+    ({"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}, True), ({"ONEDNN_MAX_CPU_ISA": "ALL"}, True),
+    ({"TF_ENABLE_ONEDNN_OPTS": "0"}, False), ({"TF_ENABLE_ONEDNN_OPTS": "1"}, True)])
+def test_kernel_limits_turn_native_bfloat16_off(environ, native):
+    """bfloat16 counts as native only where TensorFlow's oneDNN kernels may use it: not with
+    TensorFlow's own kernels nor with oneDNN held below AVX512_CORE_BF16 (the AVX2 kind
+    emulated); the reason names the setting."""
+    machine = hardware.detect(cpuinfo_text=SAPPHIRE_AMX, gpus=(), environ=environ)
+    assert machine.native_bf16 == native
+    for resolve in (hardware.resolve_mixed_precision, hardware.resolve_inference_precision):
+        chosen, reason = resolve("auto", machine)
+        assert chosen == ("bfloat16" if native else "float32")
+        assert all(f"{name}={value}" in reason for name, value in environ.items()) or native
+
+
+@pytest.mark.parametrize("text, gpus, expected", [
+    (EPYC_AVX2, (), "float32"), (XEON_AVX512_BF16, (), "bfloat16"),
+    (SAPPHIRE_AMX, (), "bfloat16"), (EPYC_AVX2, [("NVIDIA A", (8, 0))], "bfloat16"),
+    (EPYC_AVX2, [("NVIDIA T", (7, 5))], "float32")])
+def test_auto_inference_precision(text, gpus, expected):
+    """--inference_precision=auto: bfloat16 where it is native (said with the agreement
+    rule), float32 elsewhere (float16 GPUs included: inference offers no float16)."""
+    machine = hardware.detect(cpuinfo_text=text, gpus=gpus)
+    chosen, reason = hardware.resolve_inference_precision("auto", machine)
+    assert chosen == expected
+    assert ("99.5 %" in reason) == (expected == "bfloat16")
+    assert hardware.resolve_inference_precision("float32", machine)[0] == "float32"
+    assert hardware.resolve_inference_precision("bfloat16", machine)[0] == "bfloat16"
+    with pytest.raises(ValueError, match="inference_precision must be one of auto, float32, "
+                                         "bfloat16. Received: 'float16'"):
+        hardware.resolve_inference_precision("float16", machine)
+
+
 def test_summary_and_time_calls():
     from deeplab_tf.bench.timing import Summary, time_calls
 
