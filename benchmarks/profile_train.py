@@ -38,6 +38,7 @@ import tensorflow as tf  # noqa: E402
 from tensorflow.python.profiler.internal import _pywrap_profiler_plugin  # noqa: E402
 
 from deeplab_tf.bench.suite import recipe_config  # noqa: E402
+from deeplab_tf.bench.timing import load_average, machine_line  # noqa: E402
 from deeplab_tf.bench.train import synthetic_dataset_fn  # noqa: E402
 from deeplab_tf.config import TrainConfig  # noqa: E402
 from deeplab_tf.runtime.hardware import CHOICES, detect, resolve_mixed_precision  # noqa: E402
@@ -61,7 +62,7 @@ def main():
                         help="also summarise oneDNN's primitives (ONEDNN_VERBOSE=1)")
     args = parser.parse_args()
     hardware = detect(gpus=())
-    print(f"machine: {hardware.describe()}; load average {_load()}")
+    print(machine_line(), flush=True)
     if not args.peer:
         args.precision, reason = resolve_mixed_precision(args.precision, hardware)
         print(f"precision: {args.precision} ({reason})")
@@ -73,18 +74,10 @@ def main():
         _profile_peer(args, model_config, trace_dir, caught)
     else:
         _profile_trainer(args, model_config, trace_dir, caught)
-    print(f"load average at the end: {_load()}")
+    print(f"load average at the end: {load_average()}")
     _print_op_totals(trace_dir, args.steps, args.top)
     if args.onednn_verbose:
         _print_onednn_totals(verbose_log, args.steps, args.top)
-
-
-def _load() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "unknown"
 
 
 @contextlib.contextmanager

@@ -201,6 +201,29 @@ def test_compare_tf_contenders_on_a_tiny_model():
     assert "| tf_folded |" in table and "failed: " in table and "peak" in table
 
 
+@pytest.mark.slow  # eight contender processes, two int8 calibrations (3-6 min on 2 cores)
+def test_compare_precision_and_int8_contenders_on_a_tiny_model():
+    """The bfloat16, SavedModel and int8 contenders build, run and agree with the Keras model
+    on most labels (random weights: the margins are small); the peak is measured for every
+    precision the contenders compute in."""
+    from deeplab_tf.bench.compare import compare, format_comparison
+    from deeplab_tf.bench.contenders import Setup
+    from deeplab_tf.config import ModelConfig
+
+    config = ModelConfig(model_variant="mobilenet_v2", num_classes=3, depth_multiplier=0.25)
+    names = ("tf_folded_bfloat16", "saved_model", "saved_model_bfloat16", "openvino_bfloat16",
+             "tflite_int8", "openvino_tflite_int8", "openvino_int8")
+    report = compare(Setup(config.to_dict(), 49, 65, scenes=True, calibration_images=2), names,
+                     rounds=1, log=lambda *_: None)
+    results = {r.name: r for r in report.results}
+    assert not [r.error for r in results.values() if r.error]
+    assert results["saved_model"].agreement == 1.0
+    for name in names:
+        assert results[name].agreement > 0.9, (name, results[name].agreement)
+    assert set(report.peak["peaks"]) == {"float32", "bfloat16", "int8"}
+    assert "% int8 |" in format_comparison(report)
+
+
 @pytest.mark.slow  # several subprocesses that each build and trace models (1-4 min on 2 cores)
 def test_trainer_step_benchmark_times_every_step_after_warmup():
     from deeplab_tf.bench.train import time_trainer_steps

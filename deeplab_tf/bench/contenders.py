@@ -129,11 +129,6 @@ def _tf_predict(model, spec):
     return lambda image: serve(tf.constant(image)).numpy()
 
 
-INT8_BUILDERS = {"tflite_int8": "build_tflite_int8",
-                 "openvino_tflite_int8": "build_openvino_tflite_int8",
-                 "openvino_int8": "build_openvino_int8"}
-
-
 def _saved_model(model, config, precision):
     """The SavedModel export's ``predict_images`` (written to a temporary folder, loaded)."""
     import tempfile
@@ -236,10 +231,15 @@ def build(name: str, setup: Setup) -> Callable[[np.ndarray], np.ndarray]:
         return _tf_predict(prepare_model(model, spec, config), spec)
     if name in ("saved_model", "saved_model_bfloat16"):
         return _saved_model(model, config, precision_of(name))
-    if name in INT8_BUILDERS:
-        from deeplab_tf.bench import int8
+    if name in ("tflite_int8", "openvino_tflite_int8", "openvino_int8"):
+        from deeplab_tf.bench.int8 import BUILDERS
+        from deeplab_tf.data.preprocess import padded_size
 
-        return getattr(int8, INT8_BUILDERS[name])(model, config, spec, setup, make_image)
+        size = (padded_size(setup.height, spec.output_stride),
+                padded_size(setup.width, spec.output_stride))
+        samples = [make_image(dataclasses.replace(setup, seed=setup.seed + 100 + index))
+                   for index in range(setup.calibration_images)]
+        return BUILDERS[name](model, config, spec, size, samples, setup.threads)
     if name == "tf_frozen":
         from deeplab_tf.export.openvino import frozen_inference_graph
 

@@ -211,6 +211,26 @@ def describe_peaks(peak: Dict[str, object]) -> str:
     return ", ".join(parts)
 
 
+def load_average() -> str:
+    """The 1-, 5- and 15-minute load averages (/proc/loadavg), or "unknown"."""
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def machine_line() -> str:
+    """The machine a figure was measured on, in one line: CPU model, logical CPUs, the
+    avx512f / avx512_bf16 / AMX flags and the load averages now (print it at the start and
+    the end of a run)."""
+    from deeplab_tf.runtime.hardware import detect
+
+    hardware = detect(gpus=())
+    return (f"cpu: {hardware.cpu_model or 'unknown'} ({hardware.cpu_count} logical CPUs); "
+            f"{hardware.flags_line()}; load average {load_average()}")
+
+
 def peak_memory_mb() -> float:
     """Peak resident memory of this process so far (MiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

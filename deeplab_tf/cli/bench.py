@@ -133,6 +133,7 @@ def _compare(config, height, width, stats, choices):
     """
     from deeplab_tf.bench import compare as compare_lib
     from deeplab_tf.bench import contenders as contenders_lib
+    from deeplab_tf.bench.timing import load_average
 
     frozen_graph = bench_flags.COMPARE_FROZEN_GRAPH.value
     names = contenders_lib.check_contenders(
@@ -156,6 +157,7 @@ def _compare(config, height, width, stats, choices):
                                  log=lambda line: print(line, flush=True))
     table = compare_lib.format_comparison(report)
     print(table)
+    print(f"load average at the end: {load_average()}")
     record = {"config": config.to_dict(), "height": height, "width": width, **stats,
               "machine": _machine(), "precision_choices": choices,
               "comparison": report.to_dict(), "table": table}
@@ -183,10 +185,12 @@ def _precision_choices() -> dict:
     from deeplab_tf.runtime.hardware import (detect, resolve_inference_precision,
                                              resolve_mixed_precision)
 
+    from deeplab_tf.bench.timing import machine_line
+
     hardware = detect()
     inference_choice = resolve_inference_precision(inference.INFERENCE_PRECISION.value,
                                                    hardware)
-    return {"machine": f"machine: {hardware.describe()}",
+    return {"machine": machine_line(),
             "inference": f"--inference_precision={inference.INFERENCE_PRECISION.value} -> "
                          "%s (%s)" % inference_choice,
             "training": "--mixed_precision=auto -> %s (%s)" % resolve_mixed_precision(
@@ -205,8 +209,8 @@ def main(argv):
     _check_comparison_flags()
     from deeplab_tf.bench.model import (Result, agreement, format_table,
                                         inference_benchmarks)
-    from deeplab_tf.bench.timing import (PRECISIONS, describe_peaks, peak_flops,
-                                         peak_memory_mb, precision_of)
+    from deeplab_tf.bench.timing import (PRECISIONS, describe_peaks, load_average,
+                                         peak_flops, peak_memory_mb, precision_of)
     from deeplab_tf.model import model_stats
 
     height, width = parse_size(_CROP_SIZE.value, "crop_size")
@@ -260,6 +264,7 @@ def main(argv):
             extra[key] = f"{value:.6g}"
     extra["peak memory (MiB)"] = f"{peak_memory_mb():.0f}"
     print(format_table(results, peak, extra))
+    print(f"load average at the end: {load_average()}")
 
     peaks = peak["peaks"]
     record = {

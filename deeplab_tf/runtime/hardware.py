@@ -96,6 +96,17 @@ class Hardware:
     def avx512(self) -> bool:
         return "avx512f" in self.cpu_flags
 
+    def flags_line(self) -> str:
+        """``avx512f: yes, avx512_bf16: yes, amx: no`` (the AMX flags by name when present),
+        plus ``kernel_limits`` when set: the machine line of every benchmark figure."""
+        amx = sorted(flag for flag in self.cpu_flags if flag.startswith("amx"))
+        line = (f"avx512f: {'yes' if self.avx512 else 'no'}, avx512_bf16: "
+                f"{'yes' if 'avx512_bf16' in self.cpu_flags else 'no'}, amx: "
+                f"{', '.join(amx) if amx else 'no'}")
+        if self.kernel_limits:
+            line += f" (kernels limited by {', '.join(self.kernel_limits)})"
+        return line
+
     def describe(self) -> str:
         """One line: CPU model, cores, vector extensions, GPUs."""
         vector = ("AMX" if "amx_bf16" in self.cpu_flags else
