@@ -190,3 +190,20 @@ def test_cli_compares_contenders_and_the_exported_frozen_graph(tmp_path):
     assert agreements["tf_frozen"] >= 0.999
     assert record["comparison"]["rounds"] == 2
     assert record["comparison"]["setup"]["checkpoint_path"] == checkpoint
+
+
+def test_environment_flags_take_name_value_pairs():
+    from types import SimpleNamespace
+
+    from deeplab_tf.cli.bench import _assignments
+    from deeplab_tf.errors import UserError
+
+    holder = SimpleNamespace(name="contender_env",
+                             value=["ONEDNN_MAX_CPU_ISA=AVX2", "A=x=y", "EMPTY="])
+    assert _assignments(holder) == {"ONEDNN_MAX_CPU_ISA": "AVX2", "A": "x=y", "EMPTY": ""}
+    assert _assignments(SimpleNamespace(name="original_env", value=None)) == {}
+    for bad in ("ONEDNN_MAX_CPU_ISA", "=AVX2"):
+        with pytest.raises(UserError) as error:
+            _assignments(SimpleNamespace(name="original_env", value=[bad]))
+        assert str(error.value) == (f"--original_env takes NAME=VALUE. Received: "
+                                    f"--original_env={bad}")

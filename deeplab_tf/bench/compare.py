@@ -102,7 +102,8 @@ def compare(setup: Setup, contenders: Sequence[str] = DEFAULT_CONTENDERS, *, rou
     """Times ``contenders`` (plus ``original`` when ``setup.frozen_graph``) side by side.
 
     ``environments``: variables for one contender's process, by name, over its defaults
-    (e.g. ``{"tf_folded": {"ONEDNN_MAX_CPU_ISA": "AVX2"}}``).
+    (e.g. ``{"tf_folded": {"ONEDNN_MAX_CPU_ISA": "AVX2"}}``); the peak is measured in the
+    reference's (``tf_function``).
 
     A contender that fails to build is reported with its error, the others still run. The
     reference ``tf_function`` is always built (it gives the agreement and the multiply-adds).
@@ -113,7 +114,9 @@ def compare(setup: Setup, contenders: Sequence[str] = DEFAULT_CONTENDERS, *, rou
     try:
         precisions = tuple(dict.fromkeys(["float32"] + [precision_of(n) for n in names]))
         log(f"  measuring the peak (large matmul / 3x3 conv; {', '.join(precisions)}) ...")
-        peak_worker = Worker("peak", _peak_factory, (precisions,))
+        # The peak as the contenders' processes see it (the reference's environment).
+        peak_worker = Worker("peak", _peak_factory, (precisions,),
+                             (environments or {}).get(REFERENCE, {}))
         peak = peak_worker.call(want_output=True)[1]
         peak_worker.close()
         for name in names:

@@ -122,6 +122,19 @@ def _check_comparison_flags():
                                     bench_flags.COMPARE_FROZEN_GRAPH.value)
     if bench_flags.COMPARE_FROZEN_GRAPH.value:  # readable, with the original's nodes
         contenders_lib.load_graph_def(bench_flags.COMPARE_FROZEN_GRAPH.value)
+    _assignments(bench_flags.CONTENDER_ENV)
+    _assignments(bench_flags.ORIGINAL_ENV)
+
+
+def _assignments(holder) -> dict:
+    """{NAME: VALUE} of a repeatable NAME=VALUE flag; UserError naming it otherwise."""
+    out = {}
+    for text in holder.value or ():
+        name, equals, value = text.partition("=")
+        if not equals or not name:
+            raise UserError(f"--{holder.name} takes NAME=VALUE. Received: --{holder.name}={text}")
+        out[name] = value
+    return out
 
 
 def _compare(config, height, width, stats, choices):
@@ -153,7 +166,14 @@ def _compare(config, height, width, stats, choices):
     print(f"comparing {', '.join(dict.fromkeys([contenders_lib.REFERENCE, *names]))}"
           f"{', original' if frozen_graph else ''}; {bench_flags.COMPARE_ROUNDS.value} rounds; "
           f"weights: {checkpoint or 'random'}", flush=True)
+    ours = _assignments(bench_flags.CONTENDER_ENV)
+    environments = {name: dict(ours) for name in names + (contenders_lib.REFERENCE,)}
+    environments["original"] = _assignments(bench_flags.ORIGINAL_ENV)
+    if ours or environments["original"]:
+        print(f"contenders' environment: {ours or 'inherited'}; original's: "
+              f"{environments['original'] or 'TensorFlow defaults for this CPU'}", flush=True)
     report = compare_lib.compare(setup, names, rounds=bench_flags.COMPARE_ROUNDS.value,
+                                 environments=environments,
                                  log=lambda line: print(line, flush=True))
     table = compare_lib.format_comparison(report)
     print(table)

@@ -52,3 +52,12 @@ COMPARE_SCENES = flags.DEFINE_boolean(
 COMPARE_CALIBRATION_IMAGES = flags.DEFINE_integer(
     "compare_calibration_images", 8,
     "Images that calibrate the comparison's int8 contenders.", lower_bound=1)
+CONTENDER_ENV = flags.DEFINE_multi_string(
+    "contender_env", None,
+    "NAME=VALUE (repeatable): an environment variable for every contender's process but the "
+    "original's, e.g. ONEDNN_MAX_CPU_ISA=AVX2 to emulate the AVX2 kind on an AVX-512 CPU "
+    "(--inference_precision=auto then says float32, as there).")
+ORIGINAL_ENV = flags.DEFINE_multi_string(
+    "original_env", None,
+    "NAME=VALUE (repeatable): an environment variable for the original's process, e.g. "
+    "TF_ENABLE_ONEDNN_OPTS=0 (TensorFlow's own kernels, its default on the AVX2 kind).")
