@@ -96,8 +96,10 @@ def _images(args):
     from deeplab_tf.demo.scenes import make_scene
 
     rng = np.random.default_rng(12345)
-    return [tuple(np.asarray(v) for v in make_scene(rng, (args.size, args.size)))
-            for _ in range(args.scenes)]
+    scenes = [make_scene(rng, (args.size, args.size)) for _ in range(args.scenes)]
+    # The scenes' labels are the demo's classes: an mIoU only for a model trained on them.
+    return [(image[np.newaxis], None if args.random_weights else label)
+            for image, label in scenes]
 
 
 def _confusion(labels, predictions, num_classes, ignore):

@@ -129,8 +129,10 @@ def _tf_predict(model, spec):
     return lambda image: serve(tf.constant(image)).numpy()
 
 
-def _saved_model(model, config, precision):
-    """The SavedModel export's ``predict_images`` (written to a temporary folder, loaded)."""
+def _saved_model(setup: Setup, precision):
+    """The SavedModel export's ``predict_images`` (written to a temporary folder, loaded as
+    a server loads it: the Keras model and the export's traces freed first)."""
+    import gc
     import tempfile
 
     import tensorflow as tf
@@ -139,8 +141,12 @@ def _saved_model(model, config, precision):
     from deeplab_tf.export.saved_model import export_saved_model
 
     with tempfile.TemporaryDirectory(prefix="bench-saved-model-") as folder:
+        model, config, _ = _model_and_spec(setup)
         path = export_saved_model(model, config, ExportConfig(inference_precision=precision),
                                   folder)
+        del model
+        tf.keras.backend.clear_session()
+        gc.collect()
         loaded = tf.saved_model.load(path)  # the weights are in its graph: the folder can go
     signature = loaded.signatures["predict_images"]
     return lambda image: signature(images=tf.constant(image))["semantic_predictions"].numpy()
@@ -221,6 +227,8 @@ def build(name: str, setup: Setup) -> Callable[[np.ndarray], np.ndarray]:
         if not setup.frozen_graph:
             raise ConfigError("The 'original' contender needs --compare_frozen_graph=PATH")
         return graph_function(load_graph_def(setup.frozen_graph))
+    if name in ("saved_model", "saved_model_bfloat16"):
+        return _saved_model(setup, precision_of(name))
     model, config, spec = _model_and_spec(setup)
     if name == "tf_function":
         return _tf_predict(model, dataclasses.replace(spec, fold_batch_norm=False))
@@ -229,8 +237,6 @@ def build(name: str, setup: Setup) -> Callable[[np.ndarray], np.ndarray]:
     if name in ("tf_folded", "tf_folded_bfloat16"):
         spec = dataclasses.replace(spec, precision=precision_of(name))
         return _tf_predict(prepare_model(model, spec, config), spec)
-    if name in ("saved_model", "saved_model_bfloat16"):
-        return _saved_model(model, config, precision_of(name))
     if name in ("tflite_int8", "openvino_tflite_int8", "openvino_int8"):
         from deeplab_tf.bench.int8 import BUILDERS
         from deeplab_tf.data.preprocess import padded_size
