@@ -92,7 +92,9 @@ def export_config_from_flags() -> ExportConfig:
         export_path=export.EXPORT_PATH.value or "",
         save_inference_graph=export.SAVE_INFERENCE_GRAPH.value,
         max_image_pixels=export.MAX_IMAGE_PIXELS.value,
-        inference_precision=inference.INFERENCE_PRECISION.value, **data.resize_fields())
+        inference_precision=inference.value_or(inference.INFERENCE_PRECISION, ExportConfig,
+                                               "inference_precision"),
+        **data.resize_fields())
 
 
 def _default_num_classes(checkpoint_path, kind):

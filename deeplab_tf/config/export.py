@@ -56,12 +56,12 @@ class ExportConfig(ConfigMixin):
         resize_factor: int or None. Resize to range: sides become a multiple of it plus one.
         max_image_pixels: int. Serving signatures reject images with more pixels than this
             (InvalidArgument), before decoding them fully.
-        inference_precision: str. SavedModel: the precision its graph computes in, as
-            deeplab-eval's flag: ``"auto"`` (bfloat16 where the exporting machine computes it
-            natively, else float32: export on the kind of machine that serves, or say
-            which), ``"float32"`` or ``"bfloat16"``. The other formats hold the float32
-            graph (their runtimes choose their own precision): ``"bfloat16"`` is an error
-            there, ``"auto"`` means float32.
+        inference_precision: str. SavedModel: the precision its graph computes in:
+            ``"float32"`` (the default: the machine that will serve is not known here),
+            ``"bfloat16"``, or ``"auto"`` (bfloat16 where the exporting machine computes it
+            natively, else float32: for exports served on the kind of machine that exports).
+            The other formats hold the float32 graph (their runtimes choose their own
+            precision): ``"bfloat16"`` is an error there, ``"auto"`` means float32.
     """
 
     format: str = "saved_model"
@@ -84,7 +84,7 @@ class ExportConfig(ConfigMixin):
     max_resize_value: Optional[int] = None
     resize_factor: Optional[int] = None
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
-    inference_precision: str = "auto"
+    inference_precision: str = "float32"
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
