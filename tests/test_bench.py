@@ -3,6 +3,7 @@ timing summaries, worker processes in alternating rounds, the side-by-side compa
 Trainer-step benchmark and ``benchmarks/gpu.sh --smoke``. No test asserts a time."""
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -166,6 +167,36 @@ def test_workers_alternate_and_idle_ones_are_stopped():
         pool.close()
     with pytest.raises(WorkerError, match="broken: RuntimeError: cannot build this one"):
         Worker("broken", _failing_factory)
+
+
+def _dying_factory(when):
+    """Worker factory: a process killed (as for memory) while building or at its first call."""
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if when == "build":
+        die()
+    return die, {}
+
+
+def test_a_worker_killed_is_an_error_not_a_wait():
+    from deeplab_tf.bench.worker import Worker, WorkerError
+
+    def hung(*_):
+        raise AssertionError("waited for a dead worker")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(120)
+    try:
+        with pytest.raises(WorkerError, match=r"build: the process died \(exit code -9"):
+            Worker("build", _dying_factory, ("build",))
+        worker = Worker("call", _dying_factory, ("call",))
+        with pytest.raises(WorkerError, match=r"call: the process died \(exit code"):
+            worker.call()
+        worker.close()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def test_worker_environment_is_the_new_process_only():

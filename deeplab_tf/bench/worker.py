@@ -103,6 +103,9 @@ class Worker:
                                          daemon=True, name=f"bench-{name}")
         with _environment(environment or {}):
             self._process.start()
+        # The child's end closed here: a child that dies (e.g. killed for memory) is then an
+        # EOFError on recv, not a wait for ever.
+        child.close()
         self._stopped = False
         self.facts = self._receive("ready")[1]
         self.pause()
