@@ -9,12 +9,14 @@
 #   2. argmax agreement with float32 on the demo's validation scenes (a trained model; the
 #      demo is trained first if demo_output/train has no checkpoint) and on random weights
 #   3. training step, the Trainer against the original's graph, float32 and bfloat16
-#   4. bfloat16 step formulations (batch norm fused / cast, depthwise in float32), also for
-#      mobilenet_v2, and the op profile with oneDNN's primitive per op (ONEDNN_VERBOSE)
+#   4. bfloat16 step formulations (batch norm on float32 casts or on bfloat16, depthwise
+#      layers in float32), also for mobilenet_v2, and the op profile with oneDNN's
+#      primitive per op (ONEDNN_VERBOSE)
 #   5. the learning proof in float32 and bfloat16 (slow test: same mIoU within 1 point)
 #
-#   benchmarks/amx.sh            # the full run, 513x513 (about 1-1.5 h on 2 cores; 16 GB RAM)
-#   benchmarks/amx.sh --quick    # small sizes, any CPU, about 15 min: checks that it runs
+#   benchmarks/amx.sh            # the full run, 513x513 (1-2 h on 2 cores; four xception_65
+#                                # processes at once: 5-7 GB each)
+#   benchmarks/amx.sh --quick    # 65x65, any CPU (16 GB free), about 20 min: checks that it runs
 # Logs: bench_output/amx/<section>.log (and .json where the tool writes one).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +26,7 @@ QUICK=0
 for arg in "$@"; do
   case "$arg" in
     --quick) QUICK=1 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "amx.sh: unknown argument '$arg' (expected --quick or nothing)" >&2; exit 2 ;;
   esac
 done
@@ -32,7 +34,7 @@ export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 OUT=bench_output/amx
 mkdir -p "$OUT"
 if [ "$QUICK" = 1 ]; then
-  SIZE=129; ROUNDS=2; STEPS_ROUNDS=2; SCENES=4
+  SIZE=65; ROUNDS=2; STEPS_ROUNDS=2; SCENES=4
 else
   SIZE=513; ROUNDS=5; STEPS_ROUNDS=5; SCENES=8
 fi
@@ -52,12 +54,13 @@ run() {  # run NAME COMMAND...: logged to $OUT/NAME.log, the tables echoed
 grep -o -w -E 'amx_bf16|amx_int8|avx512_bf16|avx512_fp16' /proc/cpuinfo | sort -u | tr '\n' ' '
 echo
 
-# 1. Inference against the original's graph; at most four processes per comparison (memory).
+# 1. Inference against the original's graph. Two contenders per comparison: with the
+#    reference tf_function and the original, four xception_65 processes at once (memory).
 run original_graph "$PYTHON" benchmarks/original_frozen_graph.py --output="$OUT/original.pb" \
   --crop_size="$SIZE,$SIZE"
-for group in "tf_folded,tf_frozen,saved_model" \
-             "tf_folded_bfloat16,saved_model_bfloat16,openvino_bfloat16" \
-             "tflite,tflite_int8,openvino_int8,openvino_tflite_int8"; do
+for group in "tf_frozen,saved_model" "tf_folded,tf_folded_bfloat16" \
+             "saved_model_bfloat16,openvino_bfloat16" "tflite,tflite_int8" \
+             "openvino_int8,openvino_tflite_int8"; do
   name="inference_${group%%,*}"
   run "$name" "$BIN/deeplab-bench" "${X65[@]}" --contenders="$group" \
     --compare_frozen_graph="$OUT/original.pb" --compare_rounds="$ROUNDS" \
@@ -83,7 +86,7 @@ done
 # 4. bfloat16 formulations of the step, and where its time goes.
 run train_variants_xception_65 "$PYTHON" benchmarks/train_step_variants.py \
   --model_variant=xception_65 --crop_size="$SIZE" --batch_size=2 --rounds="$STEPS_ROUNDS" \
-  --variants=float32,bfloat16,bfloat16_bn_cast,bfloat16_depthwise_float32
+  --variants=float32,bfloat16,bfloat16_bn_native,bfloat16_depthwise_float32
 run train_variants_mobilenet_v2 "$PYTHON" benchmarks/train_step_variants.py \
   --model_variant=mobilenet_v2 --crop_size="$SIZE" --batch_size=2 --rounds="$STEPS_ROUNDS" \
   --variants=float32,bfloat16,bfloat16_depthwise_float32

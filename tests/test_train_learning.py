@@ -1,5 +1,5 @@
 """Learning proof: deeplab-train learns coloured shapes; deeplab-eval measures mIoU >= 0.8, in
-float32 and in bfloat16 training (within 1 point of float32).
+float32 and in bfloat16 training (at most 1 point below float32).
 
 Slow (about two CPU minutes of training plus set-up and evaluation), out of the default run:
 
@@ -83,8 +83,9 @@ def test_shapes_reach_miou_080(shapes_data, tmp_path):
 @pytest.mark.slow
 def test_bfloat16_training_reaches_float32s_miou(shapes_data, tmp_path):
     """--mixed_precision=bfloat16 keeps the training quality: the same recipe reaches the
-    float32 run's mIoU within 1 point (bfloat16 is emulated, slower, where not native)."""
+    float32 run's mIoU or more, 1 point below it at worst (bfloat16 is emulated, slower,
+    where not native)."""
     half = _train_and_evaluate(shapes_data, tmp_path / "bfloat16", "bfloat16")
     full = _train_and_evaluate(shapes_data, tmp_path / "float32", "float32")
     assert half["miou"] >= 0.8, half["per_class_iou"]
-    assert abs(half["miou"] - full["miou"]) <= 0.01, (half["miou"], full["miou"])
+    assert half["miou"] >= full["miou"] - 0.01, (half["miou"], full["miou"])

@@ -8,12 +8,8 @@ This subclass keeps Keras' variables (``gamma``, ``beta``, ``moving_mean``,
 ``moving_variance``: same names, shapes, initialisers and checkpoint keys) and its inference
 path (``training=False`` computes exactly what Keras computes), and replaces training mode:
 
-* statistics of the batch from ``FusedBatchNormV3`` on NHWC input, accumulated in float32.
-  Under ``mixed_bfloat16`` the kernel takes the bfloat16 activations as they are (its float32
-  scale, offset and statistics beside them), with no Cast to float32 and back around each
-  layer: oneDNN then runs batch norm in bfloat16 and grappler can still fuse the following
-  ReLU into it (``_FusedBatchNormEx``), as in float32. Other mixed precisions cast to
-  float32 and back;
+* statistics of the batch from ``FusedBatchNormV3`` on NHWC input, computed in float32 under
+  mixed precision (as Keras does), cast back to the layer's compute dtype;
 * moving averages ``moving = decay * moving + (1 - decay) * batch`` with ``decay`` = Keras'
   ``momentum`` and the kernel's batch variance, which like the original's carries Bessel's
   correction (``n / (n - 1)``; Keras uses the biased variance there). The batch itself is
@@ -69,14 +65,12 @@ class BatchNorm(keras.layers.BatchNormalization):
             training = False
         if not (training and self.trainable) or mask is not None or inputs.shape.rank != 4:
             return super().call(inputs, training=training, mask=mask)
-        replicas = _num_replicas()
-        fused = not (self.synchronized and replicas > 1)
-        # bfloat16 activations go to the fused kernel as they are (see the module docstring).
-        x = inputs if fused and inputs.dtype == tf.bfloat16 else tf.cast(inputs, tf.float32)
+        x = tf.cast(inputs, tf.float32)
         channels = x.shape[-1]
         gamma = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([channels])
         beta = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([channels])
-        if not fused:
+        replicas = _num_replicas()
+        if self.synchronized and replicas > 1:
             # Keras' all-reduced moments (sums and counts over every replica).
             mean, variance = self._moments(x, None)
             y = tf.nn.batch_normalization(x, mean, variance, beta, gamma, self.epsilon)
