@@ -46,7 +46,7 @@ run() {  # run NAME COMMAND...: logged to $OUT/NAME.log, the tables echoed
   echo "== $name: $*"
   "$@" > "$OUT/$name.log" 2>&1
   local rc=$?
-  grep -E '^(cpu:|kernels:|--(inference_precision|mixed_precision)=auto|\||peak|load average|xception|mobilenet)' \
+  grep -E '^(cpu:|kernels:|--(inference_precision|mixed_precision)=auto|\||peak|load average|xception|mobilenet|oneDNN primitives| +[0-9.]+ s )' \
     "$OUT/$name.log" || true
   if [ "$rc" != 0 ]; then FAILED+=("$name (exit $rc; see $OUT/$name.log)"); echo "   failed: exit $rc"; fi
 }
