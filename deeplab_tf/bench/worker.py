@@ -114,6 +114,7 @@ class Worker:
         try:
             message = self._connection.recv()
         except EOFError:
+            self._process.join(5)  # reaped, so that its exit code is known
             raise WorkerError(f"{self.name}: the process died (exit code "
                               f"{self._process.exitcode}; out of memory?)") from None
         if message[0] == "error":

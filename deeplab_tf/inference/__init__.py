@@ -18,12 +18,13 @@ from deeplab_tf.inference.multiscale import (pad_images, predict_labels, predict
                                              upsample_logits)
 from deeplab_tf.inference.predict import (LABELS, PROBABILITIES, compiled_predict,
                                           crop_outputs, pad_inputs, predict, predict_function,
-                                          prepare_model)
+                                          prepare_model, single_pass_outputs)
 from deeplab_tf.inference.sliding_window import (predict_labels_sliding_window,
                                                  predict_probabilities_sliding_window)
 from deeplab_tf.inference.spec import InferenceSpec
 
-__all__ = ["InferenceSpec", "LABELS", "PROBABILITIES", "compiled_predict", "crop_outputs", "pad_images",
-           "pad_inputs", "predict", "predict_function", "predict_labels",
+__all__ = ["InferenceSpec", "LABELS", "PROBABILITIES", "compiled_predict", "crop_outputs",
+           "pad_images", "pad_inputs", "predict", "predict_function", "predict_labels",
            "predict_labels_sliding_window", "predict_probabilities",
-           "predict_probabilities_sliding_window", "prepare_model", "upsample_logits"]
+           "predict_probabilities_sliding_window", "prepare_model", "single_pass_outputs",
+           "upsample_logits"]

@@ -27,6 +27,19 @@ def _optional_pair(value, name) -> Optional[Tuple[int, int]]:
     return value
 
 
+def _padded_at_least(crop_size, model_config: ModelConfig):
+    """The size images are padded up to: ``crop_size``, and at least the model's
+    ``image_pooling_crop_size`` (its pooling window must fit the features: the original
+    could not run smaller inputs at all)."""
+    pooling = model_config.image_pooling_crop_size
+    if pooling is None:
+        return crop_size
+    if crop_size is None:
+        return tuple(pooling)
+    crop = _optional_pair(crop_size, "crop_size")
+    return tuple(max(c, p) for c, p in zip(crop, pooling))
+
+
 @dataclasses.dataclass(frozen=True)
 class InferenceSpec:
     """How one image becomes labels; built once from the configs.
@@ -36,8 +49,9 @@ class InferenceSpec:
         pad_value: 3 floats. The backbone's mean pixel (``modeling.backbones.mean_pixel``), never a default.
         scales: tuple of float. Input scales averaged (``--eval_scales``).
         add_flipped_images: bool. Also average left-right flipped inputs.
-        crop_size: (h, w) or None. Smaller images are padded up to it (``--eval_crop_size``);
-            larger ones are predicted whole.
+        crop_size: (h, w) or None. Smaller images are padded up to it (``--eval_crop_size``,
+            and at least the model's ``image_pooling_crop_size``); larger ones are predicted
+            whole.
         sliding_window_size: (h, w) or None. Predict with overlapping windows of this size.
         sliding_window_overlap: float in [0, 1). Overlap of neighbouring windows.
         min_resize_value, max_resize_value, resize_factor: resize to range before inference
@@ -47,6 +61,10 @@ class InferenceSpec:
             computes in (resolved: ``from_configs`` turns the configs' ``"auto"`` into one
             of them).
         precision_reason: str. Why ``precision`` (for logs; not compared).
+        prediction_with_upsampled_logits: bool. A single pass takes the argmax of the
+            upsampled logits (true), or at logits resolution, resized nearest-neighbour
+            (``ModelConfig.prediction_with_upsampled_logits``; multi-scale, flipped and
+            sliding-window predictions always upsample, as the original's).
     """
 
     output_stride: int
@@ -62,6 +80,7 @@ class InferenceSpec:
     fold_batch_norm: bool = True
     precision: str = "float32"
     precision_reason: str = dataclasses.field(default="", compare=False)
+    prediction_with_upsampled_logits: bool = True
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
@@ -105,13 +124,14 @@ class InferenceSpec:
                    pad_value=mean_pixel(model_config.model_variant),
                    scales=eval_config.eval_scales,
                    add_flipped_images=eval_config.add_flipped_images,
-                   crop_size=eval_config.eval_crop_size,
+                   crop_size=_padded_at_least(eval_config.eval_crop_size, model_config),
                    sliding_window_size=eval_config.sliding_window_size,
                    sliding_window_overlap=eval_config.sliding_window_overlap,
                    min_resize_value=eval_config.min_resize_value,
                    max_resize_value=eval_config.max_resize_value,
                    resize_factor=eval_config.resize_factor,
                    fold_batch_norm=eval_config.fold_batch_norm,
+                   prediction_with_upsampled_logits=model_config.prediction_with_upsampled_logits,
                    **_precision(eval_config.inference_precision))
 
     @classmethod
@@ -131,11 +151,13 @@ class InferenceSpec:
                    pad_value=mean_pixel(model_config.model_variant),
                    scales=export_config.inference_scales,
                    add_flipped_images=export_config.add_flipped_images,
-                   crop_size=crop,
+                   crop_size=_padded_at_least(crop, model_config),
                    min_resize_value=export_config.min_resize_value,
                    max_resize_value=export_config.max_resize_value,
                    resize_factor=export_config.resize_factor,
-                   fold_batch_norm=export_config.fold_batch_norm, **precision)
+                   fold_batch_norm=export_config.fold_batch_norm,
+                   prediction_with_upsampled_logits=model_config.prediction_with_upsampled_logits,
+                   **precision)
 
 
 def _precision(name: str) -> dict:

@@ -6,18 +6,16 @@ applies the gradients with a Keras optimizer.
 
 One step, on each replica::
 
-    logits = model(images, training=True)
+    logits = model(images, training=True)            # with an image pyramid: every scale's
     total, count = softmax_cross_entropy(...)        # summed over the replica's pixels
     loss = total / all_reduce_sum(count)             # mean over the global batch's pixels
+                                                     # (summed over the pyramid's logits)
          + L2 weight decay / num_replicas            # counted once in the global sum
     optimizer.apply_gradients(d loss x multipliers)  # gradients all-reduced (SUM)
 
 so an update equals one device's on the global batch (the original averaged the loss per
 clone, then the clones' gradients; the two agree when clones have equally many valid pixels).
 With ``jit_compile`` the forward and backward pass is XLA-compiled (one replica per worker).
-Momentum SGD is Keras' (``v = m v - lr g``), which equals the original's TF1 momentum
-optimizer (``a = m a + g; w -= lr a``) at a constant rate and differs only by the rate's change
-over the momentum's horizon (negligible for the slowly decaying policies).
 
 Around the step, on the host: a progress line every ``log_steps`` (step, loss, learning
 rate, images/s, ETA) and TensorBoard summaries; a checkpoint (``model.ckpt-<step>``) every
@@ -28,9 +26,14 @@ replica is not finite (all replicas stop there, nothing is saved, so the last go
 checkpoint stays the newest; the batch's source is named when the data provides it) or
 when a label value is neither a class nor the ignore label.
 
+Quantization-aware training (``quantize_delay_step >= 0``): fake quantization on from that
+step (``model_setup.update_quantization``; the step is traced again), float before. Under
+several replicas each measures its batch's ranges and the range variables (aggregation MEAN)
+average them, so all quantize alike (the original refused it with more than one clone).
+
 Beside this module: ``checks`` (those errors), ``progress`` (``TrainResult``, the progress
-line), ``preemption`` (SIGTERM), ``model_setup`` (dtype policy, batch-norm decay),
-``checkpointing`` and ``summaries``.
+line), ``preemption`` (SIGTERM), ``model_setup`` (dtype policy, optimizer, batch-norm decay,
+quantization switch), ``summaries``; ``checkpoints.training`` saves and restores.
 
 Example:
 
@@ -54,17 +57,18 @@ from absl import logging
 from deeplab_tf import losses
 from deeplab_tf.checkpoints.loading import load_checkpoint
 from deeplab_tf.checkpoints.training import TrainCheckpoint
-from deeplab_tf.config import ModelConfig, TrainConfig
+from deeplab_tf.config import ModelConfig, TrainConfig, check_quantization
 from deeplab_tf.fileio import directory_lock
 from deeplab_tf.inference import predict_labels
-from deeplab_tf.model import build_model
+from deeplab_tf.model import build_model, logits_by_scale
+from deeplab_tf.modeling.layers.drop_path import bind_drop_path
 from deeplab_tf.modeling.scopes import gradient_multipliers
-from deeplab_tf.runtime.hardware import resolve_mixed_precision
 from deeplab_tf.schedules import LearningRate
 from deeplab_tf.train.checks import TrainingError, batch_sources, check_step
-from deeplab_tf.train.model_setup import dtype_policy, set_batch_norm_decay
+from deeplab_tf.train.model_setup import (dtype_policy, make_optimizer, set_batch_norm_decay,
+                                          training_precision, update_quantization)
 from deeplab_tf.train.preemption import SigtermFlag
-from deeplab_tf.train.progress import TrainResult, log_progress
+from deeplab_tf.train.progress import StepTimer, TrainResult, log_progress, step_values
 from deeplab_tf.train.strategy import (create_strategy, is_chief,
                                        per_replica_batch_size, task_name)
 from deeplab_tf.train.summaries import TrainSummaries
@@ -99,9 +103,9 @@ class Trainer:
                  train_logdir: str, dataset_fn: Callable, ignore_label: Optional[int],
                  palette=None, strategy: Optional[tf.distribute.Strategy] = None,
                  model_fn: Callable = build_model, data_description: str = "the training data"):
+        check_quantization(model_config, train_config)
         # The one place --mixed_precision=auto is resolved (said in mixed_precision_reason).
-        chosen, self.mixed_precision_reason = resolve_mixed_precision(
-            train_config.mixed_precision)
+        chosen, self.mixed_precision_reason = training_precision(train_config)
         train_config = dataclasses.replace(train_config, mixed_precision=chosen)
         logging.info("mixed_precision: %s (%s)", chosen, self.mixed_precision_reason)
         self.model_config = model_config
@@ -124,8 +128,11 @@ class Trainer:
                 set_batch_norm_decay(self.model, train_config.batch_norm_decay)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
                                     aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+            # NAS drop path anneals over the run, read from the step as the learning rate.
+            bind_drop_path(self.model, self.step, train_config.training_number_of_steps)
             self.learning_rate = LearningRate.from_config(train_config)
-            self.optimizer = self._make_optimizer()
+            self.optimizer = make_optimizer(
+                train_config, lambda: self.learning_rate(self.step))  # read at every update
             self.optimizer.build(self.model.trainable_variables)
         self.multipliers = gradient_multipliers(
             self.model, train_config.last_layer_gradient_multiplier,
@@ -135,43 +142,37 @@ class Trainer:
             max_to_keep=train_config.max_to_keep, chief=self.chief,
             task=task_name(self.strategy))
         self.summaries = TrainSummaries(train_logdir, palette, enabled=self.chief)
+        if (train_config.jit_compile and self.num_replicas > 1
+                and not isinstance(self.strategy, tf.distribute.TPUStrategy)):
+            raise ValueError(
+                "jit_compile supports one replica per worker (or a TPU, which compiles "
+                f"anyway). Received: jit_compile=True with {self.num_replicas} replicas")
+        self._trace_step_functions()
+        self._sigterm = SigtermFlag()
+
+    def _trace_step_functions(self):
+        """(Re)creates the step's tf.functions: they trace on their next call (after
+        quantization is switched on, the training pass is another graph)."""
         # A nested tf.function cannot hold the replicas' synchronisation points (e.g. batch
         # norm statistics), so only the XLA-compiled variant is one, on one replica only.
         self._forward_backward = self._forward_backward_fn
-        if train_config.jit_compile and not isinstance(self.strategy, tf.distribute.TPUStrategy):
-            if self.num_replicas > 1:
-                raise ValueError(
-                    "jit_compile supports one replica per worker (or a TPU, which compiles "
-                    f"anyway). Received: jit_compile=True with {self.num_replicas} replicas")
+        if self.config.jit_compile and not isinstance(self.strategy, tf.distribute.TPUStrategy):
             self._forward_backward = tf.function(self._forward_backward_fn, jit_compile=True)
         self._train_step = tf.function(self._train_step_fn)
         self._predict_step = tf.function(self._predict_step_fn)
-        self._sigterm = SigtermFlag()
-
-    # ----------------------------------------------------------------- construction
-    def _make_optimizer(self):
-        rate = lambda: self.learning_rate(self.step)  # noqa: E731 (read at every update)
-        if self.config.optimizer == "adam":
-            optimizer = keras.optimizers.Adam(learning_rate=rate, epsilon=self.config.adam_epsilon)
-        else:
-            optimizer = keras.optimizers.SGD(learning_rate=rate, momentum=self.config.momentum)
-        if self.config.mixed_precision == "float16":
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        return optimizer
 
     # ----------------------------------------------------------------- the step
     def _forward_backward_fn(self, images, labels, step):
         """Loss terms and gradients on one replica (XLA-compiled with ``jit_compile``)."""
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
-            logits = self.model(images, training=True)
-            total, count = losses.softmax_cross_entropy(
-                logits, labels, num_classes=self.model_config.num_classes,
+            cross_entropy = losses.sum_over_scales(
+                logits_by_scale(self.model, images, training=True), labels,
+                num_classes=self.model_config.num_classes,
                 ignore_label=self.ignore_label, label_weights=self.config.label_weights,
                 upsample_logits=self.config.upsample_logits,
                 top_k_percent_pixels=self.config.top_k_percent_pixels,
                 hard_example_mining_step=self.config.hard_example_mining_step, step=step)
-            cross_entropy = losses.global_mean_loss(total, count)
             regularization = (tf.add_n([tf.cast(l, tf.float32) for l in self.model.losses])
                               if self.model.losses else tf.constant(0.0))
             # Each replica adds its share: the weight decay counts once in the global sum.
@@ -232,6 +233,28 @@ class Trainer:
         return self.strategy.run(lambda x: predict_labels(self.model, x), args=(images,))
 
     # ----------------------------------------------------------------- the loop
+    # How the loop gets data, runs a step and saves (``parameter_server`` replaces them).
+    def _iterator(self, dataset_fn):
+        if isinstance(self.strategy, tf.distribute.ParameterServerStrategy):
+            raise ValueError("A ParameterServerStrategy trains with "
+                             "deeplab_tf.train.parameter_server.ParameterServerTrainer")
+        return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
+
+    def _next_step(self, iterator, requests, step: int, start: int):
+        """(values of training step ``step + 1`` as NumPy / floats, its batch)."""
+        try:
+            batch = next(iterator)
+        except (StopIteration, tf.errors.OutOfRangeError):
+            raise self._data_exhausted(step, start) from None
+        return step_values(self._train_step(batch, requests)), batch
+
+    def _data_exhausted(self, step: int, start: int) -> TrainingError:
+        return TrainingError(f"Step {step + 1}: {self.data_description} yielded no "
+                             f"{'more ' if step > start else ''}examples")
+
+    def _save(self, step: int) -> str:
+        return self.checkpoint.save(step)
+
     def _initialize(self) -> Optional[str]:
         restored = self.checkpoint.restore_latest()
         if restored:
@@ -253,10 +276,6 @@ class Trainer:
                    ignore_label=self.ignore_label, num_replicas=self.num_replicas,
                    newest_checkpoint=self.checkpoint.latest, sources=sources)
 
-    def _log(self, step, values, rate, images_per_second, eta):
-        log_progress(self.summaries, step, self.config.training_number_of_steps, values, rate,
-                     images_per_second, eta)
-
     def _image_summaries(self, step, batch):
         predictions = self._predict_step(batch[0])
         if not self.chief:
@@ -266,12 +285,9 @@ class Trainer:
                               first(predictions).numpy())
 
     def run(self) -> TrainResult:
-        """Trains up to ``training_number_of_steps`` (resuming ``train_logdir``).
-
-        The chief holds ``train_logdir/.lock`` while it trains (local directories; a remote
-        ``gs://`` logdir is not locked): a second run on the same directory fails at once with
-        a ``LockError`` naming the running process; a lock left by a dead process is taken
-        over with a one-line notice.
+        """Trains up to ``training_number_of_steps`` (resuming ``train_logdir``). The chief
+        holds ``train_logdir/.lock`` meanwhile (local folders): a second run there fails at
+        once naming the running process; a dead process's lock is taken over, said in a line.
         """
         if not self.chief or "://" in self.train_logdir:
             return self._run()
@@ -290,52 +306,39 @@ class Trainer:
         dataset_fn = self.dataset_fn
         if "start_step" in inspect.signature(dataset_fn).parameters:
             dataset_fn = functools.partial(dataset_fn, start_step=start)
-        iterator = iter(self.strategy.distribute_datasets_from_function(dataset_fn))
+        iterator = self._iterator(dataset_fn)
         last_save = time.monotonic()
         logging.info("Training steps %d..%d, global batch %d over %d replica(s).", start + 1,
                      total_steps, config.train_batch_size, self.num_replicas)
         step = start
-        window_steps, window_seconds = 0, 0.0  # timed steps since the last progress line
+        timer = StepTimer(config.train_batch_size, total_steps)
         with self._sigterm.installed():
             while step < total_steps:
                 step_started = time.perf_counter()
-                try:
-                    batch = next(iterator)
-                except (StopIteration, tf.errors.OutOfRangeError):
-                    raise TrainingError(
-                        f"Step {step + 1}: {self.data_description} yielded no "
-                        f"{'more ' if step > start else ''}examples") from None
                 save_due = (config.save_interval_secs > 0 and
                             time.monotonic() - last_save >= config.save_interval_secs)
                 requests = tf.constant([1.0 if self._sigterm.is_set() else 0.0,
                                         1.0 if save_due else 0.0])
-                outputs = self._train_step(batch, requests)
-                values = {key: value.numpy() for key, value in outputs.items()}
-                values = {key: value if value.ndim else float(value)
-                          for key, value in values.items()}
+                if update_quantization(self.model, config, step + 1):
+                    self._trace_step_functions()
+                values, batch = self._next_step(iterator, requests, step, start)
                 step += 1
                 self._check(step, values, batch)
                 result.step, result.loss = step, values["cross_entropy"] + values["regularization"]
                 if step > start + 1:  # the first step includes tracing: not timed
-                    window_steps += 1
-                    window_seconds += time.perf_counter() - step_started
+                    timer.add(time.perf_counter() - step_started)
                 if step % config.log_steps == 0 or step == total_steps:
-                    images_per_second = eta = None
-                    if window_steps:
-                        steps_per_second = window_steps / window_seconds
-                        images_per_second = steps_per_second * config.train_batch_size
-                        eta = (total_steps - step) / steps_per_second
-                        result.images_per_second = images_per_second
-                        window_steps, window_seconds = 0, 0.0
-                    rate = float(self.learning_rate(step - 1))
+                    images_per_second, eta = timer.take(step)
+                    result.images_per_second = images_per_second or result.images_per_second
                     result.history.append((step, result.loss))
-                    self._log(step, values, rate, images_per_second, eta)
-                    if config.save_summaries_images:
+                    log_progress(self.summaries, step, total_steps, values,
+                                 float(self.learning_rate(step - 1)), images_per_second, eta)
+                    if config.save_summaries_images and batch is not None:
                         self._image_summaries(step, batch)
                 preempted = values["stop"] > 0
                 if (step % config.save_interval_steps == 0 or step == total_steps or preempted
                         or values["save"] > 0):
-                    result.checkpoint = self.checkpoint.save(step)
+                    result.checkpoint = self._save(step)
                     last_save = time.monotonic()
                     logging.info("Saved checkpoint %s", result.checkpoint)
                 if preempted:
@@ -344,3 +347,4 @@ class Trainer:
                     break
         self.summaries.flush()
         return result
+
