@@ -7,6 +7,7 @@ import dataclasses
 from typing import Optional, Tuple
 
 from deeplab_tf.config.base import DEFAULT_MAX_IMAGE_PIXELS, ConfigMixin, _as_size
+from deeplab_tf.config.eval import INFERENCE_PRECISIONS
 from deeplab_tf.errors import ConfigError
 
 TFLITE_MODES = ("float32", "float16", "dynamic_range", "int8", "edgetpu")
@@ -65,6 +66,12 @@ class ExportConfig(ConfigMixin):
         resize_factor: int or None. Resize to range: sides become a multiple of it plus one.
         max_image_pixels: int. Serving signatures reject images with more pixels than this
             (InvalidArgument), before decoding them fully.
+        inference_precision: str. SavedModel: the precision its graph computes in:
+            ``"float32"`` (the default: the machine that will serve is not known here),
+            ``"bfloat16"``, or ``"auto"`` (bfloat16 where the exporting machine computes it
+            natively, else float32: for exports served on the kind of machine that exports).
+            The other formats hold the float32 graph (their runtimes choose their own
+            precision): ``"bfloat16"`` is an error there, ``"auto"`` means float32.
     """
 
     format: str = "saved_model"
@@ -88,6 +95,7 @@ class ExportConfig(ConfigMixin):
     max_resize_value: Optional[int] = None
     resize_factor: Optional[int] = None
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    inference_precision: str = "float32"
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
@@ -106,7 +114,8 @@ class ExportConfig(ConfigMixin):
         set_("eval_crop_size", _as_size(self.eval_crop_size, "eval_crop_size"))
         for name, choices in (("format", EXPORT_FORMATS), ("tflite_mode", TFLITE_MODES),
                               ("tflite_output", TFLITE_OUTPUTS),
-                              ("tflite_output_size", TFLITE_OUTPUT_SIZES)):
+                              ("tflite_output_size", TFLITE_OUTPUT_SIZES),
+                              ("inference_precision", INFERENCE_PRECISIONS)):
             if getattr(self, name) not in choices:
                 raise ConfigError(f"{name} must be one of {', '.join(choices)}. "
                                  f"Received: {name}={getattr(self, name)!r}")
@@ -118,6 +127,10 @@ class ExportConfig(ConfigMixin):
                 not isinstance(self.export_version, int) or self.export_version < 1):
             raise ConfigError(
                 f"export_version must be a positive integer. Received: export_version={self.export_version!r}")
+        if self.inference_precision == "bfloat16" and self.format != "saved_model":
+            raise ConfigError(
+                "inference_precision=bfloat16 applies to SavedModel exports only (the other "
+                f"formats hold the float32 graph). Received: format={self.format!r}")
         if int(self.calibration_steps) < 1:
             raise ConfigError(
                 f"calibration_steps must be >= 1. Received: calibration_steps={self.calibration_steps}")
