@@ -51,7 +51,8 @@ def test_precision_is_resolved_from_the_configs():
 
     spec = InferenceSpec.from_configs(tiny_config(), EvalConfig(inference_precision="bfloat16"))
     assert spec.precision == "bfloat16" and "as asked" in spec.precision_reason
-    auto = InferenceSpec.from_configs(tiny_config(), EvalConfig())
+    assert InferenceSpec.from_configs(tiny_config(), EvalConfig()).precision == "float32"
+    auto = InferenceSpec.from_configs(tiny_config(), EvalConfig(inference_precision="auto"))
     assert (auto.precision, auto.precision_reason) == resolve_inference_precision("auto")
     assert InferenceSpec.from_export_config(tiny_config(), ExportConfig(
         inference_precision="bfloat16")).precision == "bfloat16"

@@ -42,9 +42,9 @@ class EvalConfig(ConfigMixin):
         resize_factor: int or None. Resize to range: sides become a multiple of it plus one.
         fold_batch_norm: bool. Run inference with batch norm folded into the convolutions.
         inference_backend: str. ``"tf"`` or ``"openvino"``: the runtime that evaluates.
-        inference_precision: str. ``"auto"`` (bfloat16 where the CPU or GPU computes it
-            natively, else float32), ``"float32"`` (the model as trained, to float rounding)
-            or ``"bfloat16"`` (faster with native bfloat16; labels equal float32's on over
+        inference_precision: str. ``"float32"`` (default: the model as trained, to float
+            rounding, on every machine), ``"auto"`` (bfloat16 where the CPU or GPU computes it
+            natively, else float32) or ``"bfloat16"`` (faster with native bfloat16; labels equal float32's on over
             99.5 % of the pixels of trained models). With the OpenVINO backend, its
             inference precision hint.
     """
@@ -62,7 +62,7 @@ class EvalConfig(ConfigMixin):
     resize_factor: Optional[int] = None
     fold_batch_norm: bool = True
     inference_backend: str = "tf"
-    inference_precision: str = "auto"
+    inference_precision: str = "float32"
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)

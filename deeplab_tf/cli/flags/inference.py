@@ -54,8 +54,8 @@ INFERENCE_PRECISION = flags.DEFINE_enum(
     "Precision inference computes in (deeplab-eval, deeplab-vis, SavedModel exports): auto "
     "(bfloat16 where the CPU/GPU computes it natively, e.g. AVX-512 BF16 or AMX; float32 "
     "elsewhere), float32 (the model as trained) or bfloat16 (labels equal float32's on over "
-    "99.5 % of the pixels of trained models). Default: auto for deeplab-eval and deeplab-vis, "
-    "float32 for deeplab-export (the serving machine is not known there).")
+    "99.5 % of the pixels of trained models). Default float32: the same labels on every "
+    "machine, as the original's.")
 
 
 def value_or(holder, config_cls, field_name):
