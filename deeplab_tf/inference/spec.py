@@ -80,6 +80,29 @@ class InferenceSpec:
         return bool(self.min_resize_value or self.max_resize_value)
 
     @property
+    def passes(self) -> float:
+        """Model passes per image, each counted at ``max(1, scale**2)`` times the padded size
+        (its input and its upsampled outputs): the sum over ``scales``, doubled with flips."""
+        return sum(max(1.0, s * s) for s in self.scales) * (2 if self.add_flipped_images else 1)
+
+    def pixels(self, height, width):
+        """float64 tensor: what predicting an ``height`` x ``width`` image allocates, in pixels:
+        the padded size (after the resize to range: ``k * output_stride + 1`` and at least
+        ``crop_size``) times ``passes``, and at least the image itself. The measure that
+        ``max_image_pixels`` limits (serving, eval, vis); computed in float64, so sizes read
+        from a forged header cannot overflow it."""
+        import tensorflow as tf
+
+        from deeplab_tf.data.preprocess import padded_pixels
+
+        padded = padded_pixels(height, width, output_stride=self.output_stride,
+                               crop_size=self.crop_size, min_resize_value=self.min_resize_value,
+                               max_resize_value=self.max_resize_value,
+                               resize_factor=self.resize_factor)
+        return tf.maximum(tf.cast(height, tf.float64) * tf.cast(width, tf.float64),
+                          padded * self.passes)
+
+    @property
     def single_pass(self) -> bool:
         """One forward pass per image (single scale 1.0, no flip, no windows)."""
         return (self.scales == (1.0,) and not self.add_flipped_images

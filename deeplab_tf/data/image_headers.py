@@ -1,0 +1,187 @@
+"""Image sizes read from the encoded bytes in the graph, before anything is decoded.
+
+``header_size(encoded)`` gives ``(height, width, decoded_pixels)`` (int64 scalars) of the
+image TensorFlow's ``decode_image`` would produce, for every format it decodes except
+JPEG XL: PNG, JPEG, GIF, BMP and WebP. ``decoded_pixels`` is what the decoder itself holds
+(at least ``height * width``; a GIF's frames are all read before the first is returned). An
+unrecognised, unsupported (JPEG XL, TIFF...) or unreadable header gives ``-1`` for all three:
+callers refuse it without decoding. The reading follows what the decoders allocate:
+
+* PNG: the IHDR chunk (the first chunk, as libpng requires);
+* JPEG: the first start-of-frame segment, found by walking the marker segments from the
+  start (libjpeg sizes its output from it);
+* GIF: every image descriptor, by walking the blocks (TensorFlow's output is the largest
+  frame's width x height, whatever the logical screen says);
+* BMP: width and height at bytes 18 and 22 (negative height: stored top-down);
+* WebP: the VP8X canvas, else the VP8 or VP8L bitstream header.
+
+JPEG and GIF walks stop after a fixed number of steps (a header that needs more is treated
+as unreadable), so a forged file costs a bounded amount of work.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+FORMATS = "PNG, JPEG, GIF, BMP or WebP"
+_MAX_JPEG_SEGMENTS = 4096
+_MAX_GIF_STEPS = 1 << 18  # blocks and sub-blocks: a GIF of up to ~60 MB of image data
+
+
+def _i64(value):
+    return tf.constant(value, tf.int64)
+
+
+def _unknown():
+    return (_i64(-1), _i64(-1), _i64(-1))
+
+
+class _Bytes:
+    """Bounds-checked reads of an encoded image's bytes (0 past the end)."""
+
+    def __init__(self, encoded):
+        self.data = tf.io.decode_raw(encoded, tf.uint8)
+        self.size = tf.size(self.data, out_type=tf.int64)
+
+    def at(self, index):
+        index = tf.cast(index, tf.int64)
+        inside = tf.logical_and(index >= 0, index < self.size)
+        value = tf.gather(self.data, tf.clip_by_value(index, 0, tf.maximum(self.size - 1, 0)))
+        return tf.where(inside, tf.cast(value, tf.int64), _i64(0))
+
+    def big_endian(self, index, count):
+        value = _i64(0)
+        for offset in range(count):
+            value = value * 256 + self.at(index + offset)
+        return value
+
+    def little_endian(self, index, count):
+        value = _i64(0)
+        for offset in reversed(range(count)):
+            value = value * 256 + self.at(index + offset)
+        return value
+
+
+def _png(encoded):
+    data = _Bytes(tf.strings.substr(encoded, 0, 24))
+    ihdr = tf.equal(tf.strings.substr(encoded, 12, 4), b"IHDR")
+    width, height = data.big_endian(16, 4), data.big_endian(20, 4)
+    return tuple(tf.where(ihdr, v, _i64(-1)) for v in (height, width, height * width))
+
+
+def _bmp(encoded):
+    data = _Bytes(tf.strings.substr(encoded, 0, 26))
+    width, height = data.little_endian(18, 4), data.little_endian(22, 4)
+    width = tf.where(width >= 2 ** 31, width - 2 ** 32, width)  # int32, as TensorFlow reads
+    height = tf.where(height >= 2 ** 31, 2 ** 32 - height, height)  # negative: top-down
+    ok = tf.logical_and(width > 0, height > 0)
+    return tuple(tf.where(ok, v, _i64(-1)) for v in (height, width, height * width))
+
+
+def _webp(encoded):
+    data = _Bytes(tf.strings.substr(encoded, 0, 30))
+    chunk = tf.strings.substr(encoded, 12, 4)
+    lossy = tf.logical_and(tf.equal(chunk, b"VP8 "),
+                           tf.equal(tf.strings.substr(encoded, 23, 3), b"\x9d\x01\x2a"))
+    lossless = tf.logical_and(tf.equal(chunk, b"VP8L"), tf.equal(data.at(20), 0x2F))
+    extended = tf.equal(chunk, b"VP8X")
+    bits = data.little_endian(21, 4)
+    width = tf.where(extended, data.little_endian(24, 3) + 1,
+                     tf.where(lossless, bits % (1 << 14) + 1, data.little_endian(26, 2) % (1 << 14)))
+    height = tf.where(extended, data.little_endian(27, 3) + 1,
+                      tf.where(lossless, (bits // (1 << 14)) % (1 << 14) + 1,
+                               data.little_endian(28, 2) % (1 << 14)))
+    ok = tf.logical_and(tf.reduce_any([lossy, lossless, extended]),
+                        tf.logical_and(width > 0, height > 0))
+    return tuple(tf.where(ok, v, _i64(-1)) for v in (height, width, height * width))
+
+
+def _jpeg(encoded):
+    """The first SOFn segment's size, walking the marker segments after SOI."""
+    data = _Bytes(encoded)
+
+    def body(position, height, width, state):
+        marker = data.at(position + 1)
+        is_ff = tf.equal(data.at(position), 0xFF)
+        fill = tf.equal(marker, 0xFF)
+        standalone = tf.logical_or(tf.logical_and(marker >= 0xD0, marker <= 0xD9),
+                                   tf.equal(marker, 0x01))
+        length = data.big_endian(position + 2, 2)
+        frame = tf.logical_and(tf.logical_and(marker >= 0xC0, marker <= 0xCF),
+                               tf.logical_not(tf.reduce_any(
+                                   [tf.equal(marker, m) for m in (0xC4, 0xC8, 0xCC)])))
+        broken = tf.reduce_any([tf.logical_not(is_ff), position + 4 > data.size,
+                                tf.logical_and(tf.logical_not(fill | standalone), length < 2),
+                                tf.equal(marker, 0xDA)])  # a scan before any frame header
+        found = tf.logical_and(frame, tf.logical_not(broken))
+        step = tf.where(fill, _i64(1), tf.where(standalone, _i64(2), 2 + length))
+        state = tf.where(broken, _i64(2), tf.where(found, _i64(1), _i64(0)))
+        height = tf.where(found, data.big_endian(position + 5, 2), height)
+        width = tf.where(found, data.big_endian(position + 7, 2), width)
+        return position + step, height, width, state
+
+    _, height, width, state = tf.while_loop(
+        lambda position, height, width, state: tf.equal(state, 0), body,
+        (_i64(2), _i64(0), _i64(0), _i64(0)), maximum_iterations=_MAX_JPEG_SEGMENTS)
+    ok = tf.reduce_all([tf.equal(state, 1), height > 0, width > 0])
+    return tuple(tf.where(ok, v, _i64(-1)) for v in (height, width, height * width))
+
+
+def _gif(encoded):
+    """The largest frame (TensorFlow's output size) and the pixels of all frames (read
+    into memory together), walking the blocks after the global colour table."""
+    data = _Bytes(encoded)
+    flags = data.at(10)
+    table = tf.where(flags >= 128, 3 * tf.bitwise.left_shift(_i64(2), flags % 8), _i64(0))
+
+    def body(position, in_blocks, height, width, total, state):
+        byte = data.at(position)
+        at_end = position >= data.size
+        # Inside a chain of data sub-blocks: a length byte, 0 ends the chain.
+        sub_next = position + 1 + byte
+        # At a block: an image descriptor (0x2C), an extension (0x21) or the trailer (0x3B).
+        image = tf.equal(byte, 0x2C)
+        frame_w, frame_h = data.little_endian(position + 5, 2), data.little_endian(position + 7, 2)
+        local = data.at(position + 9)
+        local_table = tf.where(local >= 128, 3 * tf.bitwise.left_shift(_i64(2), local % 8),
+                               _i64(0))
+        block_next = tf.where(image, position + 10 + local_table + 1, position + 2)
+        known = tf.logical_or(image, tf.equal(byte, 0x21))
+        counted = tf.logical_and(tf.logical_not(in_blocks), image)
+        height = tf.where(counted, tf.maximum(height, frame_h), height)
+        width = tf.where(counted, tf.maximum(width, frame_w), width)
+        total = tf.where(counted, total + frame_w * frame_h, total)
+        stop = tf.logical_or(at_end, tf.logical_and(tf.logical_not(in_blocks),
+                                                    tf.logical_not(known)))
+        next_position = tf.where(in_blocks, sub_next, block_next)
+        next_in_blocks = tf.where(in_blocks, byte > 0, _i64(1) > 0)
+        return (next_position, next_in_blocks, height, width, total,
+                tf.where(stop, _i64(1), _i64(0)))
+
+    _, _, height, width, total, state = tf.while_loop(
+        lambda position, in_blocks, height, width, total, state: tf.equal(state, 0), body,
+        (13 + table, tf.constant(False), _i64(0), _i64(0), _i64(0), _i64(0)),
+        maximum_iterations=_MAX_GIF_STEPS)
+    ok = tf.reduce_all([tf.equal(state, 1), height > 0, width > 0])
+    decoded = height * width + total
+    return tuple(tf.where(ok, v, _i64(-1)) for v in (height, width, decoded))
+
+
+def header_size(encoded):
+    """``(height, width, decoded_pixels)`` int64 scalars of an encoded image, without decoding
+    it; ``(-1, -1, -1)`` for a format that is not read here or an unreadable header (see the
+    module docstring)."""
+    encoded = tf.convert_to_tensor(encoded, tf.string)
+    length = tf.strings.length(encoded)
+    starts = lambda magic: tf.logical_and(  # noqa: E731
+        length >= len(magic), tf.equal(tf.strings.substr(encoded, 0, len(magic)), magic))
+    webp = tf.logical_and(tf.logical_and(starts(b"RIFF"), length >= 30),
+                          tf.equal(tf.strings.substr(encoded, tf.minimum(8, length), 4),
+                                   b"WEBP"))
+    return tf.case([(starts(b"\xff\xd8\xff"), lambda: _jpeg(encoded)),
+                    (tf.logical_and(starts(b"\x89PNG\r\n\x1a\n"), length >= 24),
+                     lambda: _png(encoded)),
+                    (tf.logical_and(starts(b"GIF8"), length >= 13), lambda: _gif(encoded)),
+                    (tf.logical_and(starts(b"BM"), length >= 26), lambda: _bmp(encoded)),
+                    (webp, lambda: _webp(encoded))],
+                   default=_unknown, exclusive=False)
