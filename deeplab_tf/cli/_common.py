@@ -22,18 +22,18 @@ error.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import sys
 from typing import Optional
 
 from absl import app
 
-from deeplab_tf.errors import UserError, one_line
+from deeplab_tf.errors import DISK_WORDS, UserError, error_text, one_line, write_failure
 
 # errno values that describe the disk or the file system, not the program.
 _DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
                 errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG}
-_DISK_WORDS = ("No space left on device", "Disk quota exceeded", "Read-only file system")
 
 
 def _os_error_line(error: OSError) -> Optional[str]:
@@ -55,11 +55,11 @@ def _tensorflow_error_line(error) -> Optional[str]:
     record_line = error_message(error)
     if record_line:
         return record_line
-    message = one_line(error.message)
+    message = error_text(error)
     if isinstance(error, (tf.errors.NotFoundError, tf.errors.PermissionDeniedError,
                           tf.errors.DataLossError)):
         return message
-    if any(words in message for words in _DISK_WORDS):
+    if any(words in message for words in DISK_WORDS):
         return message
     return None
 
@@ -72,6 +72,22 @@ def user_error_line(error: BaseException) -> Optional[str]:
     if isinstance(error, OSError):
         return _os_error_line(error)
     return _tensorflow_error_line(error)
+
+
+@contextlib.contextmanager
+def writing(what: str, destination: str):
+    """Turns a failed write in the block (a full or read-only disk, a path through a file:
+    any error ``user_error_line`` counts as the user's) into one UserError naming
+    ``destination`` (TensorFlow's own message names its temporary files); bugs pass."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as error:  # noqa: BLE001 -- sorted by user_error_line below
+        if user_error_line(error) is None:
+            raise
+        raise UserError(f"Writing {what} to {destination} failed ({write_failure(error)}); "
+                        "nothing was published there") from None
 
 
 def run_app(main, binary: str):

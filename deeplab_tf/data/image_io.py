@@ -89,8 +89,13 @@ def _png_bit_depth(data: bytes) -> Optional[int]:
     return None
 
 
-def _open(data: bytes, path: str, what: str, max_pixels: int) -> Image.Image:
-    """Opens from the content (header only) and enforces the pixel limit before decoding."""
+def open_image(data: bytes, path: str, what: str = "image",
+               max_pixels: int = 0) -> Image.Image:
+    """Opens from the content (header only) and enforces the pixel limit before decoding.
+
+    Raises:
+        ImageError: undecodable header, no pixels, or over ``max_pixels`` (0: no limit).
+    """
     try:
         with _PIL_LIMIT_LOCK, warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -153,7 +158,7 @@ def read_image(path: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Encoded
             message names the file and what was found.
     """
     data = _read_bytes(path, "image")
-    image = _open(data, path, "image", max_pixels)
+    image = open_image(data, path, "image", max_pixels)
     with image:
         depth = _png_bit_depth(data)
         if depth == 16 or image.mode in _SIXTEEN_BIT_MODES:
@@ -193,7 +198,7 @@ def check_orientation(image: EncodedImage, image_path: str, label_shape, label_p
 
 def _open_label(path: str, max_pixels: int) -> Image.Image:
     data = _read_bytes(path, "label image")
-    image = _open(data, path, "label image", max_pixels)
+    image = open_image(data, path, "label image", max_pixels)
     if image.mode in _SIXTEEN_BIT_MODES:
         image.close()
         raise ImageError(f"{path}: label mask has 16-bit or floating-point values (mode "

@@ -71,6 +71,8 @@ class Predictor:
         self.model_config = resolved.config
         self.eval_config = eval_config
         self.pad_value = mean_pixel(resolved.config.model_variant)
+        # How each image is predicted; its ``pixels`` is what ``max_image_pixels`` limits.
+        self.spec = inference.InferenceSpec.from_configs(resolved.config, eval_config)
 
     def load(self, path: str):
         """``predict`` of the checkpoint ``path``: a fresh model each time (folding batch norm

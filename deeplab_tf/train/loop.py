@@ -147,6 +147,7 @@ class Trainer:
         self._train_step = tf.function(self._train_step_fn)
         self._predict_step = tf.function(self._predict_step_fn)
         self._sigterm = SigtermFlag()
+        self.steps_run = 0  # training steps this process ran (0: the start has not finished)
 
     # ----------------------------------------------------------------- construction
     def _make_optimizer(self):
@@ -314,6 +315,7 @@ class Trainer:
                 values = {key: value if value.ndim else float(value)
                           for key, value in values.items()}
                 step += 1
+                self.steps_run += 1
                 self._check(step, values, batch)
                 result.step, result.loss = step, values["cross_entropy"] + values["regularization"]
                 if step > start + 1:  # the first step includes tracing: not timed
