@@ -13,7 +13,8 @@ Library code raises the subclass of its concept (``CheckpointError``, ``ExportEr
 import re
 
 # TensorFlow's decorations of an op's error: where it ran and which op.
-_TF_DECORATIONS = re.compile(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:[^\]]*\]")
+_TF_DECORATIONS = re.compile(r"\{\{function_node [^}]*\}\}\s*|\s*\[\[\{\{node [^}]*\}\}\]\]"
+                             r"|\s*\[Op:[^\]]*\](\s*name:\s*\S*)?")
 
 
 class UserError(Exception):

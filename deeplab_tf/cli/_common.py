@@ -9,7 +9,8 @@ the disk become ``error: <one line>`` on stderr and exit status 1:
 * an ``OSError`` about a path (missing, unreadable, unwritable, a file where a folder was
   expected) or about the disk (full, read-only, over quota);
 * a TensorFlow error about a file: not found, permission denied, data loss (a corrupt record
-  or checkpoint), a full disk; and an input-pipeline error that names its shard and record.
+  or checkpoint), a full disk; an input-pipeline error that names its shard and record; an
+  image of the input data that its decoder refused.
 
 Anything else is a bug and keeps its traceback. Unknown or malformed flags are absl's own
 errors (exit 1).
@@ -56,6 +57,9 @@ def _tensorflow_error_line(error) -> Optional[str]:
     if record_line:
         return record_line
     message = error_text(error)
+    if isinstance(error, tf.errors.InvalidArgumentError) and "DecodeImage" in error.message:
+        # The input pipeline decoded a record that passed its checks but not the decoder.
+        return f"an image or label of the input data could not be decoded ({message})"
     if isinstance(error, (tf.errors.NotFoundError, tf.errors.PermissionDeniedError,
                           tf.errors.DataLossError)):
         return message

@@ -17,6 +17,11 @@ callers refuse it without decoding. The reading follows what the decoders alloca
 
 JPEG and GIF walks stop after a fixed number of steps (a header that needs more is treated
 as unreadable), so a forged file costs a bounded amount of work.
+
+``is_complete(encoded)`` says whether the file has its end: PNG's IEND chunk, JPEG's
+end-of-image marker (in the last 4 KiB), GIF's trailer (its last byte), WebP's RIFF
+length; a file cut short
+is refused before the decoder fails on it without naming the record.
 """
 
 from __future__ import annotations
@@ -40,13 +45,14 @@ class _Bytes:
     """Bounds-checked reads of an encoded image's bytes (0 past the end)."""
 
     def __init__(self, encoded):
-        self.data = tf.io.decode_raw(encoded, tf.uint8)
-        self.size = tf.size(self.data, out_type=tf.int64)
+        data = tf.io.decode_raw(encoded, tf.uint8)
+        self.size = tf.size(data, out_type=tf.int64)
+        self.data = tf.concat([data, tf.zeros([1], tf.uint8)], 0)  # index 0 always exists
 
     def at(self, index):
         index = tf.cast(index, tf.int64)
         inside = tf.logical_and(index >= 0, index < self.size)
-        value = tf.gather(self.data, tf.clip_by_value(index, 0, tf.maximum(self.size - 1, 0)))
+        value = tf.gather(self.data, tf.clip_by_value(index, 0, self.size))
         return tf.where(inside, tf.cast(value, tf.int64), _i64(0))
 
     def big_endian(self, index, count):
@@ -62,9 +68,14 @@ class _Bytes:
         return value
 
 
+def _substr(encoded, start: int, count: int):
+    """``count`` bytes from ``start``, or fewer (none) past the end: never an error."""
+    return tf.strings.substr(encoded, tf.minimum(start, tf.strings.length(encoded)), count)
+
+
 def _png(encoded):
     data = _Bytes(tf.strings.substr(encoded, 0, 24))
-    ihdr = tf.equal(tf.strings.substr(encoded, 12, 4), b"IHDR")
+    ihdr = tf.equal(_substr(encoded, 12, 4), b"IHDR")
     width, height = data.big_endian(16, 4), data.big_endian(20, 4)
     return tuple(tf.where(ihdr, v, _i64(-1)) for v in (height, width, height * width))
 
@@ -80,9 +91,9 @@ def _bmp(encoded):
 
 def _webp(encoded):
     data = _Bytes(tf.strings.substr(encoded, 0, 30))
-    chunk = tf.strings.substr(encoded, 12, 4)
+    chunk = _substr(encoded, 12, 4)
     lossy = tf.logical_and(tf.equal(chunk, b"VP8 "),
-                           tf.equal(tf.strings.substr(encoded, 23, 3), b"\x9d\x01\x2a"))
+                           tf.equal(_substr(encoded, 23, 3), b"\x9d\x01\x2a"))
     lossless = tf.logical_and(tf.equal(chunk, b"VP8L"), tf.equal(data.at(20), 0x2F))
     extended = tf.equal(chunk, b"VP8X")
     bits = data.little_endian(21, 4)
@@ -170,18 +181,55 @@ def _gif(encoded):
 def header_size(encoded):
     """``(height, width, decoded_pixels)`` int64 scalars of an encoded image, without decoding
     it; ``(-1, -1, -1)`` for a format that is not read here or an unreadable header (see the
-    module docstring)."""
-    encoded = tf.convert_to_tensor(encoded, tf.string)
+    module docstring). One graph function, traced once per process."""
+    return tuple(_header_size(tf.convert_to_tensor(encoded, tf.string)))
+
+
+@tf.function(input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
+def _header_size(encoded):
     length = tf.strings.length(encoded)
     starts = lambda magic: tf.logical_and(  # noqa: E731
         length >= len(magic), tf.equal(tf.strings.substr(encoded, 0, len(magic)), magic))
-    webp = tf.logical_and(tf.logical_and(starts(b"RIFF"), length >= 30),
-                          tf.equal(tf.strings.substr(encoded, tf.minimum(8, length), 4),
-                                   b"WEBP"))
-    return tf.case([(starts(b"\xff\xd8\xff"), lambda: _jpeg(encoded)),
-                    (tf.logical_and(starts(b"\x89PNG\r\n\x1a\n"), length >= 24),
-                     lambda: _png(encoded)),
-                    (tf.logical_and(starts(b"GIF8"), length >= 13), lambda: _gif(encoded)),
-                    (tf.logical_and(starts(b"BM"), length >= 26), lambda: _bmp(encoded)),
-                    (webp, lambda: _webp(encoded))],
-                   default=_unknown, exclusive=False)
+    is_jpeg, is_gif = starts(b"\xff\xd8\xff"), tf.logical_and(starts(b"GIF8"), length >= 13)
+    # Fixed places (PNG, BMP, WebP): read in every case, kept by format (cheap, no branch).
+    fixed = [(tf.logical_and(starts(b"\x89PNG\r\n\x1a\n"), length >= 24), _png(encoded)),
+             (tf.logical_and(starts(b"BM"), length >= 26), _bmp(encoded)),
+             (tf.logical_and(tf.logical_and(starts(b"RIFF"), length >= 30),
+                             tf.equal(_substr(encoded, 8, 4), b"WEBP")), _webp(encoded))]
+    size = _unknown()
+    for matches, values in reversed(fixed):
+        size = tuple(tf.where(matches, v, s) for v, s in zip(values, size))
+    # Walks (JPEG segments, GIF blocks): only for those formats.
+    walked = tf.cond(tf.logical_or(is_jpeg, is_gif),
+                     lambda: tf.cond(is_jpeg, lambda: _jpeg(encoded), lambda: _gif(encoded)),
+                     _unknown)
+    walks = tf.logical_or(is_jpeg, is_gif)
+    return tuple(tf.where(walks, w, s) for w, s in zip(walked, size))
+
+
+def _holds(encoded, marker: bytes, window: int = 4096):
+    """Whether ``marker`` occurs in the last ``window`` bytes."""
+    length = tf.strings.length(encoded)
+    tail = tf.io.decode_raw(tf.strings.substr(encoded, tf.maximum(length - window, 0), window),
+                            tf.uint8)
+    size = tf.size(tail)
+    found = tf.ones([tf.maximum(size - len(marker) + 1, 0)], tf.bool)
+    for offset, byte in enumerate(marker):
+        found = tf.logical_and(found, tf.equal(
+            tail[offset:offset + tf.maximum(size - len(marker) + 1, 0)], byte))
+    return tf.reduce_any(found)
+
+
+@tf.function(input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
+def is_complete(encoded):
+    """bool: the encoded image has its end (see the module docstring); True for a format
+    without an end marker (BMP: TensorFlow checks its size itself)."""
+    length = tf.strings.length(encoded)
+    head = lambda n: tf.strings.substr(encoded, 0, n)  # noqa: E731
+    riff = _Bytes(tf.strings.substr(encoded, 0, 8)).little_endian(4, 4)
+    return tf.case([
+        (tf.equal(head(8), b"\x89PNG\r\n\x1a\n"), lambda: _holds(encoded, b"IEND")),
+        (tf.equal(head(3), b"\xff\xd8\xff"), lambda: _holds(encoded, b"\xff\xd9")),
+        (tf.equal(head(4), b"GIF8"), lambda: _holds(encoded, b"\x3b", 1)),
+        (tf.equal(head(4), b"RIFF"), lambda: tf.cast(length, tf.int64) >= riff + 8)],
+        default=lambda: tf.constant(True), exclusive=False)

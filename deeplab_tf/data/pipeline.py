@@ -102,9 +102,10 @@ def _records(data_config: DataConfig, split: str, *, ignore_label: int, training
             files, skip, cycle_length=min(data_config.num_readers, len(files)),
             deterministic=deterministic, shuffle=True, shuffle_seed=data_config.seed,
             scans=scans)
-    records = records.filter(record_checks.record_filter(
-        cost_fn=cost_fn, max_pixels=data_config.max_image_pixels, skip=skip,
-        require_label=require_label, description=cost_description))
+    records = record_checks.checked(
+        records, cost_fn=cost_fn, max_pixels=data_config.max_image_pixels, skip=skip,
+        require_label=require_label, description=cost_description,
+        deterministic=deterministic)
     return records, decode
 
 

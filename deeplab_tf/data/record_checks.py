@@ -6,21 +6,22 @@ error_message`` extracts it from the error), before a batch is formed:
 
 * the schema, on each shard's first record, when the input is built (``check_first_records``):
   a tf.train.Example with the original DeepLab's keys and types;
-* on every record, in the graph (``record_filter``), from the encoded headers
+* on every record, in the graph (``checked``), from the encoded headers
   (``image_headers.header_size``):
 
   - ``<shard>: record N (<name>): no image (image/encoded is missing or empty)``;
   - ``... no segmentation label (image/segmentation/class/encoded is missing or empty)``
     (training and evaluation; visualisation accepts unlabelled records);
   - ``... image format not read (expected PNG, JPEG, GIF, BMP or WebP)`` (and ``label format``);
+  - ``... image is truncated (its end marker is missing)`` (and ``label is truncated``);
   - ``... label size HxW differs from image size HxW``;
   - ``... image HxW needs P pixels (...), over the limit --max_image_pixels=L``: the cost is
     what the record will allocate (``training_pixels``: resized, at the largest random scale,
     padded to the crop; evaluation: ``InferenceSpec.pixels``, given by the caller), and at
     least what its image and label decoders hold.
 
-With ``DataConfig.skip_corrupt_records`` a record over the limit or in a format not read is
-skipped instead (one stderr line, the first time); the others always stop the input: the
+With ``DataConfig.skip_corrupt_records`` a record over the limit, truncated or in a format
+not read is skipped instead (one stderr line, the first time); the others always stop the input: the
 whole split is unusable as it is.
 """
 
@@ -104,9 +105,35 @@ def _shown(value):
                                         tf.int64))
 
 
-def record_filter(*, cost_fn: Callable, max_pixels: int, skip: bool, require_label: bool,
-                  description: Optional[str] = None):
-    """A ``filter`` predicate on ``(serialized, shard, index)`` making the checks of the module
+def checked(records, *, cost_fn: Callable, max_pixels: int, skip: bool, require_label: bool,
+            description: Optional[str] = None, deterministic: bool = True):
+    """``records`` (a dataset of ``(serialized, shard, index)``) with the checks of the
+    module docstring made on each record, in parallel: a record that fails stops the input
+    with an InvalidArgumentError naming the shard and record, or is left out (one stderr line
+    the first time). Arguments as ``record_check``'s."""
+    check = record_check(cost_fn=cost_fn, max_pixels=max_pixels, skip=skip,
+                         require_label=require_label, description=description)
+
+    @tf.autograph.experimental.do_not_convert
+    def with_verdict(serialized, shard, index):
+        return serialized, shard, index, check(serialized, shard, index)
+
+    @tf.autograph.experimental.do_not_convert
+    def kept(serialized, shard, index, keep):
+        return keep
+
+    @tf.autograph.experimental.do_not_convert
+    def record(serialized, shard, index, keep):
+        return serialized, shard, index
+
+    verdicts = records.map(with_verdict, num_parallel_calls=tf.data.AUTOTUNE,
+                           deterministic=deterministic)
+    return verdicts.filter(kept).map(record)
+
+
+def record_check(*, cost_fn: Callable, max_pixels: int, skip: bool, require_label: bool,
+                 description: Optional[str] = None):
+    """A function of ``(serialized, shard, index)`` making the checks of the module
     docstring: True to keep the record, False to skip it (one stderr line the first time),
     or an InvalidArgumentError naming the shard and record.
 
@@ -150,6 +177,10 @@ def record_filter(*, cost_fn: Callable, max_pixels: int, skip: bool, require_lab
              True),
             (tf.logical_and(has_label, label_h < 0),
              line(f"label format not read (expected {image_headers.FORMATS})"), True),
+            (tf.logical_not(image_headers.is_complete(image)),
+             line("image is truncated (its end marker is missing)"), True),
+            (tf.logical_and(has_label, tf.logical_not(image_headers.is_complete(label))),
+             line("label is truncated (its end marker is missing)"), True),
             (tf.logical_and(has_label, tf.logical_or(label_h != height, label_w != width)),
              line("label size ", *size(label_h, label_w), " differs from image size ",
                   *size(height, width)), False),

@@ -90,13 +90,13 @@ def scan_shard(path: str) -> ShardScan:
             (length,) = struct.unpack("<Q", header[:8])
             if masked_crc32c(header[:8]) != struct.unpack("<I", header[8:])[0]:
                 return ShardScan(complete, "length checksum mismatch", first)
-            if length > MAX_RECORD_BYTES:
-                return ShardScan(complete, f"length {length} is over the 2 GiB a record can "
-                                           "hold", first)
             end = offset + 12 + length + 4
             if end > size:
                 return ShardScan(complete, f"length {length} beyond the end of the file",
                                  first)
+            if length > MAX_RECORD_BYTES:
+                return ShardScan(complete, f"length {length} is over the 2 GiB a record can "
+                                           "hold", first)
             if complete == 0 and length <= _FIRST_RECORD_BYTES:
                 first = f.read(length)
             complete += 1
