@@ -124,8 +124,9 @@ def _extract(tarball: str, target: str, stamp: str = "") -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _cached(tarball: str, stem: str) -> str:
-    """The tarball extracted in this user's cache, keyed and checked by its content."""
+def _cached(tarball: str) -> str:
+    """The folder the tarball is extracted to in this user's cache, keyed and checked by its
+    content (the folder holds the tarball's entries and the ``.sha256`` stamp)."""
     digest = _digest(tarball)
     folder = os.path.join(user_cache_dir(), f"tar-{digest[:32]}")
     if os.path.isdir(folder):
@@ -135,10 +136,10 @@ def _cached(tarball: str, stem: str) -> str:
         except OSError:
             verified = False
         if verified:
-            return os.path.join(folder, stem)
+            return folder
         shutil.rmtree(folder)  # ours (the cache is private) but not this tarball's: redo
     _extract(tarball, folder, digest)
-    return os.path.join(folder, stem)
+    return folder
 
 
 def extract_tarball(tarball: str) -> str:
@@ -158,7 +159,7 @@ def extract_tarball(tarball: str) -> str:
     except OSError as error:
         if error.errno not in _NOT_WRITABLE:
             raise
-    return _cached(tarball, stem)
+    return _cached(tarball)
 
 
 def _prefixes_in(directory: str):
