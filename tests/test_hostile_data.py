@@ -7,6 +7,7 @@ and a fuzz run (slow) of generated bad shards ends in such a line or clean examp
 import io
 import os
 import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -238,3 +239,39 @@ def test_fuzz_bad_shards_end_in_one_line_or_clean_examples(tmp_path):
     print(f"data hostile fuzz: {len(cases)} shards, {lines} one-line errors, {clean} read "
           "cleanly, 0 crashes")
     assert lines >= len(cases) - 10
+
+
+def test_vis_folder_images_are_refused_from_the_header_by_what_inference_allocates(tmp_path):
+    """deeplab-vis --vis_image_dir: the cost (padded to 16k+1, two passes here) of each image,
+    whatever its format, is checked before it is decoded."""
+    from deeplab_tf.evaluation import visualize
+
+    def pixels(height, width):  # an independent reckoning: k * 16 + 1, two passes
+        return 2 * (-(-(height - 1) // 16) * 16 + 1) * (-(-(width - 1) // 16) * 16 + 1)
+
+    assert pixels(20, 25) == 2 * 33 * 33 <= 2200 < pixels(40, 40)
+    image = np.zeros((20, 25, 3), np.uint8)
+    (tmp_path / "a_small.png").write_bytes(_encode(image))
+    (tmp_path / "b_small.webp").write_bytes(_encode(image, "WEBP"))
+    samples = visualize.folder_images(str(tmp_path), pixels=pixels, max_pixels=2200)
+    assert [s["image"].shape for s in samples] == [(1, 20, 25, 3)] * 2
+    forged = bytearray(_encode(np.zeros((8, 8, 3), np.uint8)))
+    forged[16:24] = struct.pack(">II", 40, 40)  # a PNG header claiming 40x40 (CRC fixed)
+    forged[29:33] = struct.pack(">I", zlib.crc32(bytes(forged[12:29])))
+    for name, data in (("c_big.webp", _encode(np.zeros((40, 40, 3), np.uint8), "WEBP")),
+                       ("c_forged.png", bytes(forged))):
+        folder = tmp_path / name.split(".")[1]
+        folder.mkdir()
+        (folder / name).write_bytes(data)
+        with pytest.raises(DataError) as error:
+            list(visualize.folder_images(str(folder), pixels=pixels, max_pixels=2200))
+        assert str(error.value) == (  # never decoded: the forged PNG has no 40x40 data
+
+            f"{folder / name}: image 40x40 needs {pixels(40, 40)} pixels (as inference pads, "
+            "scales and flips it), over the limit --max_image_pixels=2200")
+    (tmp_path / "noise").mkdir()
+    (tmp_path / "noise" / "x.png").write_bytes(bytes(range(40)))
+    with pytest.raises(DataError) as error:
+        list(visualize.folder_images(str(tmp_path / "noise")))
+    assert str(error.value) == (f"{tmp_path / 'noise' / 'x.png'}: undecodable image (cannot "
+                                "identify image file)")

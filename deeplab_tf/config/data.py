@@ -38,9 +38,11 @@ class DataConfig(ConfigMixin):
         skip_corrupt_records: bool. Skip (and count) corrupt or truncated TFRecord records
             instead of stopping with an error naming the shard and record; records over
             ``max_image_pixels`` are skipped likewise (one stderr line each).
-        max_image_pixels: int. Largest image (height x width, read from the encoded header
-            before decoding) the input pipeline accepts; a larger record stops the input
-            with an error naming the shard, the record and the size. 0: no limit.
+        max_image_pixels: int. Largest cost of one record, read from the encoded headers
+            before decoding: in training, the image resized at the largest random scale and
+            padded to the crop; in evaluation, what the caller's ``pixels`` (the inference's
+            padding and passes) says. A costlier record stops the input with an error naming
+            the shard, the record and the size. 0: no limit.
     """
 
     dataset: str = "pascal_voc_seg"

@@ -53,8 +53,9 @@ class ExportConfig(ConfigMixin):
         min_resize_value: int or None. Resize to range inside the exported graph.
         max_resize_value: int or None. Resize to range: largest allowed larger side.
         resize_factor: int or None. Resize to range: sides become a multiple of it plus one.
-        max_image_pixels: int. Serving signatures reject images with more pixels than this
-            (InvalidArgument), before decoding them fully.
+        max_image_pixels: int. Serving signatures reject a request that would allocate more
+            pixels than this (padded size times scale/flip passes, summed over the batch;
+            InvalidArgument), read from the headers before decoding. 0: no limit.
     """
 
     format: str = "saved_model"

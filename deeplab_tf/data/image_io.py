@@ -16,7 +16,7 @@ Images (``read_image``):
   pixel order, as TensorFlow's decoders and the original do. An image whose EXIF tag says it
   is displayed rotated by 90 degrees and whose label only fits the rotated view is refused
   (``check_orientation``), so an image is never paired with a label rotated against it;
-- an image over ``max_pixels`` (default 64 Mpx) is refused from its header, before decoding.
+- an image over ``max_pixels`` (the converters' default: 64 Mpx) is refused from its header, before decoding.
 
 Label masks (``read_index_label``, ``read_color_label``): palette and greyscale PNGs are read
 as indices (the palette index is the class); colour masks as RGB for a palette file; a mask
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 import threading
 import warnings
 from typing import Optional, Tuple
@@ -35,7 +36,7 @@ import numpy as np
 from PIL import Image
 
 from deeplab_tf.config.base import \
-    DEFAULT_MAX_IMAGE_PIXELS  # --max_image_pixels' default
+    DEFAULT_MAX_DECODED_PIXELS as DEFAULT_MAX_IMAGE_PIXELS  # the converters' default
 from deeplab_tf.data.errors import DataError
 from deeplab_tf.errors import one_line
 
@@ -105,7 +106,8 @@ def open_image(data: bytes, path: str, what: str = "image",
             finally:
                 Image.MAX_IMAGE_PIXELS = previous
     except Exception as e:  # noqa: BLE001 -- PIL raises many types for bad files.
-        raise ImageError(f"{path}: undecodable {what} ({one_line(e)})") from None
+        reason = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", one_line(e))
+        raise ImageError(f"{path}: undecodable {what} ({reason})") from None
     width, height = image.size
     if max_pixels and width * height > max_pixels:
         raise ImageError(

@@ -38,8 +38,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from deeplab_tf import inference
+from deeplab_tf.config import DEFAULT_MAX_IMAGE_PIXELS
 from deeplab_tf.data import image_headers, schema
-from deeplab_tf.data.image_io import DEFAULT_MAX_IMAGE_PIXELS
 
 PREDICTIONS = "semantic_predictions"
 PROBABILITIES = "semantic_probabilities"
