@@ -23,7 +23,7 @@ from cli_in_process import run_in_process
 from deeplab_tf.checkpoints import loading, paths
 from deeplab_tf.checkpoints.training import (CheckpointWriteError, ResumeError,
                                              TrainCheckpoint)
-from deeplab_tf.cli._common import user_error_line, writing
+from deeplab_tf.cli._common import user_error_line
 from deeplab_tf.errors import UserError
 from train_data import write_shapes_dataset
 
@@ -310,6 +310,8 @@ def test_damaged_checkpoint_is_one_line_when_exporting(kind, damaged_checkpoints
 
 
 def test_full_disk_while_writing_is_one_line_naming_the_destination():
+    from deeplab_tf.cli._common import writing
+
     full = tf.errors.ResourceExhaustedError(
         None, None, "/out/1_tmp/variables/variables_temp/part-00000.tempstate9; No space left "
                     "on device [Op:SaveV2]")
