@@ -93,6 +93,22 @@ def atomic_write_text(path: str, text: str, encoding: str = "utf-8") -> str:
     return atomic_write_bytes(path, text.encode(encoding))
 
 
+def read_text(path: str, expected: str, error=UserError) -> str:
+    """The UTF-8 text of a file the user wrote (a list, a palette, a flagfile).
+
+    Raises:
+        ``error`` (a UserError subclass): the file is not UTF-8 text, naming the path, the
+            first bad byte and ``expected`` (what the file should hold).
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as failure:
+        raise error(f"{path}: not a text file (byte 0x{data[failure.start]:02x} at offset "
+                    f"{failure.start} is not UTF-8): expected {expected}") from None
+
+
 def check_writable(directory: str, described: str = "", error=UserError) -> None:
     """Checks, creating nothing, that ``directory`` can be created (if needed) and written.
 

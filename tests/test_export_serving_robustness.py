@@ -240,6 +240,11 @@ def test_limit_counts_padding_formats_frames_and_batches(served):
     # A format whose header is not read (JPEG XL's signature, TIFF) is refused before decoding.
     _refused(served, b"\xff\x0a" + bytes(64), match="Unsupported or unreadable image")
     _refused(served, _image(20, 20, "TIFF"), match="Unsupported or unreadable image")
+    # An animated WebP (frames not counted; TensorFlow decodes those only as RGBA): refused.
+    frames = [Image.new("RGB", (30, 30), (100 * i, 50, 200 - 90 * i)) for i in range(3)]
+    animated = _encode(frames[0], "WEBP", save_all=True, append_images=frames[1:], duration=10)
+    assert animated[12:16] == b"VP8X" and animated[20] & 0x02
+    _refused(served, animated, match="Unsupported or unreadable image")
     # Decoded images of every format within the limit are served.
     for fmt in ("JPEG", "GIF", "BMP", "WEBP"):
         assert _serve_all(served, _image(40, 50, fmt)).shape == (1, 40, 50)

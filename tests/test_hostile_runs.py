@@ -235,8 +235,8 @@ def test_binary_flagfile_is_one_line_naming_it(tmp_path, capfd):
     for flagfile in (binary, outer):
         result = run_in_process(eval_binary.run, ["deeplab-eval", f"--flagfile={flagfile}"],
                                 capfd)
-        _one_error_line(result, f"--flagfile={binary}: not a text flagfile (byte 0x89 at "
-                                "offset 0 is not UTF-8)")
+        _one_error_line(result, f"--flagfile={binary}: not a text file (byte 0x89 at offset 0 "
+                                "is not UTF-8): expected one --flag=value per line")
 
 
 @pytest.mark.parametrize("binary, flag", [("train", "train_logdir"), ("eval", "eval_logdir"),
@@ -329,3 +329,28 @@ def test_full_disk_while_writing_is_one_line_naming_the_destination():
     with pytest.raises(KeyError):  # a bug keeps its type (and traceback)
         with writing("x", "/out"):
             raise KeyError("bug")
+
+
+def test_binary_split_list_palette_and_manifest_are_one_line(tmp_path, capfd):
+    from deeplab_tf.cli import build_folder, eval as eval_binary
+
+    for folder in ("images", "masks"):
+        (tmp_path / folder).mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "images" / "a.png")
+    Image.new("L", (8, 8)).save(tmp_path / "masks" / "a.png")
+    binary = tmp_path / "list.txt"
+    binary.write_bytes(b"a\n\xff\xfe\n")
+    common = ["deeplab-build-folder", f"--image_dir={tmp_path / 'images'}",
+              f"--label_dir={tmp_path / 'masks'}", "--num_classes=2", "--noprogress",
+              f"--output_dir={tmp_path / 'out'}"]
+    for flag, expected in (("--split_lists=train=", "one image name per line"),
+                           ("--palette_file=", "one colour per line: R G B [value]")):
+        result = run_in_process(build_folder.run, [*common, flag + str(binary)], capfd)
+        _one_error_line(result, f"{binary}: not a text file (byte 0xff at offset 2 is not "
+                                f"UTF-8): expected {expected}")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "manifest.json").write_bytes(b"\xff{}")
+    result = run_in_process(eval_binary.run, [
+        "deeplab-eval", f"--eval_logdir={tmp_path / 'eval'}", "--dataset=",
+        f"--dataset_dir={tmp_path / 'data'}", f"--checkpoint_dir={tmp_path}"], capfd)
+    _one_error_line(result, f"Unreadable dataset manifest {tmp_path / 'data' / 'manifest.json'}")

@@ -13,7 +13,7 @@ callers refuse it without decoding. The reading follows what the decoders alloca
 * GIF: every image descriptor, by walking the blocks (TensorFlow's output is the largest
   frame's width x height, whatever the logical screen says);
 * BMP: width and height at bytes 18 and 22 (negative height: stored top-down);
-* WebP: the VP8X canvas, else the VP8 or VP8L bitstream header.
+* WebP: the VP8X canvas (an animation is unreadable), else the VP8 or VP8L bitstream header.
 
 JPEG and GIF walks stop after a fixed number of steps (a header that needs more is treated
 as unreadable), so a forged file costs a bounded amount of work.
@@ -95,7 +95,10 @@ def _webp(encoded):
     lossy = tf.logical_and(tf.equal(chunk, b"VP8 "),
                            tf.equal(_substr(encoded, 23, 3), b"\x9d\x01\x2a"))
     lossless = tf.logical_and(tf.equal(chunk, b"VP8L"), tf.equal(data.at(20), 0x2F))
-    extended = tf.equal(chunk, b"VP8X")
+    # An animation (VP8X flag 0x02) is refused: its frames are not counted here, and
+    # TensorFlow decodes an animated WebP only as RGBA, which no caller asks for.
+    extended = tf.logical_and(tf.equal(chunk, b"VP8X"),
+                              tf.equal(tf.bitwise.bitwise_and(data.at(20), 0x02), 0))
     bits = data.little_endian(21, 4)
     width = tf.where(extended, data.little_endian(24, 3) + 1,
                      tf.where(lossless, bits % (1 << 14) + 1, data.little_endian(26, 2) % (1 << 14)))

@@ -16,6 +16,9 @@ from typing import Iterable, List, Set
 
 from absl import flags
 
+from deeplab_tf.errors import UserError
+from deeplab_tf.fileio import read_text
+
 FLAGS = flags.FLAGS
 _EXPLICIT: Set[str] = set()
 _PACKAGE = "deeplab_tf.cli.flags."
@@ -134,12 +137,9 @@ def undecodable_flagfile(args: Iterable[str], seen=None) -> str:
             continue
         seen.add(path)
         try:
-            with open(path, "rb") as f:
-                text = f.read().decode("utf-8")
-        except UnicodeDecodeError as error:
-            return (f"--flagfile={path}: not a text flagfile (byte 0x{error.object[error.start]:02x}"
-                    f" at offset {error.start} is not UTF-8): expected one --flag=value per "
-                    "line")
+            text = read_text(path, "one --flag=value per line")
+        except UserError as error:
+            return f"--flagfile={error}"
         except OSError:
             continue
         found = undecodable_flagfile(text.split(), seen)
