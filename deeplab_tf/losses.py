@@ -150,6 +150,16 @@ def softmax_cross_entropy(logits, labels, *, num_classes: int, ignore_label: Opt
             tf.reduce_sum(tf.cast(tf.not_equal(top_losses, 0.0), tf.float32)))
 
 
+def sum_over_scales(logits_by_scale: dict, labels, **kwargs) -> tf.Tensor:
+    """The training loss of an image pyramid: ``global_mean_loss`` of
+    ``softmax_cross_entropy(logits, labels, **kwargs)`` for each entry of ``logits_by_scale``
+    (each scale's logits and the merged ones, ``DeepLab.logits_by_scale``), summed with weight
+    1, as the original's ``add_softmax_cross_entropy_loss_for_each_scale``. One entry (no
+    pyramid): that entry's loss."""
+    return tf.add_n([global_mean_loss(*softmax_cross_entropy(logits, labels, **kwargs))
+                     for logits in logits_by_scale.values()])
+
+
 @keras.saving.register_keras_serializable(package="deeplab_tf")
 class SegmentationLoss(keras.losses.Loss):
     """Pixel-wise softmax cross-entropy of DeepLab logits against label images.

@@ -5,6 +5,14 @@ backbone's normalisation is applied inside the model. Output: logits at the mode
 output stride (4 with the usual decoder, else ``output_stride``). Use
 ``deeplab_tf.inference`` to upsample them to the input size and take the argmax.
 
+Image pyramid (``ModelConfig.image_pyramid``, ``deeplab_tf.modeling.pyramid``): the output is
+the merged logits, on the logits grid of the largest scale (at least 1); evaluation,
+visualisation and every export use them. Training needs each scale's logits too:
+``DeepLab.logits_by_scale(images, training=True)`` returns ``{"logits_<s>": ...,
+"merged_logits": ...}`` (a second functional view of the same layers), and both
+``DeepLab.fit`` (``train_step``) and deeplab-train's loop sum the loss over all of them, as the
+original's training. Without a pyramid it returns ``{"merged_logits": model(images)}``.
+
 Example:
 
 >>> from deeplab_tf import ModelConfig, build_model
@@ -23,8 +31,11 @@ import tensorflow as tf
 from deeplab_tf import inference, presets
 from deeplab_tf.config import EvalConfig, ModelConfig
 from deeplab_tf.losses import SegmentationLoss
+from deeplab_tf.modeling.layers.drop_path import bind_drop_path
+from deeplab_tf.modeling.layers.quantize import set_quantization_active
 from deeplab_tf.modeling.madds import count_madds
-from deeplab_tf.modeling.network import build_network
+from deeplab_tf.modeling.network import build_network_outputs
+from deeplab_tf.modeling.pyramid import MERGED_LOGITS
 from deeplab_tf.modeling.scopes import gradient_multipliers
 from deeplab_tf.segmenter import DeepLabSegmenter
 
@@ -43,7 +54,9 @@ class DeepLab(keras.Model):
     original's gradient multipliers (see ``compile``); use ``deeplab_tf.losses.
     SegmentationLoss``, ``deeplab_tf.metrics.MeanIoU`` and ``deeplab_tf.schedules.
     PolyLearningRate``. Weight decay is ``ModelConfig.weight_decay`` (slim's L2, added to
-    the loss by Keras as ``model.losses``).
+    the loss by Keras as ``model.losses``). A quantization-aware model
+    (``ModelConfig.quantization``) trains quantized, from the ``quantize_delay_step`` given
+    to ``compile`` on (as deeplab-train's flag), and predicts quantized.
 
     Args:
         config: ModelConfig (or a dict of its fields).
@@ -65,9 +78,14 @@ class DeepLab(keras.Model):
             raise TypeError(
                 f"config must be a ModelConfig. Received: {type(config).__name__}")
         # === Layers and the functional graph ===
-        images, logits = build_network(config, input_shape)
-        super().__init__(inputs=images, outputs=logits,
+        images, outputs = build_network_outputs(config, input_shape)
+        super().__init__(inputs=images, outputs=outputs[MERGED_LOGITS],
                          name=name or f"deeplab_{config.model_variant}", **kwargs)
+        # Each pyramid scale's logits: a second functional model over the same layers. Set
+        # past Keras' and TensorFlow's attribute tracking: its weights are this model's, and
+        # it must not appear in checkpoints as a second path to them.
+        by_scale = keras.Model(images, outputs) if len(outputs) > 1 else None
+        object.__setattr__(self, "_logits_by_scale_model", by_scale)
         # === Config ===
         self._model_config = config
         self._input_shape_arg = tuple(input_shape)
@@ -136,10 +154,19 @@ class DeepLab(keras.Model):
         return DeepLabSegmenter(self, output_type=output_type)
 
     # ----------------------------------------------------------------- training
+    def logits_by_scale(self, images, training=False) -> dict:
+        """``{"logits_<s>": ..., "merged_logits": ...}``: the logits of every image pyramid
+        scale (resized to the output's grid) and the merged ones, which training's loss sums
+        over; ``{"merged_logits": self(images)}`` without a pyramid."""
+        if self._logits_by_scale_model is None:
+            return {MERGED_LOGITS: self(images, training=training)}
+        return dict(self._logits_by_scale_model(images, training=training))
+
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, *,
                 last_layer_gradient_multiplier: float = 1.0,
                 last_layers_contain_logits_only: bool = False,
-                gradient_multipliers: bool = True, **kwargs):
+                gradient_multipliers: bool = True, drop_path_total_steps=None,
+                quantize_delay_step: int = 0, **kwargs):
         """``keras.Model.compile`` plus the original's gradient multipliers.
 
         Args:
@@ -150,16 +177,27 @@ class DeepLab(keras.Model):
             last_layers_contain_logits_only: bool. Only the logits are "last layers".
             gradient_multipliers: bool. Apply the original's multipliers (which also double
                 every bias gradient, as the original's trainer does). False: plain Keras.
+            drop_path_total_steps: int or None. NAS with ``drop_path_keep_prob < 1``: the
+                number of training steps over which drop path anneals (the original's
+                ``training_number_of_steps``); the step is the optimizer's ``iterations``.
+            quantize_delay_step: int. A quantization-aware model: ``fit`` trains the float
+                network (ranges tracked) up to step N - 1 and quantized from the N-th step
+                (``optimizer.iterations + 1 >= N``, checked between executions, so with
+                ``steps_per_execution > 1`` at the next execution), as deeplab-train's flag.
         """
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
         self._compile_options = {
             "last_layer_gradient_multiplier": float(last_layer_gradient_multiplier),
             "last_layers_contain_logits_only": bool(last_layers_contain_logits_only),
-            "gradient_multipliers": bool(gradient_multipliers)}
+            "gradient_multipliers": bool(gradient_multipliers),
+            "quantize_delay_step": int(quantize_delay_step)}
         self._multiplier_by_path = None
         for item in tf.nest.flatten(loss):
             if isinstance(item, SegmentationLoss):
                 item.bind_step(self.optimizer.iterations)
+        if drop_path_total_steps is not None:
+            bind_drop_path(self, self.optimizer.iterations, drop_path_total_steps)
+            self._compile_options["drop_path_total_steps"] = int(drop_path_total_steps)
 
     def get_compile_config(self):
         config = super().get_compile_config()
@@ -186,13 +224,46 @@ class DeepLab(keras.Model):
                 v.path: m for v, m in zip(self.trainable_variables, values)}
         return [self._multiplier_by_path.get(v.path, 1.0) for v in self.trainable_variables]
 
+    def make_train_function(self, force=False):
+        """Keras' train function; for a quantization-aware model, wrapped so that the fake
+        quantization switches on at ``quantize_delay_step`` (the traced step is rebuilt)."""
+        if self.train_function is not None and not force:
+            return self.train_function
+        super().make_train_function(force=True)
+        delay = self._compile_options.get("quantize_delay_step", 0)
+        if self._model_config.quantization is None:
+            return self.train_function
+        if delay <= 1:
+            set_quantization_active(self, True)
+            return self.train_function
+        traced = [self.train_function]
+
+        def train_function(iterator):
+            active = int(self.optimizer.iterations.numpy()) + 1 >= delay
+            if set_quantization_active(self, active):
+                super(DeepLab, self).make_train_function(force=True)
+                traced[0] = self.train_function
+                self.train_function = train_function
+            return traced[0](iterator)
+
+        set_quantization_active(self, False)
+        self.train_function = train_function
+        return train_function
+
     def train_step(self, data):
-        """Keras' TensorFlow train step, with the gradient multipliers applied."""
+        """Keras' TensorFlow train step, with the gradient multipliers applied and, with an
+        image pyramid, the compiled loss of each scale's logits added (``logits_by_scale``)."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
-            y_pred = self(x, training=True)
+            scale_logits = self.logits_by_scale(x, training=True)
+            y_pred = scale_logits.pop(MERGED_LOGITS)
             loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
                                      training=True)
+            # The image pyramid's scales add their own loss terms (the compiled loss only: the
+            # weight decay counts once), as the original's training.
+            if self._compile_loss is not None:
+                for logits in scale_logits.values():
+                    loss = loss + self._compile_loss(y, logits, sample_weight)
             self._loss_tracker.update_state(
                 _unscale_for_distribution(loss), sample_weight=tf.shape(x)[0])
             loss = self.optimizer.scale_loss(loss)
@@ -204,6 +275,14 @@ class DeepLab(keras.Model):
                 updates.append((grad * multiplier if multiplier != 1.0 else grad, var))
         self.optimizer.apply_gradients(updates)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+
+def logits_by_scale(model, images, training=False) -> dict:
+    """``model.logits_by_scale`` of a ``DeepLab``; ``{"merged_logits": model(images)}`` for any
+    other callable images -> logits (e.g. a ``model_fn``'s plain Keras model)."""
+    if isinstance(model, DeepLab):
+        return model.logits_by_scale(images, training=training)
+    return {MERGED_LOGITS: model(images, training=training)}
 
 
 def _unscale_for_distribution(loss):
@@ -240,8 +319,8 @@ def model_stats(config: ModelConfig, height: int, width: int) -> dict:
 
 # Names this module re-exported before the layout of 0.2 (documented as
 # ``deeplab_tf.model.fold_batch_norm``): kept for one release, with a deprecation warning.
-_MOVED = {"fold_batch_norm": "deeplab_tf.modeling.layers.conv_bn",
-          "iter_original_layers": "deeplab_tf.modeling.layers.conv_bn",
+_MOVED = {"fold_batch_norm": "deeplab_tf.modeling.layers.original_layer",
+          "iter_original_layers": "deeplab_tf.modeling.layers.original_layer",
           "mean_pixel": "deeplab_tf.modeling.backbones",
           "count_madds": "deeplab_tf.modeling.madds"}
 

@@ -3,7 +3,9 @@
 As ``utils/train_utils.get_model_learning_rate`` of the original, with ``s`` the step
 (number of updates done so far) and ``s' = max(s - slow_start_step, 0)``:
 
-* ``poly``:   ``base * (1 - min(s', T') / T') ** learning_power``, ``T' = steps - slow_start_step``;
+* ``poly``:   ``(base - end) * (1 - min(s', D) / D) ** learning_power + end``, with
+  ``D = decay_steps`` if set (non-zero), else ``T' = steps - slow_start_step``, and
+  ``end = end_learning_rate`` (0 by default: the rate reaches 0 at the last step);
 * ``step``:   ``base * decay_factor ** floor(s' / decay_step)``;
 * ``cosine``: ``base * 0.5 * (1 + cos(pi * min(s', T') / T'))``;
 
@@ -47,12 +49,15 @@ class LearningRate:
         learning_rate_decay_factor: float. Factor of the step policy.
         slow_start_step: int. Steps run at ``slow_start_learning_rate`` before the decay.
         slow_start_learning_rate: float. Rate of the slow start.
+        decay_steps: float. Poly policy: steps (after the slow start) over which the rate
+            decays to ``end_learning_rate``, then stays there; 0: to the last step.
+        end_learning_rate: float. Poly policy: the rate at the end of the decay.
     """
 
     def __init__(self, policy="poly", *, base_learning_rate=1e-4, training_number_of_steps=30000,
                  learning_power=0.9, learning_rate_decay_step=2000,
                  learning_rate_decay_factor=0.1, slow_start_step=0,
-                 slow_start_learning_rate=1e-4):
+                 slow_start_learning_rate=1e-4, decay_steps=0.0, end_learning_rate=0.0):
         if policy not in LEARNING_POLICIES:
             raise ConfigError(f"policy must be one of {', '.join(LEARNING_POLICIES)}. "
                              f"Received: policy={policy!r}")
@@ -61,6 +66,8 @@ class LearningRate:
                 "training_number_of_steps must exceed slow_start_step. Received: "
                 f"training_number_of_steps={training_number_of_steps}, "
                 f"slow_start_step={slow_start_step}")
+        if decay_steps < 0:
+            raise ConfigError(f"decay_steps must be >= 0. Received: decay_steps={decay_steps}")
         self.policy = policy
         self.base_learning_rate = float(base_learning_rate)
         self.training_number_of_steps = int(training_number_of_steps)
@@ -69,6 +76,8 @@ class LearningRate:
         self.learning_rate_decay_factor = float(learning_rate_decay_factor)
         self.slow_start_step = int(slow_start_step)
         self.slow_start_learning_rate = float(slow_start_learning_rate)
+        self.decay_steps = float(decay_steps)
+        self.end_learning_rate = float(end_learning_rate)
 
     @classmethod
     def from_config(cls, config: TrainConfig) -> "LearningRate":
@@ -78,7 +87,8 @@ class LearningRate:
                    learning_rate_decay_step=config.learning_rate_decay_step,
                    learning_rate_decay_factor=config.learning_rate_decay_factor,
                    slow_start_step=config.slow_start_step,
-                   slow_start_learning_rate=config.slow_start_learning_rate)
+                   slow_start_learning_rate=config.slow_start_learning_rate,
+                   decay_steps=config.decay_steps, end_learning_rate=config.end_learning_rate)
 
     def __call__(self, step) -> tf.Tensor:
         """float32 scalar learning rate after ``step`` updates."""
@@ -86,9 +96,11 @@ class LearningRate:
         adjusted = tf.maximum(step - self.slow_start_step, 0.0)
         decay_steps = float(self.training_number_of_steps - self.slow_start_step)
         base = self.base_learning_rate
-        if self.policy == "poly":
-            fraction = tf.minimum(adjusted, decay_steps) / decay_steps
-            rate = base * tf.pow(1.0 - fraction, self.learning_power)
+        if self.policy == "poly":  # tf.train.polynomial_decay without cycles, as the original
+            poly_steps = self.decay_steps or decay_steps
+            fraction = tf.minimum(adjusted, poly_steps) / poly_steps
+            end = self.end_learning_rate
+            rate = (base - end) * tf.pow(1.0 - fraction, self.learning_power) + end
         elif self.policy == "step":
             exponent = tf.floor(adjusted / self.learning_rate_decay_step)
             rate = base * tf.pow(self.learning_rate_decay_factor, exponent)
@@ -102,7 +114,7 @@ class LearningRate:
 
 _ARGS = ("base_learning_rate", "training_number_of_steps", "learning_power",
          "learning_rate_decay_step", "learning_rate_decay_factor", "slow_start_step",
-         "slow_start_learning_rate")
+         "slow_start_learning_rate", "decay_steps", "end_learning_rate")
 
 
 @keras.saving.register_keras_serializable(package="deeplab_tf")
@@ -118,18 +130,22 @@ class LearningRatePolicy(keras.optimizers.schedules.LearningRateSchedule):
         learning_rate_decay_factor: float. Factor of the step policy.
         slow_start_step: int. Steps run at ``slow_start_learning_rate`` first.
         slow_start_learning_rate: float. Rate of the slow start.
+        decay_steps: float. Poly policy: decay length after the slow start; 0: to the end.
+        end_learning_rate: float. Poly policy: the rate the decay ends at.
     """
 
     def __init__(self, policy="poly", *, base_learning_rate=1e-4,
                  training_number_of_steps=30000, learning_power=0.9,
                  learning_rate_decay_step=2000, learning_rate_decay_factor=0.1,
-                 slow_start_step=0, slow_start_learning_rate=1e-4):
+                 slow_start_step=0, slow_start_learning_rate=1e-4, decay_steps=0.0,
+                 end_learning_rate=0.0):
         self._rate = LearningRate(
             policy, base_learning_rate=base_learning_rate,
             training_number_of_steps=training_number_of_steps, learning_power=learning_power,
             learning_rate_decay_step=learning_rate_decay_step,
             learning_rate_decay_factor=learning_rate_decay_factor,
-            slow_start_step=slow_start_step, slow_start_learning_rate=slow_start_learning_rate)
+            slow_start_step=slow_start_step, slow_start_learning_rate=slow_start_learning_rate,
+            decay_steps=decay_steps, end_learning_rate=end_learning_rate)
         self.policy = self._rate.policy
         for name in _ARGS:
             setattr(self, name, getattr(self._rate, name))
@@ -151,15 +167,17 @@ class LearningRatePolicy(keras.optimizers.schedules.LearningRateSchedule):
 
 @keras.saving.register_keras_serializable(package="deeplab_tf")
 class PolyLearningRate(LearningRatePolicy):
-    """The ``poly`` policy: ``base * (1 - s' / T') ** learning_power`` after a slow start
-    (see ``deeplab_tf.schedules``); arguments as ``LearningRatePolicy`` less
-    ``policy``."""
+    """The ``poly`` policy: ``(base - end) * (1 - min(s', D) / D) ** learning_power + end``
+    after a slow start (see ``deeplab_tf.schedules``); arguments as ``LearningRatePolicy``
+    less ``policy``."""
 
     def __init__(self, base_learning_rate=1e-4, training_number_of_steps=30000,
                  learning_power=0.9, slow_start_step=0, slow_start_learning_rate=1e-4,
-                 **kwargs):
+                 decay_steps=0.0, end_learning_rate=0.0, **kwargs):
         kwargs.pop("policy", None)
         super().__init__("poly", base_learning_rate=base_learning_rate,
                          training_number_of_steps=training_number_of_steps,
                          learning_power=learning_power, slow_start_step=slow_start_step,
-                         slow_start_learning_rate=slow_start_learning_rate, **kwargs)
+                         slow_start_learning_rate=slow_start_learning_rate,
+                         decay_steps=decay_steps, end_learning_rate=end_learning_rate,
+                         **kwargs)

@@ -19,7 +19,9 @@ import pytest
 import helpers
 from deeplab_tf import ModelConfig
 from deeplab_tf.modeling.backbones import get_backbone, mobilenet_v2, resnet_v1
-from deeplab_tf.modeling.layers.conv_bn import ConvBN, original_variable_map
+from deeplab_tf.modeling.layers.conv_bn import ConvBN
+from deeplab_tf.modeling.layers.original_layer import original_variable_map
+from deeplab_tf.modeling.layers.residual_add import ResidualAdd
 from deeplab_tf.modeling.layers.normalization import Normalization
 
 SIZE = 65
@@ -112,7 +114,7 @@ def test_resnet_50_variable_names():
 def test_unknown_variants_raise():
     images = keras.Input((SIZE, SIZE, 3))
     with pytest.raises(ValueError, match="variant="):
-        resnet_v1.build(images, ModelConfig(model_variant="resnet_v1_50"), "resnet_v1_18")
+        resnet_v1.build(images, ModelConfig(model_variant="resnet_v1_50"), "resnet_v1_152")
     with pytest.raises(ValueError, match="variant="):
         mobilenet_v2.build(images, ModelConfig(model_variant="mobilenet_v2"), "mobilenet_v3")
 
@@ -251,7 +253,7 @@ def test_make_divisible():
 @pytest.mark.parametrize("output_stride, subsample_pools", [(8, 1), (16, 2), (32, 3)])
 def test_resnet_residual_structure(output_stride, subsample_pools):
     model, _, _ = _resnet(output_stride)
-    assert len(_layers(model, keras.layers.Add)) == 3 + 4 + 6 + 3
+    assert len(_layers(model, ResidualAdd)) == 3 + 4 + 6 + 3
     assert len(_layers(model, keras.layers.ReLU)) == 16
     pools = _layers(model, keras.layers.MaxPooling2D)
     assert len(pools) == 1 + subsample_pools  # pool1 + identity shortcuts of strided units
@@ -262,7 +264,7 @@ def test_resnet_residual_structure(output_stride, subsample_pools):
 
 def test_mobilenet_residual_structure():
     model, _, _ = _backbone("mobilenet_v2", output_stride=8)
-    adds = sorted(layer.name for layer in _layers(model, keras.layers.Add))
+    adds = sorted(layer.name for layer in _layers(model, ResidualAdd))
     layers = [4, 6, 7, 9, 10, 11, 13, 14, 16, 17]  # stride 1, equal input/output depths
     assert adds == sorted(f"MobilenetV2.expanded_conv_{n - 2}.add" for n in layers)
 

@@ -12,7 +12,7 @@ import helpers
 from deeplab_tf import build_model, load_original_checkpoint
 from deeplab_tf.checkpoints.paths import CheckpointError
 from deeplab_tf.checkpoints.loading import load_checkpoint, save_model_checkpoint
-from deeplab_tf.modeling.layers.conv_bn import original_variable_map
+from deeplab_tf.modeling.layers.original_layer import original_variable_map
 
 CONFIG = dict(model_variant="mobilenet_v2", depth_multiplier=0.25, num_classes=3,
               atrous_rates=(2,), aspp_with_separable_conv=True, decoder_output_stride=(4,))

@@ -15,7 +15,7 @@ import helpers
 from deeplab_tf.checkpoints.strict import load_for_inference
 from deeplab_tf.checkpoints.paths import CheckpointError, resolve_checkpoint_path
 from deeplab_tf.checkpoints.loading import load_checkpoint
-from deeplab_tf.modeling.layers.conv_bn import original_variable_map
+from deeplab_tf.modeling.layers.original_layer import original_variable_map
 from deeplab_tf.model import build_model
 
 ZOO = "deeplabv3_pascal_train_aug"

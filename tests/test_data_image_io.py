@@ -1,7 +1,6 @@
 """image_io and the converters on real-world image kinds: greyscale/CMYK JPEG, RGBA/LA/palette
 PNGs, 16-bit PNGs, lying extensions, EXIF rotation, pixel limits, masks with alpha or 16 bits."""
 
-import io
 import os
 import struct
 import zlib

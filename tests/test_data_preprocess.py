@@ -20,6 +20,28 @@ def _sample(seed=0, size=(40, 50), block=6):
     return miniature.colour_image(label, COLORS, IGNORE), label
 
 
+def _np_resize_to_range_size(height, width, min_size, max_size, factor):
+    """The original's final resize_to_range rule (tensorflow/models a45ce37), in NumPy float32:
+    max_size lowered to m - (m - 1) % factor; sides scaled and rounded DOWN; then raised to the
+    next k * factor + 1."""
+    f32 = np.float32
+    h, w = f32(height), f32(width)
+    if max_size is not None:
+        max_size = f32(max_size)
+        if factor is not None:
+            max_size = max_size - (max_size - 1) % f32(factor)
+    size = np.array([height, width], np.int64)
+    if min_size is not None:
+        scale = f32(min_size) / min(h, w)
+        size = np.floor(np.array([h * scale, w * scale], np.float32)).astype(np.int64)
+    if max_size is not None and f32(size.max()) > max_size:
+        scale = max_size / max(h, w)
+        size = np.floor(np.array([h * scale, w * scale], np.float32)).astype(np.int64)
+    if factor is not None:
+        size = size + (factor - (size - 1) % factor) % factor
+    return tuple(int(v) for v in size)
+
+
 @pytest.mark.parametrize("size, min_size, max_size, factor, expected", [
     ((40, 50), 60, None, None, (60, 75)),   # smaller side to min_size
     ((40, 50), 60, 70, None, (56, 70)),     # larger side would pass max_size: capped
@@ -28,13 +50,35 @@ def _sample(seed=0, size=(40, 50), block=6):
     ((40, 50), 20, None, 8, (25, 25)),
     ((40, 50), None, 25, None, (20, 25)),   # max only: shrinks larger images
     ((40, 50), None, 60, None, (40, 50)),   # ... and keeps smaller ones
+    # The final original (a45ce37), not its 2018 version: rounded down (770.27 -> 770, 2018:
+    # 771), and a max already k * factor + 1 kept (513 with factor 16; 2018: 497, giving
+    # (337, 497) here).
+    ((333, 500), 513, None, None, (513, 770)),
+    ((333, 500), 513, 513, 16, (353, 513)),
+    ((500, 333), 513, 513, 16, (513, 353)),
+    ((80, 40), None, 33, None, (33, 16)),   # 16.5 rounded down
 ])
 def test_resize_to_range_sizes(size, min_size, max_size, factor, expected):
+    assert _np_resize_to_range_size(*size, min_size, max_size, factor) == expected
     got = preprocess.resize_to_range_size(size[0], size[1], min_size, max_size, factor)
     assert tuple(got.numpy()) == expected
     image, label = preprocess.resize_to_range(
         tf.zeros(size + (3,), tf.uint8), tf.zeros(size + (1,), tf.int32), min_size, max_size, factor)
     assert image.shape[:2] == expected and label.shape[:2] == expected
+
+
+def test_resize_to_range_sizes_match_the_numpy_rule_on_random_sizes():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        height, width = (int(v) for v in rng.integers(20, 2100, size=2))
+        min_size = int(rng.choice([None, rng.integers(100, 1100)]) or 0) or None
+        max_size = int(rng.choice([None, rng.integers(100, 1100)]) or 0) or None
+        if min_size and max_size and max_size < min_size:
+            min_size, max_size = max_size, min_size
+        factor = int(rng.choice([None, 4, 8, 16]) or 0) or None
+        got = preprocess.resize_to_range_size(height, width, min_size, max_size, factor)
+        assert tuple(got.numpy()) == _np_resize_to_range_size(
+            height, width, min_size, max_size, factor), (height, width, min_size, max_size, factor)
 
 
 def test_random_scale_draws_from_the_discrete_set():

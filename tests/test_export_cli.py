@@ -23,7 +23,7 @@ from deeplab_tf.config import EvalConfig, ModelConfig
 from deeplab_tf.evaluation import evaluator
 from deeplab_tf.inference import predict_labels
 from deeplab_tf.export.litert import LiteRTModel
-from deeplab_tf.modeling.layers.conv_bn import original_variable_map
+from deeplab_tf.modeling.layers.original_layer import original_variable_map
 from deeplab_tf.model import build_model
 from export_helpers import scenes, write_scene_tfrecords
 from test_inference import calibrated_model

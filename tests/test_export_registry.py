@@ -44,6 +44,9 @@ def test_destination_checks_run_before_any_work(tmp_path):
     config = ExportConfig(format="onnx", crop_size=None)
     with pytest.raises(ExportError, match="is a file, not a directory"):
         export.exporter("onnx").check_destination(config, str(blocker))
-    tflite = ExportConfig(format="tflite", tflite_mode="int8")
-    with pytest.raises(ExportError, match="--tflite_mode=int8 needs --calibration_dataset_dir"):
+    empty = tmp_path / "no_shards"
+    empty.mkdir()
+    tflite = ExportConfig(format="tflite", tflite_mode="int8", calibration_dataset_dir=str(empty))
+    with pytest.raises(UserError, match="no_shards"):  # the calibration shards, before any work
         export.exporter("tflite").check_destination(tflite, str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()

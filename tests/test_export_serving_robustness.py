@@ -260,23 +260,27 @@ def test_predict_images_counts_the_padding(served):
             predict(images=tf.zeros(shape, tf.uint8))
 
 
-@pytest.mark.parametrize("scales, flip, resize", [((1.0,), False, None),
-                                                  ((0.5, 1.0, 1.75), True, None),
-                                                  ((1.0,), False, (33, 65, 8))])
-def test_request_cost_matches_an_independent_reckoning(scales, flip, resize):
+@pytest.mark.parametrize("scales, flip, resize, pyramid", [((1.0,), False, None, ()),
+                                                           ((0.5, 1.0, 1.75), True, None, ()),
+                                                           ((1.0,), False, (33, 65, 8), ()),
+                                                           ((1.0, 1.5), False, None, (0.5, 2.0))])
+def test_request_cost_matches_an_independent_reckoning(scales, flip, resize, pyramid):
     crop = (65, 65)
     rng = np.random.default_rng(len(scales))
     spec = InferenceSpec(output_stride=STRIDE, pad_value=(127.5,) * 3, scales=scales,
                          add_flipped_images=flip, crop_size=crop,
                          min_resize_value=resize and resize[0],
                          max_resize_value=resize and resize[1],
-                         resize_factor=resize and resize[2])
+                         resize_factor=resize and resize[2], image_pyramid=pyramid)
+    # The model's own image pyramid (ModelConfig.image_pyramid) runs inside each pass.
+    inner = 1.0 + 4.0 if pyramid else 1.0
     sizes = [(1, 1), (1, 99999), (99999, 1), (2 ** 31 - 1, 2 ** 31 - 1)] + [
         tuple(int(v) for v in rng.integers(1, 3000, 2)) for _ in range(20)]
     for height, width in sizes:
         got = float(spec.pixels(height, width))
         if resize is None:
-            want = expected_cost(height, width, crop, scales=scales, flip=flip)
+            want = max(height * width,
+                       expected_cost(height, width, crop, scales=scales, flip=flip) * inner)
         else:  # resized to at most 65 on the long side, so padded to the crop exactly
             want = max(height * width, 65 * 65)
         assert got == pytest.approx(want, rel=1e-12), (height, width)

@@ -159,9 +159,9 @@ def test_prepare_image_pads_small_and_shrinks_large_images():
     prepared, sizes, used = litert.prepare_image(large, spec, CROP)
     assert used.max_resize_value == 33 and list(sizes.numpy()) == [66, 66, 33, 33]
     assert prepared.shape == (1,) + CROP + (3,) and (prepared[0, :, 33:] == 127.5).all()
-    tall = np.zeros((80, 40, 3), np.uint8)  # 80 rows into 33: 33 x 17
+    tall = np.zeros((80, 40, 3), np.uint8)  # 80 rows into 33: 33 x floor(16.5)
     _, sizes, _ = litert.prepare_image(tall, spec, CROP)
-    assert list(sizes.numpy()) == [80, 40, 33, 17]
+    assert list(sizes.numpy()) == [80, 40, 33, 16]
 
 
 def test_a_multi_scale_spec_is_refused():

@@ -265,7 +265,7 @@ def _trained_from(checkpoint, initial, num_classes):
     ``num_classes`` channels."""
     from deeplab_tf import ModelConfig, build_model
     from deeplab_tf.checkpoints.strict import load_for_inference
-    from deeplab_tf.modeling.layers.conv_bn import original_variable_map
+    from deeplab_tf.modeling.layers.original_layer import original_variable_map
 
     model = build_model(ModelConfig(model_variant="xception_65", output_stride=16,
                                     atrous_rates=(6, 12, 18), decoder_output_stride=(4,),

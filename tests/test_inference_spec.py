@@ -8,7 +8,6 @@ import tensorflow as tf
 
 from deeplab_tf.checkpoints.loading import load_checkpoint, save_model_checkpoint
 from deeplab_tf.config import EvalConfig, ExportConfig, ModelConfig
-from deeplab_tf import inference
 from deeplab_tf.evaluation.evaluator import Progress, make_predict_fn
 from deeplab_tf.inference import InferenceSpec, predict, prepare_model
 from deeplab_tf.model import build_model

@@ -10,24 +10,56 @@ import helpers
 from deeplab_tf import ModelConfig, build_model
 from deeplab_tf.modeling.backbones import BACKBONES
 from deeplab_tf.config import MODEL_VARIANTS
-from deeplab_tf.modeling.layers.conv_bn import original_variable_map
+from deeplab_tf.modeling.layers.original_layer import original_variable_map
 from deeplab_tf.model import DeepLab
 
 SIZE = 65
 
 
-@pytest.mark.parametrize("variant", MODEL_VARIANTS)
-@pytest.mark.parametrize("output_stride", [8, 16, 32])
-@pytest.mark.parametrize("use_decoder", [False, True])
+# The zoo's later variants cost more to build (NAS: 4-10 s each): two of them run by
+# default, the rest in the slow set (their shapes and names: test_zoo_references.py).
+_LATER_VARIANTS_IN_DEFAULT = {("resnet_v1_18", 32, False), ("resnet_v1_18_beta", 8, True)}
+
+
+def _every_variant():
+    for variant in MODEL_VARIANTS:
+        # The MobileNetV3 families at one output stride here (every stride:
+        # test_backbones_mobilenet_v3.py).
+        mobilenet_v3 = variant.startswith(("mobilenet_v3", "mobilenet_edgetpu"))
+        strides = (16,) if mobilenet_v3 else (8, 16, 32)
+        for output_stride in strides:
+            for use_decoder in (False, True):
+                later = variant.startswith(("nas_", "resnet_v1_18"))
+                slow = later and (variant, output_stride, use_decoder) not in \
+                    _LATER_VARIANTS_IN_DEFAULT
+                yield pytest.param(variant, output_stride, use_decoder,
+                                   marks=[pytest.mark.slow] if slow else [],
+                                   id=f"{use_decoder}-{output_stride}-{variant}")
+
+
+@pytest.mark.parametrize("variant,output_stride,use_decoder", _every_variant())
 def test_output_shape_every_variant(variant, output_stride, use_decoder):
+    extra = {}
+    if variant == "mobilenet_edgetpu" and use_decoder:
+        with pytest.raises(ValueError, match="has no decoder taps in the original"):
+            ModelConfig(model_variant=variant, decoder_output_stride=(4,))
+        return
+    if variant.startswith("nas_"):
+        extra["nas_stem_output_num_conv_filters"] = 4
+        # nas_hnasnet reaches output strides 16 and 32 with its classification head.
+        extra["nas_use_classification_head"] = variant == "nas_hnasnet" and output_stride > 8
     config = ModelConfig(
         model_variant=variant, num_classes=3, output_stride=output_stride,
         atrous_rates=(1, 2) if variant != "mobilenet_v2" else (),
         decoder_output_stride=(4,) if use_decoder else (),
-        depth_multiplier=0.25 if variant == "mobilenet_v2" else 1.0)
+        depth_multiplier=0.25 if variant.startswith("mobilenet") else 1.0, **extra)
     model = build_model(config, input_shape=(SIZE, SIZE + 8, 3))
     stride = 4 if use_decoder else output_stride
-    assert model.output_shape == (None, (SIZE - 1) // stride + 1, (SIZE + 7) // stride + 1, 3)
+    size = [(n - 1) // stride + 1 for n in (SIZE, SIZE + 8)]
+    if variant == "nas_hnasnet" and output_stride == 8 and not use_decoder:
+        # Its last cells come down from output stride 32 by 2h - 1 upsampling, as the original.
+        size = [2 * (2 * ((n - 1) // 32 + 1) - 1) - 1 for n in (SIZE, SIZE + 8)]
+    assert model.output_shape == (None, *size, 3)
 
 
 def _features_model(variant, output_stride, size):

@@ -26,8 +26,15 @@ TAP = "xception_41/entry_flow/block2/unit_1/xception_module/separable_conv2_poin
 
 
 class NumpyDeepLab:
-    def __init__(self, weights):
+    """``bounded``: the original's use_bounded_activation (ReLU6, clipping to [-6, 6] in
+    Xception, 'SAME' padding of its strided separable convolutions)."""
+
+    def __init__(self, weights, bounded=False):
         self.w = {k: np.asarray(v, np.float64) for k, v in weights.items()}
+        self.bounded = bounded
+
+    def act(self, x):
+        return np.clip(x, 0, 6) if self.bounded else np.maximum(x, 0)
 
     def _bn(self, x, scope, eps):
         w = self.w
@@ -35,25 +42,33 @@ class NumpyDeepLab:
                                      w[scope + "/BatchNorm/moving_mean"],
                                      w[scope + "/BatchNorm/moving_variance"], eps)
 
-    def _pad(self, x, k, stride, rate):
-        # conv2d_same / separable_conv2d_same: explicit padding only when strided.
-        return helpers.np_pad_fixed(x, k, rate) if stride > 1 else helpers.np_pad_same(x, k, 1, rate)
+    def _pad(self, x, k, stride, rate, explicit=True):
+        # conv2d_same / separable_conv2d_same: explicit padding only when strided ('SAME'
+        # with use_explicit_padding=False).
+        if stride > 1 and explicit:
+            return helpers.np_pad_fixed(x, k, rate)
+        return helpers.np_pad_same(x, k, stride, rate)
 
     def conv(self, x, scope, stride=1, rate=1, relu=True, eps=1e-3):
         k = self.w[scope + "/weights"]
         y = self._bn(helpers.np_conv2d(self._pad(x, k.shape[0], stride, rate), k, stride, rate),
                      scope, eps)
-        return np.maximum(y, 0) if relu else y
+        if relu == "relu":  # ReLU whatever bounded says (image pooling)
+            return np.maximum(y, 0)
+        return self.act(y) if relu else y
 
     def separable(self, x, scope, depth_stride=1, rate=1, relu_inside=True, eps=1e-3):
         k = self.w[scope + "_depthwise/depthwise_weights"]
-        y = helpers.np_depthwise_conv2d(self._pad(x, 3, depth_stride, rate), k, depth_stride, rate)
-        y = self._bn(y, scope + "_depthwise", eps)
-        if relu_inside:
-            y = np.maximum(y, 0)
+        explicit = not self.bounded
+        y = helpers.np_depthwise_conv2d(self._pad(x, 3, depth_stride, rate, explicit), k,
+                                        depth_stride, rate)
+        # Bounded, an Xception separable convolution without ReLU inside clips.
+        inside = self.act if relu_inside else (
+            (lambda t: np.clip(t, -6, 6)) if self.bounded else (lambda t: t))
+        y = inside(self._bn(y, scope + "_depthwise", eps))
         y = self._bn(helpers.np_conv2d(y, self.w[scope + "_pointwise/weights"]),
                      scope + "_pointwise", eps)
-        return np.maximum(y, 0) if relu_inside else y
+        return inside(y)
 
     def backbone(self, x, output_stride):
         x = x * (2.0 / 255.0) - 1.0
@@ -72,25 +87,28 @@ class NumpyDeepLab:
                 residual = x
                 for i in range(3):
                     if not act_inside:
-                        residual = np.maximum(residual, 0)
+                        residual = self.act(residual)
                     residual = self.separable(residual, f"{scope}/separable_conv{i + 1}",
                                               unit_stride if i == 2 else 1, unit_rate, act_inside)
                     taps[f"{scope}/separable_conv{i + 1}_pointwise"] = residual
+                if skip == "none":
+                    x = residual
+                    continue
+                shortcut = x
                 if skip == "conv":
                     k = self.w[scope + "/shortcut/weights"]
                     shortcut = self._bn(helpers.np_conv2d(x, k, unit_stride), scope + "/shortcut", 1e-3)
-                    x = residual + shortcut
-                elif skip == "sum":
-                    x = residual + x
+                if self.bounded:
+                    x = self.act(np.clip(residual, -6, 6) + np.clip(shortcut, -6, 6))
                 else:
-                    x = residual
+                    x = residual + shortcut
         return x, taps
 
     def __call__(self, images, output_stride, atrous_rates):
         features, taps = self.backbone(images, output_stride)
         h, w = features.shape[1:3]
         pooled = features.mean(axis=(1, 2), keepdims=True)
-        pooled = self.conv(pooled, "image_pooling", eps=1e-5)
+        pooled = self.conv(pooled, "image_pooling", relu="relu", eps=1e-5)
         branches = [np.broadcast_to(pooled, (features.shape[0], h, w, pooled.shape[-1])),
                     self.conv(features, "aspp0", eps=1e-5)]
         for i, rate in enumerate(atrous_rates, 1):
@@ -106,11 +124,15 @@ class NumpyDeepLab:
         return helpers.np_conv2d(x, self.w["logits/semantic/weights"]) + self.w["logits/semantic/biases"]
 
 
-@pytest.mark.parametrize("output_stride,atrous_rates,size", [(16, (2, 3), (65, 57)),
-                                                             (8, (4,), (49, 49))])
-def test_converted_checkpoint_reproduces_numpy_original(tmp_path, output_stride, atrous_rates, size):
+@pytest.mark.parametrize("output_stride,atrous_rates,size,bounded", [
+    (16, (2, 3), (65, 57), False), (8, (4,), (49, 49), False),
+    # use_bounded_activation on even sizes, where 'SAME' and the fixed padding differ.
+    pytest.param(16, (2, 3), (64, 58), True, marks=pytest.mark.slow)])
+def test_converted_checkpoint_reproduces_numpy_original(tmp_path, output_stride, atrous_rates,
+                                                        size, bounded):
     config = ModelConfig(model_variant="xception_41", num_classes=5, output_stride=output_stride,
-                         atrous_rates=atrous_rates, decoder_output_stride=(4,))
+                         atrous_rates=atrous_rates, decoder_output_stride=(4,),
+                         use_bounded_activation=bounded)
     model = build_model(config)
     values = helpers.random_original_values(model, seed=11)
     # He-style kernels keep activations O(1) through 40 layers.
@@ -124,7 +146,7 @@ def test_converted_checkpoint_reproduces_numpy_original(tmp_path, output_stride,
 
     images = np.random.default_rng(5).uniform(0, 255, (2,) + size + (3,)).astype(np.float32)
     got = model(images, training=False).numpy()
-    want = NumpyDeepLab(values)(images.astype(np.float64), output_stride, atrous_rates)
+    want = NumpyDeepLab(values, bounded)(images.astype(np.float64), output_stride, atrous_rates)
     assert got.shape == want.shape
     scale = np.abs(want).max()
     assert scale > 1e-3

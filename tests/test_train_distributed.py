@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 WORKER = os.path.join(os.path.dirname(__file__), "train_worker.py")
 
@@ -85,3 +86,25 @@ def test_mirrored_matches_one_device(tmp_path):
     # original's per-clone loss, wrong here as the replicas hold unequal pixel counts) by 8%.
     relative = distance(two, one) / update
     assert relative < 0.02, relative
+
+
+@pytest.mark.slow
+def test_quantization_aware_training_under_mirrored_strategy(tmp_path):
+    """The original refused --quantize_delay_step with several clones; here each replica
+    measures its batch's ranges and the range variables (aggregation MEAN) average them:
+    every replica holds the same ranges, close to one device's on the global batch."""
+    out = tmp_path / "mirrored_qat.npz"
+    result = subprocess.run([sys.executable, WORKER, "mirrored_qat", str(out)], env=_env(),
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    data = np.load(out)
+    one_loss, two_loss = data["loss"]
+    assert np.isfinite(two_loss) and abs(two_loss - one_loss) < 0.05 * abs(one_loss)
+    names = [key[len("two:"):] for key in data.files if key.startswith("two:")]
+    assert len(names) > 100
+    for name in names:
+        replicas = data[f"two:{name}"]
+        assert len(replicas) == 2
+        np.testing.assert_array_equal(replicas[0], replicas[1], err_msg=name)
+        if name.endswith("act_quant/max"):  # moving averages of (mean) batch ranges
+            np.testing.assert_allclose(replicas[0], data[f"one:{name}"], rtol=0.5)

@@ -6,6 +6,10 @@
         norm); saves both final weight lists.
     TF_CONFIG=... python tests/train_worker.py multi_worker OUT.npz LOGDIR
         one worker of a MultiWorkerMirroredStrategy run; saves its final weights.
+    python tests/train_worker.py mirrored_qat OUT.npz
+        quantization-aware training (--quantize_delay_step=0) for two steps on one device and
+        over two mirrored replicas from the same weights; saves both losses and every range
+        as each replica holds it.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ def model_fn(config):
     return model
 
 
-def make_trainer(logdir, strategy, **train_overrides):
+def make_trainer(logdir, strategy, model_overrides=None, **train_overrides):
     from helpers import tiny_config
 
     from deeplab_tf.config import TrainConfig
@@ -52,7 +56,8 @@ def make_trainer(logdir, strategy, **train_overrides):
         train_batch_size=GLOBAL_BATCH, training_number_of_steps=1, base_learning_rate=0.01,
         momentum=0.0,
         log_steps=1, save_interval_steps=100, seed=3), **train_overrides})
-    model_config = tiny_config(sync_batch_norm=True, weight_decay=1e-3)
+    model_config = tiny_config(sync_batch_norm=True, weight_decay=1e-3,
+                               **(model_overrides or {}))
     return Trainer(model_config, train_config, train_logdir=logdir, dataset_fn=dataset_fn,
                    ignore_label=255, strategy=strategy, model_fn=model_fn)
 
@@ -84,6 +89,40 @@ def mirrored(out_path):
              **{f"two_{i}": w for i, w in enumerate(weights(two.model))})
 
 
+def replica_values(variable):
+    """A (possibly mirrored) Keras variable's value on each replica."""
+    inner = getattr(variable, "_value", variable)
+    return [np.asarray(v.numpy()) for v in getattr(inner, "values", (inner,))]
+
+
+def mirrored_qat(out_path):
+    """Quantization-aware training on one device and on two mirrored replicas."""
+    import tempfile
+
+    from deeplab_tf.modeling.layers.quantize import RangeQuantizer
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    qat = dict(model_overrides={"quantization": "per_channel"}, quantize_delay_step=0,
+               training_number_of_steps=2)
+    one = make_trainer(tempfile.mkdtemp(), tf.distribute.OneDeviceStrategy("/cpu:0"), **qat)
+    two = make_trainer(tempfile.mkdtemp(), tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]),
+                       **qat)
+    two.model.set_weights(one.model.get_weights())
+    losses = [trainer.run().loss for trainer in (one, two)]
+    ranges = {}
+    for layer in two.model._flatten_layers():
+        if isinstance(layer, RangeQuantizer):
+            for name in ("min", "max"):
+                values = replica_values(getattr(layer, name))
+                ranges[f"{layer.scope}/{name}"] = np.stack(values)
+    single = {f"{layer.scope}/{name}": np.asarray(getattr(layer, name).numpy())
+              for layer in one.model._flatten_layers() if isinstance(layer, RangeQuantizer)
+              for name in ("min", "max")}
+    np.savez(out_path, loss=np.array(losses), **{f"two:{k}": v for k, v in ranges.items()},
+             **{f"one:{k}": v for k, v in single.items()})
+
+
 def multi_worker(out_path, logdir):
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     trainer = make_trainer(logdir, strategy, training_number_of_steps=3, save_interval_steps=2)
@@ -96,6 +135,8 @@ if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "mirrored":
         mirrored(sys.argv[2])
+    elif mode == "mirrored_qat":
+        mirrored_qat(sys.argv[2])
     elif mode == "multi_worker":
         multi_worker(sys.argv[2], sys.argv[3])
     else:

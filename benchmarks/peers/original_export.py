@@ -34,7 +34,7 @@ from deeplab_tf.modeling.backbones import mean_pixel
 from deeplab_tf.bench.contenders import ORIGINAL_INPUT, ORIGINAL_OUTPUT
 from peers.original_graph import build_network
 from deeplab_tf.config import ModelConfig
-from deeplab_tf.modeling.layers.conv_bn import original_variable_map
+from deeplab_tf.modeling.layers.original_layer import original_variable_map
 
 v1 = tf.compat.v1
 

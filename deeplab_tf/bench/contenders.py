@@ -89,7 +89,8 @@ def _model_and_spec(setup: Setup):
     else:
         randomize_weights(model, setup.seed)
     spec = InferenceSpec(output_stride=config.output_stride,
-                         pad_value=mean_pixel(config.model_variant))
+                         pad_value=mean_pixel(config.model_variant),
+                         prediction_with_upsampled_logits=config.prediction_with_upsampled_logits)
     return model, config, spec
 
 
@@ -217,6 +218,6 @@ def build(name: str, setup: Setup) -> Callable[[np.ndarray], np.ndarray]:
     size = (padded_size(setup.height, spec.output_stride),
             padded_size(setup.width, spec.output_stride))
     content = convert_tflite(prepare_model(model, spec, config),
-                             ExportConfig(format="tflite", crop_size=size))
+                             ExportConfig(format="tflite", crop_size=size), model_config=config)
     runner = LiteRTModel(content, num_threads=setup.threads or os.cpu_count(), spec=spec)
     return lambda image: runner.predict_image(image[0])[np.newaxis]

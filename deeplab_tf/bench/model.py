@@ -41,7 +41,7 @@ class Result:
 def randomize_weights(model, seed: int = 0):
     """Random weights with realistic batch-norm statistics (logits O(1)), reproducible from
     ``seed`` in any process; returns ``model``."""
-    from deeplab_tf.modeling.layers.conv_bn import original_variable_map
+    from deeplab_tf.modeling.layers.original_layer import original_variable_map
 
     rng = np.random.default_rng(seed)
     for name, var in sorted(original_variable_map(model).items()):
@@ -80,7 +80,7 @@ def copy_weights(source, target):
 
 def _variant(model, config, policy="float32", fold=False):
     from deeplab_tf.model import build_model
-    from deeplab_tf.modeling.layers.conv_bn import fold_batch_norm
+    from deeplab_tf.modeling.layers.original_layer import fold_batch_norm
 
     other = with_policy(policy, lambda: build_model(config))
     copy_weights(model, other)

@@ -9,6 +9,8 @@
   ``load_for_inference``.
 * ``training``: the training state (model, optimizer, step) of a train_logdir.
 * ``run_dir``: the run directory's ``config.json`` / ``flags.txt`` contract.
+* ``quantization``: which quantization a checkpoint's ranges describe
+  (``checkpoint_quantization``) and the config that loads it (``config_for_checkpoint``).
 
 The names below load lazily (this package is imported by binaries before TensorFlow is).
 """
@@ -27,6 +29,8 @@ _LAZY = {
     "save_model_checkpoint": "deeplab_tf.checkpoints.loading",
     "variable_shapes": "deeplab_tf.checkpoints.loading",
     "load_for_inference": "deeplab_tf.checkpoints.strict",
+    "checkpoint_quantization": "deeplab_tf.checkpoints.quantization",
+    "config_for_checkpoint": "deeplab_tf.checkpoints.quantization",
 }
 __all__ = sorted(_LAZY)
 

@@ -1,7 +1,7 @@
 """Loading checkpoints into a DeepLab model: the original's TF1 checkpoints and this project's.
 
-Every ``ConvBN`` knows the original variable names of its weights
-(``layers.conv_bn.original_variable_map``), so both kinds of checkpoint load the same way:
+Every ``OriginalLayer`` (``ConvBN`` ...) knows the original variable names of its weights
+(``layers.original_layer.original_variable_map``), so both kinds of checkpoint load the same way:
 
 1. read the checkpoint with ``tf.train.load_checkpoint`` (no slim needed);
 2. pair each model variable with a checkpoint key — the original name itself for a TF1
@@ -23,13 +23,14 @@ import os
 import weakref
 from typing import List, Optional, Tuple
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from deeplab_tf.checkpoints.paths import (CheckpointError, newest_checkpoint,
                                           resolve_checkpoint_path)
 from deeplab_tf.errors import error_text
-from deeplab_tf.modeling.layers.conv_bn import original_variable_map
+from deeplab_tf.modeling.layers.original_layer import original_variable_map
 from deeplab_tf.modeling.scopes import in_scopes, last_layer_scopes
 
 _OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
@@ -142,8 +143,42 @@ def _model_variable_keys(model, reader, path):
         raise _unreadable(path, error) from None
     model_node = next((child.node_id for child in graph.nodes[0].children
                        if child.local_name == "model"), None)
+    if model_node is None:
+        return {}, set()
+    return _walk(graph, *_matching_roots(graph, model, model_node))
+
+
+def _nested_network_node(graph, node_id):
+    """The checkpoint node of the single-scale network nested in an image-pyramid model
+    (a functional model among the model's ``_operations``), or None."""
+    def child(node, name):
+        return next((c.node_id for c in graph.nodes[node].children if c.local_name == name),
+                    None)
+
+    operations = child(node_id, "_operations")
+    for ref in graph.nodes[operations].children if operations is not None else ():
+        if child(ref.node_id, "_operations") is not None:
+            return ref.node_id
+    return None
+
+
+def _matching_roots(graph, model, model_node):
+    """(model object, checkpoint node) to walk from. An image pyramid nests the single-scale
+    network in the model, with the same variables as the plain model: a checkpoint of either
+    loads into the other (as the original's, whose names do not depend on the pyramid)."""
+    network = next((layer for layer in getattr(model, "layers", ())
+                    if isinstance(layer, keras.Model)), None)
+    nested_node = _nested_network_node(graph, model_node)
+    if network is not None and nested_node is None:
+        return network, model_node
+    if network is None and nested_node is not None:
+        return model, nested_node
+    return model, model_node
+
+
+def _walk(graph, model, model_node):
     by_id, all_keys = {}, set()
-    stack = [(model, model_node)] if model_node is not None else []
+    stack = [(model, model_node)]
     seen = set()
     while stack:
         obj, node_id = stack.pop()
@@ -218,7 +253,15 @@ def load_checkpoint(model, path, initialize_last_layer=True,
             continue
         if ckpt_shape != model_shape:
             hint = ""
-            if in_scopes(name, last_layer_scopes(False)):
+            if "weights_quant/" in name:
+                hint = (" (its weights are quantized per tensor where the model's are per "
+                        "channel, or the reverse: set --weight_quantization="
+                        f"{'per_tensor' if not ckpt_shape else 'per_channel'})")
+            elif in_scopes(name, last_layer_scopes(False)) and skip_scopes:
+                hint = (" (--last_layers_contain_logits_only loads this head layer; if it "
+                        "computes the logits (--decoder_output_is_logits) of another class "
+                        "count, drop that flag)")
+            elif in_scopes(name, last_layer_scopes(False)):
                 hint = (" (a different number of classes? use --initialize_last_layer=false "
                         "to skip the last layers)")
             raise CheckpointError(
@@ -253,6 +296,20 @@ def load_original_checkpoint(model, path, initialize_last_layer=True,
 def variable_shapes(path: str) -> dict:
     """{checkpoint key: shape} of a checkpoint prefix or directory (CheckpointError if unreadable)."""
     return _reader(resolve_checkpoint_path(path)).get_variable_to_shape_map()
+
+
+def logits_classes(shapes: dict):
+    """The class count of an original checkpoint's {name: shape}, or None.
+
+    The logits' biases (``logits/semantic/biases``); where the decoder outputs the logits
+    (``--decoder_output_is_logits``: no logits layer), its convolutions' biases.
+    """
+    bias = shapes.get("logits/semantic/biases")
+    if bias is None and not any(name.startswith("logits/") for name in shapes):
+        bias = next((shape for name, shape in sorted(shapes.items())
+                     if name.startswith("decoder/decoder_conv") and name.endswith("/biases")),
+                    None)
+    return int(bias[0]) if bias else None
 
 
 def shapes_kind(shapes: dict) -> str:

@@ -36,7 +36,8 @@ from deeplab_tf.fileio import atomic_write_bytes, atomic_write_text
 CONFIG_JSON = "config.json"
 FLAGS_TXT = "flags.txt"
 # ModelConfig fields that do not change the network's variables or its inference.
-TRAINING_ONLY_FIELDS = ("weight_decay", "sync_batch_norm", "fine_tune_batch_norm")
+TRAINING_ONLY_FIELDS = ("weight_decay", "sync_batch_norm", "fine_tune_batch_norm",
+                        "drop_path_keep_prob")
 
 
 class RunDirError(UserError):

@@ -75,6 +75,7 @@ def build_predictor(num_classes: int, directory: Optional[str], eval_config: Eva
     with the explicit model flags on top, else the model flags; said on stdout. The class
     count must match the dataset's."""
     from deeplab_tf.checkpoints import run_dir
+    from deeplab_tf.cli.flags import quantize
     from deeplab_tf.evaluation.predictor import Predictor
 
     resolved = run_dir.resolve_model_config(
@@ -84,4 +85,4 @@ def build_predictor(num_classes: int, directory: Optional[str], eval_config: Eva
             f"The model has {resolved.config.num_classes} classes but the dataset has "
             f"{num_classes} (check --dataset / --num_classes)")
     print(resolved.source, flush=True)
-    return Predictor(resolved, eval_config)
+    return Predictor(resolved, eval_config, quantize.requested_quantization())

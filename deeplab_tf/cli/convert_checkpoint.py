@@ -30,10 +30,9 @@ _LAST_LAYERS_CONTAIN_LOGITS_ONLY = train.LAST_LAYERS_CONTAIN_LOGITS_ONLY
 
 
 def _checkpoint_num_classes(path):
-    from deeplab_tf.checkpoints.loading import variable_shapes
+    from deeplab_tf.checkpoints.loading import logits_classes, variable_shapes
 
-    bias = variable_shapes(path).get("logits/semantic/biases")
-    return int(bias[0]) if bias else None
+    return logits_classes(variable_shapes(path))
 
 
 def convert(tf1_checkpoint, output, model_config, initialize_last_layer=True,
@@ -78,7 +77,10 @@ def main(argv):
 
     tf1_checkpoint = resolve_checkpoint_path(_TF1_CHECKPOINT.value)
     num_classes = _checkpoint_num_classes(tf1_checkpoint)
-    config = model.model_config(num_classes=num_classes)
+    from deeplab_tf.checkpoints.quantization import config_for_checkpoint
+
+    # The zoo's 8-bit checkpoints hold quantization ranges: the converted model keeps them.
+    config = config_for_checkpoint(model.model_config(num_classes=num_classes), tf1_checkpoint)
     report = convert(tf1_checkpoint, _OUTPUT.value, config,
                      _INITIALIZE_LAST_LAYER.value, _LAST_LAYERS_CONTAIN_LOGITS_ONLY.value)
     logging.info("%s", report.summary())

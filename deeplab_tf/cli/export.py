@@ -32,8 +32,15 @@ are the export's defaults, so ``--flagfile=RECIPE`` exports what deeplab-eval ev
 
 TFLite (``--format=tflite``): ``export_dir/<model_name>_<tflite_mode>.tflite`` and a ``.json``
 describing its input and output; fixed input size ``--crop_size``; ``--tflite_mode`` float32,
-float16, dynamic_range or int8 (uint8 pixel input, calibrated on ``--calibration_steps``
-images of ``--calibration_dataset_dir``); ``--tflite_output`` argmax (int32 labels) or logits.
+float16, dynamic_range, int8 (uint8 pixel input, calibrated on ``--calibration_steps``
+images of ``--calibration_dataset_dir``) or edgetpu (full integer, uint8 in and out, Edge TPU
+operations only); ``--tflite_output`` argmax (int32 labels), argmax_uint8 or logits;
+``--tflite_output_size`` input or output_stride (no final upsample in the model).
+
+Quantization-aware checkpoints (trained with ``--quantize_delay_step``, or the zoo's 8-bit
+ones: any checkpoint holding ranges) export their quantized evaluation graph in every format
+(FakeQuant ops, as the original's frozen graph); ``--tflite_mode=int8`` / ``edgetpu`` then
+take the learned ranges and need no calibration data.
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ import os
 from absl import logging
 
 from deeplab_tf.cli._common import run_app, writing
-from deeplab_tf.cli.flags import data, export, inference, model, parse_size
+from deeplab_tf.cli.flags import data, export, inference, model, parse_size, quantize
 from deeplab_tf.config import ExportConfig
 from deeplab_tf.errors import UserError
 
@@ -63,6 +70,12 @@ def _crop_size(fmt):
     if fmt in ("openvino", "onnx") and not export.CROP_SIZE.present:
         return None
     return parse_size(export.CROP_SIZE.value, "crop_size")
+def _tflite_output() -> str:
+    """--tflite_output; logits (uint8 class scores) for --tflite_mode=edgetpu unless given
+    (ArgMax is not an Edge TPU operation)."""
+    if export.TFLITE_MODE.value == "edgetpu" and not export.TFLITE_OUTPUT.present:
+        return "logits"
+    return export.TFLITE_OUTPUT.value
 
 
 def export_config_from_flags() -> ExportConfig:
@@ -85,7 +98,8 @@ def export_config_from_flags() -> ExportConfig:
         fold_batch_norm=inference.value_or(inference.FOLD_BATCH_NORM, ExportConfig,
                                            "fold_batch_norm"),
         crop_size=_crop_size(fmt),
-        tflite_mode=export.TFLITE_MODE.value, tflite_output=export.TFLITE_OUTPUT.value,
+        tflite_mode=export.TFLITE_MODE.value, tflite_output=_tflite_output(),
+        tflite_output_size=export.TFLITE_OUTPUT_SIZE.value,
         calibration_dataset_dir=export.CALIBRATION_DATASET_DIR.value or "",
         calibration_split=export.CALIBRATION_SPLIT.value,
         calibration_steps=export.CALIBRATION_STEPS.value,
@@ -94,15 +108,41 @@ def export_config_from_flags() -> ExportConfig:
         max_image_pixels=export.MAX_IMAGE_PIXELS.value, **data.resize_fields())
 
 
-def _default_num_classes(checkpoint_path, kind):
-    """The original checkpoint's logits count, else --dataset's class count, else the
-    original export_model.py's default (21)."""
-    if kind == "original":
-        from deeplab_tf.checkpoints.loading import variable_shapes
+def _holds_ranges(checkpoint_arg: str) -> bool:
+    """Whether the checkpoint named holds quantization ranges (False if it cannot be read:
+    its own error comes later)."""
+    from deeplab_tf.checkpoints.paths import CheckpointError, resolve_checkpoint_path
+    from deeplab_tf.checkpoints.quantization import checkpoint_quantization
 
-        bias = variable_shapes(checkpoint_path).get("logits/semantic/biases")
-        if bias:
-            return int(bias[0])
+    try:
+        return checkpoint_quantization(resolve_checkpoint_path(checkpoint_arg)) is not None
+    except (CheckpointError, ValueError, OSError):
+        return False
+
+
+def _check_calibration(export_config, checkpoint_arg: str):
+    """An integer TFLite model of a float checkpoint needs calibration shards (checked before
+    any work, the shards themselves by the exporter's ``check_destination``; a
+    quantization-aware checkpoint needs none)."""
+    if export_config.format != "tflite" or export_config.tflite_mode not in ("int8", "edgetpu"):
+        return
+    if export_config.calibration_dataset_dir or quantize.requested_quantization() or _holds_ranges(checkpoint_arg):
+        return
+    raise UserError(f"--tflite_mode={export_config.tflite_mode} of a float checkpoint needs "
+                    "--calibration_dataset_dir (TFRecord shards of representative images); a "
+                    "quantization-aware checkpoint (--quantize_delay_step) needs none")
+
+
+def _default_num_classes(checkpoint_path, kind):
+    """The original checkpoint's logits count (``logits_classes``: its logits layer or a
+    decoder that outputs the logits), else --dataset's class count, else the original
+    export_model.py's default (21)."""
+    if kind == "original":
+        from deeplab_tf.checkpoints.loading import logits_classes, variable_shapes
+
+        classes = logits_classes(variable_shapes(checkpoint_path))
+        if classes:
+            return classes
     if data.DATASET.present:
         return data.dataset_num_classes()
     return _ORIGINAL_NUM_CLASSES
@@ -123,10 +163,12 @@ def main(argv):
 
     format_exporter = exporter(export_config.format)
     format_exporter.check_destination(export_config, export_dir, _OVERWRITE.value)
+    _check_calibration(export_config, checkpoint_arg)
 
     from deeplab_tf.checkpoints import run_dir
     from deeplab_tf.checkpoints.loading import checkpoint_kind
     from deeplab_tf.checkpoints.paths import resolve_checkpoint_path
+    from deeplab_tf.checkpoints.quantization import config_for_checkpoint
     from deeplab_tf.evaluation.predictor import load_model
 
     checkpoint = resolve_checkpoint_path(checkpoint_arg)
@@ -138,7 +180,11 @@ def main(argv):
     resolved = run_dir.resolve_model_config(directory, model.model_config(num_classes),
                                             model.explicit())
     print(resolved.source, flush=True)
-    model_, report = load_model(resolved, checkpoint)
+    config = config_for_checkpoint(resolved.config, checkpoint,
+                                   quantize.requested_quantization())
+    if config.quantization:
+        print(f"Quantized evaluation graph ({config.quantization} weight ranges).", flush=True)
+    model_, report = load_model(resolved, checkpoint, config)
     logging.info("%s", report.summary())
     print(f"Loaded {len(report.loaded)} variables from {kind} checkpoint {report.path}.",
           flush=True)
@@ -146,9 +192,8 @@ def main(argv):
     try:
         with writing(f"the {export_config.format} export",
                      export_dir or export_config.export_path):
-            result = format_exporter.export(model_, resolved.config, export_config,
-                                            export_dir, metadata=metadata,
-                                            overwrite=_OVERWRITE.value)
+            result = format_exporter.export(model_, config, export_config, export_dir,
+                                            metadata=metadata, overwrite=_OVERWRITE.value)
     except ImportError as error:
         raise UserError(f"--format={export_config.format} is not available here "
                         f"({error})") from None

@@ -5,9 +5,11 @@
         [--tf_initial_checkpoint=xception_65/model.ckpt] [--initialize_last_layer=false]
 
 One custom training loop (``deeplab_tf.train.loop``) for every ``--strategy``: ``auto``
-(multi-worker if TF_CONFIG names several tasks, TPU if ``--tpu`` is given, every GPU if there
-are several, else one device), ``one_device``, ``mirrored``, ``multi_worker`` (TF_CONFIG) or
-``tpu``. ``--train_batch_size`` is the global batch, split evenly over the replicas.
+(parameter servers if TF_CONFIG has ps tasks, multi-worker if it names several tasks, TPU if
+``--tpu`` is given, every GPU if there are several, else one device), ``one_device``,
+``mirrored``, ``multi_worker`` (TF_CONFIG), ``parameter_server`` (TF_CONFIG; the original's
+``--num_ps_tasks``: the chief trains, worker and ps tasks serve it) or ``tpu``.
+``--train_batch_size`` is the global batch, split evenly over the replicas.
 
 ``train_logdir`` receives ``flags.txt`` (the resolved flags: ``deeplab-train
 --flagfile=train_logdir/flags.txt`` repeats the run), ``config.json`` (model, data and train
@@ -15,6 +17,10 @@ configs), the checkpoints (every ``--save_interval_secs`` and ``--save_interval_
 the end and on SIGTERM) and TensorBoard summaries. Restarting with the same ``train_logdir`` resumes model,
 optimizer and step; ``--tf_initial_checkpoint`` (an original TF1 checkpoint or one of this
 project's) is then ignored, as in the original.
+
+``--quantize_delay_step=N`` (N >= 0) trains the quantization-aware network (batch norm folded,
+8-bit fake-quantized weights and activations) from step N on, as the original; unlike the
+original it also trains with several replicas (``deeplab_tf.train.loop``).
 
 New compared with the original: ``--strategy``, ``--tpu``, ``--sync_batch_norm``,
 ``--mixed_precision``, ``--jit_compile``, ``--optimizer=adam`` with the learning policy,
@@ -78,6 +84,26 @@ def clone_strategy_from_flags():
                           train_flags.STRATEGY.value)
 
 
+def _serves_parameter_server_training() -> bool:
+    """On a worker or ps task of a parameter-server cluster (TF_CONFIG), serves the chief
+    (blocks until stopped) and returns True; checks --num_ps_tasks against TF_CONFIG."""
+    tasks = train_flags.NUM_PS_TASKS.value
+    train_flags.strategy()  # --num_ps_tasks against --strategy
+    if tasks == 0 and train_flags.STRATEGY.value not in ("auto", "parameter_server"):
+        return False
+    from deeplab_tf.train.strategy import parameter_server_count
+
+    found = parameter_server_count()
+    if tasks and found != tasks:
+        raise UserError(f"--num_ps_tasks={tasks} but TF_CONFIG's cluster has {found} 'ps' "
+                        "tasks (set TF_CONFIG to the cluster: a chief, workers, ps tasks)")
+    if not found:
+        return False
+    from deeplab_tf.train.parameter_server import serve_cluster_task
+
+    return serve_cluster_task()
+
+
 def _data_description(data_config: DataConfig) -> str:
     """Checks that the training split has shards; returns its file pattern (for errors)."""
     from deeplab_tf.data import registry, schema
@@ -95,6 +121,8 @@ def main(argv):
     train_logdir = train_flags.TRAIN_LOGDIR.value
     if not train_logdir:
         raise UserError("--train_logdir is required")
+    if _serves_parameter_server_training():
+        return
     data.require_dataset_dir()
     clone_strategy = clone_strategy_from_flags()
 
@@ -130,9 +158,12 @@ def main(argv):
 def _trainer(train_logdir, info, model_config, data_config, train_config, clone_strategy,
              data_description):
     """The Trainer of the run (the strategy, the model, the input pipeline's function)."""
+    import tensorflow as tf
+
     from deeplab_tf.data import pipeline
     from deeplab_tf.modeling.backbones import mean_pixel
     from deeplab_tf.train.loop import Trainer
+    from deeplab_tf.train.parameter_server import ParameterServerTrainer
     from deeplab_tf.train.strategy import create_strategy
 
     strategy = clone_strategy or create_strategy(train_config.strategy, train_config.tpu)
@@ -143,10 +174,12 @@ def _trainer(train_logdir, info, model_config, data_config, train_config, clone_
             data_config, batch_size=train_config.train_batch_size, mean_pixel=pad,
             ignore_label=info.ignore_label, input_context=input_context)
 
-    trainer = Trainer(model_config, train_config, train_logdir=train_logdir,
-                      dataset_fn=dataset_fn, ignore_label=info.ignore_label,
-                      palette=info.palette, strategy=strategy,
-                      data_description=data_description)
+    trainer_class = (ParameterServerTrainer
+                     if isinstance(strategy, tf.distribute.ParameterServerStrategy) else Trainer)
+    trainer = trainer_class(model_config, train_config, train_logdir=train_logdir,
+                            dataset_fn=dataset_fn, ignore_label=info.ignore_label,
+                            palette=info.palette, strategy=strategy,
+                            data_description=data_description)
     if train_config.mixed_precision == "auto":
         print(f"--mixed_precision=auto: {trainer.config.mixed_precision} "
               f"({trainer.mixed_precision_reason})", flush=True)

@@ -14,12 +14,15 @@ each: ``model`` (ModelConfig), ``data`` (DataConfig), ``train`` (TrainConfig), `
 from deeplab_tf.config.base import DEFAULT_MAX_IMAGE_PIXELS
 from deeplab_tf.config.data import DataConfig
 from deeplab_tf.config.eval import INFERENCE_BACKENDS, EvalConfig
-from deeplab_tf.config.export import EXPORT_FORMATS, TFLITE_MODES, TFLITE_OUTPUTS, ExportConfig
-from deeplab_tf.config.model import MODEL_VARIANTS, OUTPUT_STRIDES, ModelConfig
+from deeplab_tf.config.export import (EXPORT_FORMATS, TFLITE_MODES, TFLITE_OUTPUT_SIZES,
+                                      TFLITE_OUTPUTS, ExportConfig)
+from deeplab_tf.config.model import (MERGE_METHODS, MODEL_VARIANTS, OUTPUT_STRIDES,
+                                     QUANTIZATIONS, ModelConfig)
 from deeplab_tf.config.train import (LEARNING_POLICIES, MIXED_PRECISION, OPTIMIZERS, STRATEGIES,
-                                     TrainConfig)
+                                     TrainConfig, check_quantization)
 
 __all__ = ["DEFAULT_MAX_IMAGE_PIXELS", "DataConfig", "EXPORT_FORMATS", "EvalConfig",
-           "ExportConfig", "INFERENCE_BACKENDS", "LEARNING_POLICIES", "MIXED_PRECISION",
-           "MODEL_VARIANTS", "ModelConfig", "OPTIMIZERS", "OUTPUT_STRIDES", "STRATEGIES",
-           "TFLITE_MODES", "TFLITE_OUTPUTS", "TrainConfig"]
+           "ExportConfig", "INFERENCE_BACKENDS", "LEARNING_POLICIES", "MERGE_METHODS",
+           "MIXED_PRECISION", "MODEL_VARIANTS", "ModelConfig", "OPTIMIZERS", "OUTPUT_STRIDES",
+           "QUANTIZATIONS", "STRATEGIES", "TFLITE_MODES", "TFLITE_OUTPUT_SIZES",
+           "TFLITE_OUTPUTS", "TrainConfig", "check_quantization"]

@@ -27,6 +27,16 @@ def _as_int_tuple(value, name):
         raise ConfigError(f"{name} must be a list of integers. Received: {name}={value!r}")
 
 
+def _plain(value):
+    """A field value in JSON types: tuples become lists, values with a ``to_json`` (e.g. a
+    Dense Prediction Cell's branches) their JSON form."""
+    if isinstance(value, tuple):
+        return [_plain(item) for item in value]
+    if hasattr(value, "to_json") and not isinstance(value, type):
+        return value.to_json()
+    return value
+
+
 class ConfigMixin:
     """Dict / JSON round trips shared by every config dataclass.
 
@@ -36,9 +46,8 @@ class ConfigMixin:
     """
 
     def to_dict(self) -> dict:
-        return {field.name: (list(value) if isinstance(value, tuple) else value)
-                for field in dataclasses.fields(self)
-                for value in (getattr(self, field.name),)}
+        return {field.name: _plain(getattr(self, field.name))
+                for field in dataclasses.fields(self)}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)

@@ -9,9 +9,10 @@ from typing import Optional, Tuple
 from deeplab_tf.config.base import DEFAULT_MAX_IMAGE_PIXELS, ConfigMixin, _as_size
 from deeplab_tf.errors import ConfigError
 
-TFLITE_MODES = ("float32", "float16", "dynamic_range", "int8")
+TFLITE_MODES = ("float32", "float16", "dynamic_range", "int8", "edgetpu")
 EXPORT_FORMATS = ("saved_model", "tflite", "frozen_graph", "openvino", "onnx")
-TFLITE_OUTPUTS = ("argmax", "logits")
+TFLITE_OUTPUTS = ("argmax", "argmax_uint8", "logits")
+TFLITE_OUTPUT_SIZES = ("input", "output_stride")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,15 +35,24 @@ class ExportConfig(ConfigMixin):
             to the next ``k * output_stride + 1``. Keep it equal to deeplab-eval's for
             identical predictions.
         fold_batch_norm: bool. SavedModel: fold batch norm into the convolutions
-            (``modeling.layers.conv_bn.fold_batch_norm``), faster in TensorFlow on CPU; predictions then
-            equal deeplab-eval's up to float rounding (near-ties may flip), not bit for bit.
+            (``modeling.layers.original_layer.fold_batch_norm``), faster in TensorFlow on
+            CPU; predictions then equal deeplab-eval's up to float rounding (near-ties may
+            flip), not bit for bit.
             TFLite conversion folds batch norm in every case.
         crop_size: (h, w). TFLite: the fixed input size (the SavedModel takes any size).
         tflite_mode: str. ``"float32"``, ``"float16"`` (float16 weights),
-            ``"dynamic_range"`` (int8 weights, float activations) or ``"int8"`` (full integer,
-            uint8 pixel input, calibrated on ``calibration_dataset_dir``).
+            ``"dynamic_range"`` (int8 weights, float activations), ``"int8"`` (full integer,
+            uint8 pixel input; calibrated on ``calibration_dataset_dir``, or with the learned
+            ranges of a quantization-aware model) or ``"edgetpu"`` (``"int8"`` with uint8
+            class scores out and only operations of the Edge TPU's supported set).
         tflite_output: str. ``"argmax"``: int32 labels [1, h, w] computed in the graph;
-            ``"logits"``: float32 logits [1, h, w, classes] at the input size.
+            ``"argmax_uint8"``: the same as uint8 (at most 256 classes); ``"logits"``: class
+            scores [1, h, w, classes] (float32; uint8 for ``"edgetpu"``, which needs it:
+            ArgMax is not an Edge TPU operation).
+        tflite_output_size: str. ``"input"``: outputs at the input size (logits upsampled in
+            the model); ``"output_stride"``: at the model's output stride, without the final
+            upsample (the expensive part on a small accelerator), which ``LiteRTModel`` then
+            does on the host (labels as if upsampled in the model).
         calibration_dataset_dir: str. int8: folder of TFRecord shards for calibration.
         calibration_split: str. int8: the split whose images calibrate.
         calibration_steps: int. int8: number of calibration images.
@@ -69,6 +79,7 @@ class ExportConfig(ConfigMixin):
     crop_size: Tuple[int, int] = (513, 513)
     tflite_mode: str = "float32"
     tflite_output: str = "argmax"
+    tflite_output_size: str = "input"
     calibration_dataset_dir: str = ""
     calibration_split: str = "train"
     calibration_steps: int = 100
@@ -95,7 +106,8 @@ class ExportConfig(ConfigMixin):
         set_("crop_size", _as_size(self.crop_size, "crop_size"))
         set_("eval_crop_size", _as_size(self.eval_crop_size, "eval_crop_size"))
         for name, choices in (("format", EXPORT_FORMATS), ("tflite_mode", TFLITE_MODES),
-                              ("tflite_output", TFLITE_OUTPUTS)):
+                              ("tflite_output", TFLITE_OUTPUTS),
+                              ("tflite_output_size", TFLITE_OUTPUT_SIZES)):
             if getattr(self, name) not in choices:
                 raise ConfigError(f"{name} must be one of {', '.join(choices)}. "
                                  f"Received: {name}={getattr(self, name)!r}")
@@ -110,6 +122,11 @@ class ExportConfig(ConfigMixin):
         if int(self.calibration_steps) < 1:
             raise ConfigError(
                 f"calibration_steps must be >= 1. Received: calibration_steps={self.calibration_steps}")
+        if self.tflite_mode == "edgetpu" and self.tflite_output != "logits":
+            raise ConfigError(
+                "tflite_mode='edgetpu' outputs uint8 class scores (ArgMax is not an Edge TPU "
+                "operation; LiteRTModel takes the argmax on the host): set "
+                f"tflite_output='logits'. Received: tflite_output={self.tflite_output!r}")
         if self.format == "tflite":
             if self.crop_size is None:
                 raise ConfigError("crop_size is required for TFLite (its input size is fixed)")

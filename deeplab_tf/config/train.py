@@ -10,7 +10,7 @@ from deeplab_tf.errors import ConfigError
 
 LEARNING_POLICIES = ("poly", "step", "cosine")
 OPTIMIZERS = ("momentum", "adam")
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "parameter_server", "tpu")
 MIXED_PRECISION = ("float32", "bfloat16", "float16", "auto")
 
 
@@ -30,6 +30,9 @@ class TrainConfig(ConfigMixin):
         learning_rate_decay_step: int. ``"step"`` policy: decay every this many steps.
         learning_rate_decay_factor: float. ``"step"`` policy: decay factor.
         learning_power: float. ``"poly"`` policy: power.
+        decay_steps: float. ``"poly"`` policy: steps after the slow start over which the rate
+            decays to ``end_learning_rate`` (then stays there); 0: to the last step.
+        end_learning_rate: float. ``"poly"`` policy: the rate at the end of the decay.
         slow_start_step: int. Use ``slow_start_learning_rate`` for the first steps; the
             decay schedule starts after them.
         slow_start_learning_rate: float. Learning rate of the slow start.
@@ -58,7 +61,8 @@ class TrainConfig(ConfigMixin):
         log_steps: int. Log a progress line and summaries every this many steps.
         save_summaries_images: bool. Write input / ground truth / prediction image summaries.
         strategy: str. ``"auto"``, ``"one_device"``, ``"mirrored"``, ``"multi_worker"``
-            (TF_CONFIG) or ``"tpu"``.
+            (TF_CONFIG), ``"parameter_server"`` (TF_CONFIG with ``ps`` tasks; the original's
+            ``--num_ps_tasks``) or ``"tpu"``.
         tpu: str or None. TPU name / address for the cluster resolver.
         mixed_precision: str. ``"float32"``, ``"bfloat16"`` or ``"float16"`` (with loss
             scaling); the loss is computed in float32 in every case.
@@ -68,6 +72,13 @@ class TrainConfig(ConfigMixin):
             None keeps the network's own (0.9997 in the heads and Xception, 0.997 in
             MobileNetV2, as the original). Runs of a few hundred steps need a faster one
             (e.g. 0.99), else inference uses statistics still close to their initial values.
+        quantize_delay_step: int. The original's flag: < 0 trains the float network; N >= 0
+            trains the quantization-aware network (``ModelConfig.quantization`` must be set;
+            ``check_quantization``), float up to step N - 1 (ranges tracked; each step then
+            equals the float network's), quantized from the N-th optimiser step on (1-based,
+            as the progress line counts; the original's ``fake_quantization_step >= N``), so 0
+            and 1 quantize from the first step. Needs ``mixed_precision="float32"`` (the
+            FakeQuant ops are float32).
     """
 
     train_batch_size: int = 8
@@ -77,6 +88,8 @@ class TrainConfig(ConfigMixin):
     learning_rate_decay_step: int = 2000
     learning_rate_decay_factor: float = 0.1
     learning_power: float = 0.9
+    decay_steps: float = 0.0
+    end_learning_rate: float = 0.0
     slow_start_step: int = 0
     slow_start_learning_rate: float = 1e-4
     optimizer: str = "momentum"
@@ -102,6 +115,7 @@ class TrainConfig(ConfigMixin):
     jit_compile: bool = False
     seed: Optional[int] = None
     batch_norm_decay: Optional[float] = None
+    quantize_delay_step: int = -1
 
     def __post_init__(self):
         try:
@@ -126,7 +140,8 @@ class TrainConfig(ConfigMixin):
                 raise ConfigError(f"{name} must be one of {', '.join(choices)}. "
                                  f"Received: {name}={getattr(self, name)!r}")
         for name in ("base_learning_rate", "adam_learning_rate", "slow_start_learning_rate",
-                     "adam_epsilon", "learning_power", "learning_rate_decay_factor"):
+                     "adam_epsilon", "learning_power", "learning_rate_decay_factor",
+                     "decay_steps", "end_learning_rate"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0. Received: {name}={getattr(self, name)}")
         if not 0 <= self.momentum < 1:
@@ -150,11 +165,47 @@ class TrainConfig(ConfigMixin):
                              f"last_layer_gradient_multiplier={self.last_layer_gradient_multiplier}")
         if self.seed is not None and not isinstance(self.seed, int):
             raise ConfigError(f"seed must be an integer or None. Received: seed={self.seed!r}")
+        if not isinstance(self.quantize_delay_step, int) or isinstance(
+                self.quantize_delay_step, bool):
+            raise ConfigError("quantize_delay_step must be an integer. "
+                              f"Received: quantize_delay_step={self.quantize_delay_step!r}")
+        if self.quantizes and self.mixed_precision in ("bfloat16", "float16"):
+            raise ConfigError(
+                "quantization-aware training computes in float32: mixed_precision must be "
+                f"float32 (or auto). Received: quantize_delay_step={self.quantize_delay_step}, "
+                f"mixed_precision={self.mixed_precision!r}")
         if self.batch_norm_decay is not None and not 0 <= self.batch_norm_decay < 1:
             raise ConfigError("batch_norm_decay must be in [0, 1) or None. "
                              f"Received: batch_norm_decay={self.batch_norm_decay}")
 
     @property
+    def quantizes(self) -> bool:
+        """Whether training is quantization-aware (``quantize_delay_step >= 0``)."""
+        return self.quantize_delay_step >= 0
+
+    def quantization_active(self, step: int) -> bool:
+        """Whether optimiser step ``step`` (1-based) runs quantized."""
+        return self.quantizes and step >= self.quantize_delay_step
+
+    @property
     def learning_rate(self) -> float:
         """The optimiser's base learning rate (``adam_learning_rate`` for Adam)."""
         return self.adam_learning_rate if self.optimizer == "adam" else self.base_learning_rate
+
+
+def check_quantization(model_config, train_config: TrainConfig) -> None:
+    """A quantization-aware ModelConfig trains with ``quantize_delay_step >= 0`` and only it.
+
+    Raises:
+        ConfigError: one is set without the other.
+    """
+    if train_config.quantizes and model_config.quantization is None:
+        raise ConfigError(
+            f"quantize_delay_step={train_config.quantize_delay_step} trains the "
+            "quantization-aware network: set ModelConfig.quantization ('per_channel' or "
+            "'per_tensor'). Received: quantization=None")
+    if model_config.quantization is not None and not train_config.quantizes:
+        raise ConfigError(
+            f"ModelConfig.quantization={model_config.quantization!r} is the "
+            "quantization-aware network: train it with quantize_delay_step >= 0. Received: "
+            f"quantize_delay_step={train_config.quantize_delay_step}")

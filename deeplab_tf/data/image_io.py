@@ -1,7 +1,8 @@
 """Reading images and label masks: one place for formats, modes and size limits.
 
 Used by the converters (files on disk), the tf.data pipeline and the serving signatures
-(encoded bytes in records and requests: ``decode_image_tensor``, ``header_pixels``).
+(encoded bytes in records and requests: ``decode_image_tensor``; their sizes are read
+before decoding by ``deeplab_tf.data.image_headers``).
 
 Images (``read_image``):
 - the format is recognised from the content, never from the extension (a ``.png`` holding a
@@ -263,62 +264,3 @@ def decode_label_tensor(encoded):
 
     label = tf.io.decode_image(encoded, channels=1, expand_animations=False)
     return tf.cast(label, tf.uint8)
-
-
-def _header_bytes(encoded, start: int, count: int):
-    import tensorflow as tf
-
-    return tf.cast(tf.io.decode_raw(tf.strings.substr(encoded, start, count), tf.uint8),
-                   tf.int64)
-
-
-def _big_endian(encoded, start: int):
-    b = _header_bytes(encoded, start, 4)
-    return ((b[0] * 256 + b[1]) * 256 + b[2]) * 256 + b[3]
-
-
-def _little_endian(encoded, start: int, count: int):
-    import tensorflow as tf
-
-    b = _header_bytes(encoded, start, count)
-    value = tf.constant(0, tf.int64)
-    for index in reversed(range(count)):
-        value = value * 256 + b[index]
-    return value
-
-
-def header_pixels(encoded):
-    """Pixels (int64 scalar) an encoded image declares in its header, without decoding it;
-    -1 when the format is not recognised (the decoder then rejects it).
-
-    The one in-graph header reader: the serving signatures and the tf.data pipeline check
-    ``max_image_pixels`` with it before decoding (JPEG, PNG, GIF, BMP).
-    """
-    import tensorflow as tf
-
-    length = tf.strings.length(encoded)
-    two = tf.strings.substr(encoded, 0, tf.minimum(2, length))
-    four = tf.strings.substr(encoded, 0, tf.minimum(4, length))
-    unknown = tf.constant(-1, tf.int64)
-
-    def jpeg():
-        shape = tf.cast(tf.image.extract_jpeg_shape(encoded), tf.int64)
-        return shape[0] * shape[1]
-
-    def png():
-        return _big_endian(encoded, 16) * _big_endian(encoded, 20)
-
-    def gif():
-        return _little_endian(encoded, 6, 2) * _little_endian(encoded, 8, 2)
-
-    def bmp():
-        width = _little_endian(encoded, 18, 4)
-        height = _little_endian(encoded, 22, 4)
-        height = tf.where(height >= 2 ** 31, 2 ** 32 - height, height)  # top-down: negative
-        return width * height
-
-    return tf.case([(tf.logical_and(tf.equal(two, b"\xff\xd8"), length >= 4), jpeg),
-                    (tf.logical_and(tf.equal(four, b"\x89PNG"), length >= 24), png),
-                    (tf.logical_and(tf.equal(four, b"GIF8"), length >= 10), gif),
-                    (tf.logical_and(tf.equal(two, b"BM"), length >= 26), bmp)],
-                   default=lambda: unknown, exclusive=False)

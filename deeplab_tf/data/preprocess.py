@@ -2,7 +2,8 @@
 
 Training (``preprocess_for_train``), in the original's order:
 1. optional resize to a size range (``resize_to_range``: smaller side to ``min_resize_value``
-   unless the larger side would pass ``max_resize_value``, sides made ``k * factor + 1``);
+   unless the larger side would pass ``max_resize_value``, sides made ``k * factor + 1``; the
+   rule of the original's final version);
 2. random scale drawn from ``min_scale_factor..max_scale_factor`` in steps of
    ``scale_factor_step_size`` (uniform in ``[min, max)`` when the step is 0);
 3. pad at the bottom/right to at least the crop size: the image with the mean pixel, the label
@@ -60,13 +61,20 @@ def _resize_nearest(label: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
 def resize_to_range_size(height, width, min_size: Optional[int] = None,
                          max_size: Optional[int] = None, factor: Optional[int] = None,
                          dtype=tf.float32) -> tf.Tensor:
-    """The output size (int32 [2]) of the original's ``resize_to_range``.
+    """The output size (int32 [2]) of the original's ``resize_to_range`` (its final version,
+    tensorflow/models a45ce37; see below for the 2018 one).
 
     The smaller side becomes ``min_size`` unless the larger side would then exceed
-    ``max_size``, in which case the larger side becomes ``max_size`` (rounded up, in float32
-    as the original). With ``factor``, ``max_size`` is first lowered to the largest
-    ``k * factor + 1`` not above it, and both sides are raised to the next ``k * factor + 1``.
-    Without ``min_size`` (an extension) the image keeps its size unless it exceeds ``max_size``.
+    ``max_size``, in which case the larger side becomes ``max_size``; the other side is
+    scaled alike and rounded down, in float32 as the original. With ``factor``, ``max_size``
+    is first lowered to the largest ``k * factor + 1`` not above it (``m - (m - 1) % factor``),
+    and both sides are raised to the next ``k * factor + 1``. Without ``min_size`` (an
+    extension) the image keeps its size unless it exceeds ``max_size``.
+
+    The original's 2018 version, with which the 2018 model-zoo numbers were computed, rounded
+    up instead, and lowered ``max_size`` by ``factor`` more when it already was
+    ``k * factor + 1`` (max 513 with factor 16 gave 497, here 513).
+
     ``dtype=tf.float64`` computes in float64 with an int64 result, for sizes read from an
     untrusted header (resource limits), where int32 could overflow.
     """
@@ -76,15 +84,15 @@ def resize_to_range_size(height, width, min_size: Optional[int] = None,
     if max_size is not None:
         max_size = float(max_size)
         if factor is not None:
-            max_size = max_size + (factor - (max_size - 1) % factor) % factor - factor
+            max_size = max_size - (max_size - 1) % factor
     if min_size is not None:
         scale = float(min_size) / tf.minimum(height, width)
-        new_size = tf.cast(tf.math.ceil(tf.stack([height * scale, width * scale])), int_dtype)
+        new_size = tf.cast(tf.math.floor(tf.stack([height * scale, width * scale])), int_dtype)
     else:
         new_size = tf.cast(tf.stack([height, width]), int_dtype)
     if max_size is not None:
         scale = max_size / tf.maximum(height, width)
-        small_size = tf.cast(tf.math.ceil(tf.stack([height * scale, width * scale])), int_dtype)
+        small_size = tf.cast(tf.math.floor(tf.stack([height * scale, width * scale])), int_dtype)
         new_size = tf.where(
             tf.cast(tf.reduce_max(new_size), dtype) > max_size, small_size, new_size)
     if factor is not None:

@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Tuple
+from typing import Optional
 
 from deeplab_tf.data import cityscapes_labels, dataset_info
 from deeplab_tf.data import manifest as manifest_lib

@@ -6,7 +6,9 @@ and the backend that computes its predictions (TensorFlow or OpenVINO).
 ``checkpoints.strict.load_for_inference``; when the checkpoint does not fit, the error also
 names the ModelConfig fields where the flags overrode the run's config.json.
 ``Predictor.load(path)`` gives deeplab-eval / deeplab-vis their ``predict``: float32 images
-[B, H, W, 3] -> int32 labels [B, H, W], on ``eval_config.inference_backend``.
+[B, H, W, 3] -> int32 labels [B, H, W], on ``eval_config.inference_backend``. A checkpoint
+that holds quantization ranges (or a requested quantization: --quantize_delay_step >= 0)
+gets the quantized evaluation graph (``checkpoints.quantization.config_for_checkpoint``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from absl import logging
 
 from deeplab_tf import inference
 from deeplab_tf.checkpoints.paths import CheckpointError
+from deeplab_tf.checkpoints.quantization import config_for_checkpoint
 from deeplab_tf.checkpoints.run_dir import ResolvedModel
 from deeplab_tf.checkpoints.strict import load_for_inference
 from deeplab_tf.config import EvalConfig, ModelConfig
@@ -23,17 +26,18 @@ from deeplab_tf.model import build_model
 from deeplab_tf.modeling.backbones import mean_pixel
 
 
-def load_model(resolved: ResolvedModel, checkpoint: str):
-    """(model, LoadReport): the network of ``resolved.config`` with every variable loaded
-    from ``checkpoint``.
+def load_model(resolved: ResolvedModel, checkpoint: str, config=None):
+    """(model, LoadReport): the network of ``config`` (default ``resolved.config``) with every
+    variable loaded from ``checkpoint``.
 
     Raises:
         CheckpointError: the checkpoint does not fit the model (naming the variables, the
             flag to set and, where the flags overrode the run's config, those fields).
     """
-    model = build_model(resolved.config)
+    config = config or resolved.config
+    model = build_model(config)
     try:
-        report = load_for_inference(model, checkpoint, resolved.config)
+        report = load_for_inference(model, checkpoint, config)
     except CheckpointError as error:
         explanation = resolved.explain_mismatch()
         if not explanation:
@@ -64,21 +68,31 @@ class Predictor:
     Args:
         resolved: ResolvedModel. The ModelConfig (and where it came from).
         eval_config: EvalConfig. Scales, flip, padding, backend.
+        requested_quantization: None, or the quantization asked for (--quantize_delay_step
+            >= 0 with --weight_quantization) when a checkpoint holds no ranges.
     """
 
-    def __init__(self, resolved: ResolvedModel, eval_config: EvalConfig):
+    def __init__(self, resolved: ResolvedModel, eval_config: EvalConfig,
+                 requested_quantization=None):
         self.resolved = resolved
         self.model_config = resolved.config
         self.eval_config = eval_config
+        self.requested_quantization = requested_quantization
         self.pad_value = mean_pixel(resolved.config.model_variant)
         # How each image is predicted; its ``pixels`` is what ``max_image_pixels`` limits.
         self.spec = inference.InferenceSpec.from_configs(resolved.config, eval_config)
+        self._said = None
 
     def load(self, path: str):
         """``predict`` of the checkpoint ``path``: a fresh model each time (folding batch norm
         changes it)."""
-        model, report = load_model(self.resolved, path)
+        config = config_for_checkpoint(self.model_config, path, self.requested_quantization)
+        if config.quantization and self._said != config.quantization:
+            print(f"Quantized evaluation graph ({config.quantization} weight ranges).",
+                  flush=True)
+            self._said = config.quantization
+        model, report = load_model(self.resolved, path, config)
         logging.info("%s", report.summary())
         if self.eval_config.inference_backend == "openvino":
-            return _openvino_predict_fn(model, self.model_config, self.eval_config)
-        return _tf_predict_fn(model, self.model_config, self.eval_config)
+            return _openvino_predict_fn(model, config, self.eval_config)
+        return _tf_predict_fn(model, config, self.eval_config)

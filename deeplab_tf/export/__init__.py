@@ -10,7 +10,9 @@ Every exporter module has the same two entry points:
 All start from a model whose weights ``checkpoints.strict.load_for_inference`` loaded exactly
 and compute through ``deeplab_tf.inference.predict``, so they predict what deeplab-eval
 evaluates. Formats: SavedModel for TF Serving, the original's frozen GraphDef, TFLite,
-OpenVINO IR and ONNX.
+OpenVINO IR and ONNX. Beside them: ``tflite_qat`` (the integer TFLite model of a
+quantization-aware network, from its learned ranges, which ``tflite`` calls) and ``edgetpu``
+(the Edge TPU op-set check and, where installed, its compiler).
 
 Example:
 

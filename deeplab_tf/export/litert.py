@@ -23,6 +23,7 @@ import os
 from typing import Optional, Tuple
 
 import numpy as np
+import tensorflow as tf
 
 from deeplab_tf import inference
 from deeplab_tf.data.preprocess import resize_to_range_size
@@ -144,10 +145,22 @@ class LiteRTModel:
         return self.interpreter.get_tensor(self.output_details["index"])
 
     def predict(self, images: np.ndarray) -> np.ndarray:
-        """int32 labels [1, h, w] of input-size images (argmax of logits if needed)."""
+        """int32 labels [1, h, w] of input-size images.
+
+        Scores (float, or uint8 / int8 quantized: their affine scale keeps the argmax) are
+        upsampled to the input size first when the model stops at its output stride
+        (align-corners bilinear, as the model would), then their argmax taken; labels at
+        the output stride are resized (nearest, align corners).
+        """
         output = self.run(images)
+        size = self.input_size
         if output.ndim == 4:
+            if tuple(output.shape[1:3]) != size:
+                output = inference.upsample_logits(output.astype(np.float32), size).numpy()
             output = output.argmax(axis=-1)
+        elif tuple(output.shape[1:3]) != size:
+            output = tf.compat.v1.image.resize_nearest_neighbor(
+                output[..., np.newaxis], size, align_corners=True).numpy()[..., 0]
         return output.astype(np.int32)
 
     def predict_image(self, image: np.ndarray, spec: Optional[InferenceSpec] = None) -> np.ndarray:

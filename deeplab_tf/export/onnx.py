@@ -4,7 +4,10 @@
 computation: ``deeplab_tf.inference.predict`` on the prepared model, weights frozen to
 constants — tf2onnx would otherwise leave the variables as graph inputs) with tf2onnx to
 ``<export_dir>/<model_name>.onnx``: input ``ImageTensor`` uint8 [1, H, W, 3] (dynamic H, W
-unless ``crop_size`` fixes them), output ``SemanticPredictions`` int32 [1, H, W].
+unless ``crop_size`` fixes them), output ``SemanticPredictions`` int32 [1, H, W]. tf2onnx
+writes a dilated 'SAME' convolution (atrous ASPP without separable convolutions, NAS's atrous
+operations, ResNet's dilated blocks) with ``auto_pad=SAME_UPPER``, which ONNX Runtime refuses
+for dilations: those get the same padding written out (``_explicit_dilated_padding``).
 
 tf2onnx is lightly maintained: when it cannot import or convert with the installed
 TensorFlow, ``OnnxExportError`` says so in one line. Needs ``pip install 'deeplab_tf[onnx]'``
@@ -64,7 +67,42 @@ def convert_onnx(model, model_config, spec, *, crop_size=None,
     except Exception as error:
         raise OnnxExportError(f"tf2onnx {tf2onnx.__version__} could not convert the graph "
                               f"(opset {OPSET}): {type(error).__name__}: {error}") from None
+    _explicit_dilated_padding(proto)
     return proto.SerializeToString()
+
+
+def _explicit_dilated_padding(proto) -> int:
+    """Rewrites every stride-1 dilated Conv with ``auto_pad`` SAME_UPPER / SAME_LOWER to the
+    same padding given explicitly (``pads``); returns how many were rewritten.
+
+    Stride 1 'SAME' pads ``rate * (kernel - 1)`` per axis, the odd pixel at the end (UPPER)
+    or the beginning (LOWER), whatever the input size.
+    """
+    import onnx
+
+    count = 0
+    for node in proto.graph.node:
+        if node.op_type != "Conv":
+            continue
+        attributes = {a.name: a for a in node.attribute}
+        auto_pad = attributes.get("auto_pad")
+        if auto_pad is None or auto_pad.s not in (b"SAME_UPPER", b"SAME_LOWER"):
+            continue
+        value = lambda name, default: (  # noqa: E731
+            list(attributes[name].ints) if name in attributes else default)
+        kernel = value("kernel_shape", None)
+        dilations = value("dilations", [1] * len(kernel or []))
+        if not kernel or all(d == 1 for d in dilations) or any(
+                s != 1 for s in value("strides", [1] * len(kernel))):
+            continue
+        totals = [d * (k - 1) for k, d in zip(kernel, dilations)]
+        small = [t // 2 for t in totals]
+        large = [t - t // 2 for t in totals]
+        begin, end = (small, large) if auto_pad.s == b"SAME_UPPER" else (large, small)
+        node.attribute.remove(auto_pad)
+        node.attribute.extend([onnx.helper.make_attribute("pads", begin + end)])
+        count += 1
+    return count
 
 
 def export_onnx(model, model_config, spec, export_dir: str, *, model_name: str = "deeplab",

@@ -16,7 +16,15 @@ Modes (``ExportConfig.tflite_mode``):
 * ``int8``: full integer. The input is **uint8** pixels (quantisation scale 1, zero point 0:
   raw pixels, checked after conversion), activations int8 calibrated on representative images
   (``representative_images_from_tfrecords``); the argmax output is int32 labels, the logits
-  output float32.
+  output float32. A quantization-aware model (``ModelConfig.quantization``) needs no
+  calibration: its learned ranges are used (``tflite_qat``; all uint8 for per-tensor weights,
+  as the original's converted models).
+* ``edgetpu``: ``int8`` with uint8 class scores out and only Edge TPU operations
+  (``edgetpu.edgetpu_problems`` checks; ``edgetpu_compiler`` runs where it is installed).
+
+Outputs (``tflite_output``): int32 labels, uint8 labels (``argmax_uint8``) or scores;
+``tflite_output_size="output_stride"`` leaves the final upsample out of the model
+(``LiteRTModel`` does it on the host).
 
 Conversion note: ``TFLiteConverter`` keeps Keras 3 variables as resource variables
 (``VAR_HANDLE``/``READ_VARIABLE``, batch norm left unfolded) even from a SavedModel, so the
@@ -49,6 +57,7 @@ from deeplab_tf.export.errors import ExportError
 from deeplab_tf.export.litert import (METADATA_SUFFIX, SPEC_KEY, LiteRTModel,
                                       prepare_image)
 from deeplab_tf.inference import InferenceSpec
+from deeplab_tf.modeling.layers.quantize import is_quantized
 
 INPUT_NAME = "images"
 PREDICTIONS = "semantic_predictions"
@@ -66,17 +75,30 @@ def tflite_path(export_dir: str, export_config: ExportConfig) -> str:
     return os.path.join(export_dir, name)
 
 
-def tflite_function(model, crop_size: Tuple[int, int], output: str = "argmax"):
-    """The frozen concrete function float32 images [1, h, w, 3] -> {output name: tensor}."""
+def tflite_function(model, crop_size: Tuple[int, int], output: str = "argmax",
+                    output_size: str = "input", upsampled_logits: bool = True):
+    """The frozen concrete function float32 images [1, h, w, 3] -> {output name: tensor}.
+
+    ``output``, ``output_size``: ``ExportConfig.tflite_output`` / ``tflite_output_size``.
+    ``upsampled_logits``: labels at the input size are the argmax of the upsampled logits,
+    or the argmax at logits resolution resized nearest-neighbour
+    (``inference.single_pass_outputs``).
+    """
     height, width = crop_size
     spec = tf.TensorSpec([1, height, width, 3], tf.float32, name=INPUT_NAME)
 
     @tf.function(input_signature=[spec])
     def serve(images):
-        logits = inference.upsample_logits(model(images, training=False), (height, width))
-        if output == "argmax":
-            return {PREDICTIONS: tf.argmax(logits, axis=3, output_type=tf.int32)}
-        return {LOGITS: logits}
+        logits = model(images, training=False)
+        if output == "logits":
+            if output_size == "input":
+                logits = inference.upsample_logits(logits, (height, width))
+            return {LOGITS: logits}
+        if output_size == "input":
+            labels, _ = inference.single_pass_outputs(logits, (height, width), upsampled_logits)
+        else:
+            labels = tf.argmax(logits, axis=3, output_type=tf.int32)
+        return {PREDICTIONS: tf.cast(labels, tf.uint8) if output == "argmax_uint8" else labels}
 
     # No public API freezes a concrete function's variables (see the module docstring).
     from tensorflow.python.framework.convert_to_constants import \
@@ -119,7 +141,8 @@ def _calibration_samples(images: Iterable[np.ndarray], shape):
 
 
 def convert_tflite(model, export_config: ExportConfig,
-                   representative_images: Optional[Iterable[np.ndarray]] = None) -> bytes:
+                   representative_images: Optional[Iterable[np.ndarray]] = None,
+                   model_config: Optional[ModelConfig] = None) -> bytes:
     """Converts ``model`` to a TFLite flatbuffer as ``export_config`` says.
 
     Args:
@@ -127,38 +150,86 @@ def convert_tflite(model, export_config: ExportConfig,
         export_config: ExportConfig. ``crop_size``, ``tflite_mode``, ``tflite_output``.
         representative_images: int8 only: an iterable of float32 [1, h, w, 3] pixel arrays of
             the input size (e.g. ``representative_images_from_tfrecords``).
+        model_config: ModelConfig of ``model`` (default: ``model.config``), for its
+            ``prediction_with_upsampled_logits``.
 
     Returns:
         The flatbuffer bytes.
 
     Raises:
-        TFLiteExportError: int8 without representative images, or a calibration that did not
-            give a raw-pixel uint8 input.
+        TFLiteExportError: int8 / edgetpu of a float model without representative images, a
+            calibration that did not give a raw-pixel uint8 input, an integer conversion
+            that left float tensors, an Edge TPU model with unsupported operations.
     """
     mode = export_config.tflite_mode
-    function = tflite_function(model, export_config.crop_size, export_config.tflite_output)
+    model_config = model_config or getattr(model, "config", None)
+    upsampled = getattr(model_config, "prediction_with_upsampled_logits", True)
+    integer = mode in ("int8", "edgetpu")
+    if export_config.tflite_output == "argmax_uint8" and model.output.shape[-1] > 256:
+        raise TFLiteExportError(f"tflite_output='argmax_uint8' holds at most 256 classes. "
+                                f"Received: {model.output.shape[-1]} classes")
+    function = tflite_function(model, export_config.crop_size, export_config.tflite_output,
+                               export_config.tflite_output_size, upsampled)
+    quantization = _quantization(model)
+    if integer and quantization:
+        from deeplab_tf.export.tflite_qat import (QuantizedConversionError,
+                                                  convert_quantization_aware)
+
+        try:
+            content = convert_quantization_aware(
+                function, quantization, float_output=export_config.tflite_output == "logits"
+                and mode == "int8", uint8_output=mode == "edgetpu")
+        except QuantizedConversionError as error:
+            raise TFLiteExportError(str(error)) from None
+        return _checked_for_edgetpu(content, mode)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
-    if mode in ("float16", "dynamic_range", "int8"):
+    if mode != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if mode == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    if mode == "int8":
+    if integer:
         if representative_images is None:
-            raise TFLiteExportError("tflite_mode='int8' needs representative images "
-                                    "(--calibration_dataset_dir)")
+            raise TFLiteExportError(f"tflite_mode={mode!r} of a float model needs "
+                                    "representative images (--calibration_dataset_dir)")
         converter.representative_dataset = _calibration_samples(
             representative_images, (1,) + tuple(export_config.crop_size) + (3,))
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
+        if mode == "edgetpu":
+            converter.inference_output_type = tf.uint8
     with warnings.catch_warnings():
         # The calibrated input range replaces these statistics (checked below).
         warnings.filterwarnings("ignore", "Statistics for quantized inputs were expected")
         content = converter.convert()
-    if mode == "int8":
+    if integer:
         scale, zero_point = LiteRTModel(content).input_details["quantization"]
         if not (abs(scale - 1.0) < 1e-6 and zero_point == 0):
             raise TFLiteExportError(f"The int8 model's uint8 input is not raw pixels (scale "
                                     f"{scale}, zero point {zero_point})")
+    return _checked_for_edgetpu(content, mode)
+
+
+def _quantization(model):
+    """The quantization of a quantization-aware Keras model (its config's), else None."""
+    if not is_quantized(model):
+        return None
+    config = getattr(model, "config", None)
+    quantization = getattr(config, "quantization", None)
+    if quantization is None:
+        raise TFLiteExportError("The model is quantization-aware but has no ModelConfig "
+                                "saying how (build it with deeplab_tf.build_model)")
+    return quantization
+
+
+def _checked_for_edgetpu(content: bytes, mode: str) -> bytes:
+    if mode == "edgetpu":
+        from deeplab_tf.export.edgetpu import edgetpu_problems
+
+        problems = edgetpu_problems(content)
+        if problems:
+            raise TFLiteExportError(f"Not an Edge TPU model: {'; '.join(problems[:5])}"
+                                    + (f" ({len(problems)} problems)" if len(problems) > 5
+                                       else ""))
     return content
 
 
@@ -222,23 +293,26 @@ def export_tflite(model, model_config: ModelConfig, export_config: ExportConfig,
         raise TFLiteExportError(f"{path} already exists (pass overwrite / --overwrite to "
                                 "replace it)")
     spec = tflite_spec(model_config, export_config)
-    if (export_config.tflite_mode == "int8" and representative_images is None
-            and export_config.calibration_dataset_dir):
+    if (export_config.tflite_mode in ("int8", "edgetpu") and representative_images is None
+            and export_config.calibration_dataset_dir and not is_quantized(model)):
         representative_images = representative_images_from_tfrecords(
             export_config.calibration_dataset_dir, export_config.calibration_split, spec,
             export_config.crop_size, export_config.calibration_steps)
-    content = convert_tflite(model, export_config, representative_images)
+    content = convert_tflite(model, export_config, representative_images, model_config)
+    runner = LiteRTModel(content)
     height, width = export_config.crop_size
-    argmax = export_config.tflite_output == "argmax"
+    output = runner.output_details
     info = {
         "tflite_mode": export_config.tflite_mode,
+        "quantization": model_config.quantization or (
+            "post_training" if export_config.tflite_mode in ("int8", "edgetpu") else None),
         "input": {"name": INPUT_NAME, "shape": [1, height, width, 3],
-                  "dtype": "uint8" if export_config.tflite_mode == "int8" else "float32",
+                  "dtype": np.dtype(runner.input_dtype).name,
                   "pixels": "RGB 0..255 (normalisation is inside the model)",
                   "pad_value": list(spec.pad_value)},
-        "output": {"name": PREDICTIONS if argmax else LOGITS,
-                   "shape": [1, height, width] + ([] if argmax else [model_config.num_classes]),
-                   "dtype": "int32" if argmax else "float32"},
+        "output": {"name": LOGITS if export_config.tflite_output == "logits" else PREDICTIONS,
+                   "shape": [int(v) for v in output["shape"]],
+                   "dtype": np.dtype(output["dtype"]).name},
         SPEC_KEY: dataclasses.asdict(spec),
         "num_classes": model_config.num_classes,
         "model": model_config.to_dict(),
@@ -246,21 +320,27 @@ def export_tflite(model, model_config: ModelConfig, export_config: ExportConfig,
         "size_bytes": len(content),
         **(metadata or {}),
     }
+    scale, zero_point = output["quantization"]
+    if scale:  # quantized scores: real = scale * (q - zero_point)
+        info["output"]["quantization"] = {"scale": float(scale), "zero_point": int(zero_point)}
     metadata_path = path[:-len(TFLITE_SUFFIX)] + METADATA_SUFFIX
     fileio.atomic_write_text(metadata_path, json.dumps(info, indent=2, sort_keys=True))
     fileio.atomic_write_bytes(path, content)
+    if export_config.tflite_mode == "edgetpu":
+        from deeplab_tf.export.edgetpu import compile_edgetpu
+
+        info["edgetpu_compiler"] = compile_edgetpu(path)  # None: not installed
+        fileio.atomic_write_text(metadata_path, json.dumps(info, indent=2, sort_keys=True))
     return {"path": path, "metadata_path": metadata_path, **info}
 
 
 def check_destination(export_config: ExportConfig, export_dir: str, overwrite: bool = False):
     """Fails before any work when the .tflite file cannot be written (or exists and
-    ``overwrite`` is false), or int8 calibration has no shards."""
+    ``overwrite`` is false), or the calibration folder of an integer model has no shards
+    (whether a model needs calibration depends on its checkpoint: ``convert_tflite``)."""
     check_writable(export_dir)
     check_new_file(tflite_path(export_dir, export_config), overwrite)
-    if export_config.tflite_mode == "int8":
-        if not export_config.calibration_dataset_dir:
-            raise TFLiteExportError("--tflite_mode=int8 needs --calibration_dataset_dir "
-                                    "(TFRecord shards of representative images)")
+    if export_config.tflite_mode in ("int8", "edgetpu") and export_config.calibration_dataset_dir:
         from deeplab_tf.data import schema
 
         schema.list_shards(export_config.calibration_dataset_dir,

@@ -16,7 +16,8 @@ Example:
 from deeplab_tf.inference.multiscale import (pad_images, predict_labels, predict_probabilities,
                                              upsample_logits)
 from deeplab_tf.inference.predict import (LABELS, PROBABILITIES, crop_outputs, pad_inputs,
-                                          predict, predict_function, prepare_model)
+                                          predict, predict_function, prepare_model,
+                                          single_pass_outputs)
 from deeplab_tf.inference.sliding_window import (predict_labels_sliding_window,
                                                  predict_probabilities_sliding_window)
 from deeplab_tf.inference.spec import InferenceSpec
@@ -24,4 +25,5 @@ from deeplab_tf.inference.spec import InferenceSpec
 __all__ = ["InferenceSpec", "LABELS", "PROBABILITIES", "crop_outputs", "pad_images",
            "pad_inputs", "predict", "predict_function", "predict_labels",
            "predict_labels_sliding_window", "predict_probabilities",
-           "predict_probabilities_sliding_window", "prepare_model", "upsample_logits"]
+           "predict_probabilities_sliding_window", "prepare_model", "single_pass_outputs",
+           "upsample_logits"]

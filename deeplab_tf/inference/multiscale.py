@@ -18,6 +18,7 @@ from typing import Sequence
 import tensorflow as tf
 
 from deeplab_tf.modeling.layers.resize import resize_bilinear, scale_dimension
+from deeplab_tf.modeling.pyramid import single_scale_network
 
 
 def upsample_logits(logits, size):
@@ -56,6 +57,10 @@ def predict_probabilities(model, images, *, scales: Sequence[float] = (1.0,),
     evenly into that stride grid (0.5, 0.25, and all scales >= 1); for others (e.g. 0.75)
     the logits differ by sub-pixel interpolation only.
 
+    With scales other than ``(1.0,)``, a model with an image pyramid runs its single-scale
+    network at each scale (``modeling.pyramid.single_scale_network``), as the original's
+    ``predict_labels_multi_scale`` ignores ``--image_pyramid``; with ``(1.0,)`` it runs whole.
+
     Args:
         model: callable images [B, H', W', 3] -> logits [B, h, w, C] (a DeepLab Keras model).
         images: float32 [B, H, W, 3], RGB in [0, 255].
@@ -68,6 +73,8 @@ def predict_probabilities(model, images, *, scales: Sequence[float] = (1.0,),
     scales = _check_scales(scales)
     images = tf.convert_to_tensor(images, tf.float32)
     size = tf.shape(images)[1:3]
+    if scales != (1.0,):  # the original's multi-scale test ignores the image pyramid
+        model = single_scale_network(model)
     probabilities = []
     for scale in scales:
         logits = model(_scaled(images, scale), training=False)

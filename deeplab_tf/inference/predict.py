@@ -9,13 +9,16 @@ for pixel:
 2. padding at the bottom/right with the model's mean pixel to the next ``k * output_stride + 1``
    (``data.preprocess.padded_size``, the one padding rule) and to at least ``crop_size``;
 3. the model: single scale, multi-scale + left-right flip (``multiscale``) or overlapping
-   windows (``sliding_window``); logits upsampled to the padded size (align corners);
+   windows (``sliding_window``); logits upsampled to the padded size (align corners), or for
+   a single pass with ``prediction_with_upsampled_logits=False`` the argmax taken at logits
+   resolution and resized nearest-neighbour (``single_pass_outputs``);
 4. the padding cropped off; when step 1 resized, labels resized back nearest-neighbour and
    probabilities bilinear (both align corners), as the original's export_model.py.
 
 ``prepare_model`` gives the formulation inference runs: by default (``fold_batch_norm=True``)
 a copy of the model with batch norm folded into the convolutions and every weight a constant
-(``modeling.layers.conv_bn.fold_batch_norm``), which is faster; build it once after the weights are loaded.
+(``modeling.layers.original_layer.fold_batch_norm``), which is faster; build it once after
+the weights are loaded.
 ``predict_function`` compiles ``predict`` on it: one graph for any image size, and for a
 folded model the graph frozen, its weights ``Const`` nodes as in the frozen graph export.
 
@@ -41,8 +44,9 @@ from deeplab_tf.data.preprocess import padded_size, resize_to_range_size
 from deeplab_tf.inference.multiscale import pad_images, predict_probabilities, upsample_logits
 from deeplab_tf.inference.sliding_window import predict_probabilities_sliding_window
 from deeplab_tf.inference.spec import InferenceSpec
-from deeplab_tf.modeling.layers.conv_bn import fold_batch_norm
-from deeplab_tf.modeling.layers.resize import resize_bilinear
+from deeplab_tf.modeling.layers.original_layer import fold_batch_norm, iter_original_layers
+from deeplab_tf.modeling.layers.quantize import is_quantized
+from deeplab_tf.modeling.layers.resize import resize_bilinear, resize_nearest
 from deeplab_tf.modeling.network import build_network
 
 LABELS = "labels"
@@ -50,8 +54,7 @@ PROBABILITIES = "probabilities"
 
 
 def _is_folded(model) -> bool:
-    return any(getattr(layer, "_folded", None) is not None
-               for layer in model._flatten_layers(include_self=False, recursive=True))
+    return any(layer.is_folded for layer in iter_original_layers(model))
 
 
 def prepare_model(model, spec: InferenceSpec, model_config: Optional[ModelConfig] = None):
@@ -70,7 +73,8 @@ def prepare_model(model, spec: InferenceSpec, model_config: Optional[ModelConfig
     Raises:
         ValueError: folding asked for but no ModelConfig known.
     """
-    if not spec.fold_batch_norm or not hasattr(model, "_flatten_layers") or _is_folded(model):
+    if (not spec.fold_batch_norm or not hasattr(model, "_flatten_layers") or _is_folded(model)
+            or is_quantized(model)):  # its layers compute the folded form already
         return model
     config = model_config if model_config is not None else getattr(model, "config", None)
     if not isinstance(config, ModelConfig):
@@ -90,10 +94,20 @@ def _same_size(size, height, width):
     return tf.logical_and(tf.equal(size[0], height), tf.equal(size[1], width))
 
 
-def _resize_nearest(labels, size):
-    resized = tf.raw_ops.ResizeNearestNeighbor(images=labels[..., tf.newaxis], size=size,
-                                               align_corners=True, half_pixel_centers=False)
-    return resized[..., 0]
+def single_pass_outputs(logits, size, upsampled_logits: bool = True):
+    """(labels int32 [B, H, W], probabilities float32 [B, H, W, C]) of one pass's logits at
+    ``size`` = (H, W), as the original's ``predict_labels``.
+
+    ``upsampled_logits`` (its ``prediction_with_upsampled_logits``): the argmax and softmax
+    of the logits upsampled (bilinear, align corners). Otherwise the argmax at logits
+    resolution resized nearest-neighbour (align corners) and the softmax resized bilinear.
+    """
+    if upsampled_logits:
+        logits = upsample_logits(logits, size)
+        return tf.argmax(logits, axis=3, output_type=tf.int32), tf.nn.softmax(logits)
+    logits = tf.cast(logits, tf.float32)
+    labels = tf.argmax(logits, axis=3, output_type=tf.int32)
+    return resize_nearest(labels, size), resize_bilinear(tf.nn.softmax(logits), size)
 
 
 def pad_inputs(images, spec: InferenceSpec):
@@ -149,7 +163,7 @@ def crop_outputs(outputs: dict, sizes, spec: InferenceSpec) -> dict:
         return cropped
     back = sizes[:2]
     unchanged = _same_size(sizes[2:], sizes[0], sizes[1])
-    resize_back = {LABELS: _resize_nearest, PROBABILITIES: resize_bilinear}
+    resize_back = {LABELS: resize_nearest, PROBABILITIES: resize_bilinear}
     return {key: tf.cond(unchanged, lambda v=value: v,
                          lambda v=value, k=key: resize_back[k](v, back))
             for key, value in cropped.items()}
@@ -165,8 +179,8 @@ def predict(model, images, spec: InferenceSpec) -> dict:
 
     Returns:
         {"labels": int32 [B, H, W], "probabilities": float32 [B, H, W, C]}. For a single
-        pass the labels are the argmax of the upsampled logits (the original's
-        ``predict_labels``); otherwise the argmax of the averaged probabilities.
+        pass the labels are the original's ``predict_labels``' (``single_pass_outputs``);
+        otherwise the argmax of the averaged probabilities.
     """
     padded, sizes = pad_inputs(images, spec)
     kwargs = dict(scales=spec.scales, add_flipped_images=spec.add_flipped_images)
@@ -176,9 +190,9 @@ def predict(model, images, spec: InferenceSpec) -> dict:
             overlap=spec.sliding_window_overlap, pad_value=spec.pad_value, **kwargs)
         labels = tf.argmax(probabilities, axis=3, output_type=tf.int32)
     elif spec.single_pass:
-        logits = upsample_logits(model(padded, training=False), tf.shape(padded)[1:3])
-        labels = tf.argmax(logits, axis=3, output_type=tf.int32)
-        probabilities = tf.nn.softmax(logits)
+        labels, probabilities = single_pass_outputs(model(padded, training=False),
+                                                    tf.shape(padded)[1:3],
+                                                    spec.prediction_with_upsampled_logits)
     else:
         probabilities = predict_probabilities(model, padded, **kwargs)
         labels = tf.argmax(probabilities, axis=3, output_type=tf.int32)

@@ -24,6 +24,19 @@ def _optional_pair(value, name) -> Optional[Tuple[int, int]]:
     return value
 
 
+def _padded_at_least(crop_size, model_config: ModelConfig):
+    """The size images are padded up to: ``crop_size``, and at least the model's
+    ``image_pooling_crop_size`` (its pooling window must fit the features: the original
+    could not run smaller inputs at all)."""
+    pooling = model_config.image_pooling_crop_size
+    if pooling is None:
+        return crop_size
+    if crop_size is None:
+        return tuple(pooling)
+    crop = _optional_pair(crop_size, "crop_size")
+    return tuple(max(c, p) for c, p in zip(crop, pooling))
+
+
 @dataclasses.dataclass(frozen=True)
 class InferenceSpec:
     """How one image becomes labels; built once from the configs.
@@ -33,13 +46,20 @@ class InferenceSpec:
         pad_value: 3 floats. The backbone's mean pixel (``modeling.backbones.mean_pixel``), never a default.
         scales: tuple of float. Input scales averaged (``--eval_scales``).
         add_flipped_images: bool. Also average left-right flipped inputs.
-        crop_size: (h, w) or None. Smaller images are padded up to it (``--eval_crop_size``);
-            larger ones are predicted whole.
+        crop_size: (h, w) or None. Smaller images are padded up to it (``--eval_crop_size``,
+            and at least the model's ``image_pooling_crop_size``); larger ones are predicted
+            whole.
         sliding_window_size: (h, w) or None. Predict with overlapping windows of this size.
         sliding_window_overlap: float in [0, 1). Overlap of neighbouring windows.
         min_resize_value, max_resize_value, resize_factor: resize to range before inference
             (the ADE20K recipe); predictions come back at the input size.
         fold_batch_norm: bool. ``prepare_model`` folds batch norm (fast; default).
+        prediction_with_upsampled_logits: bool. A single pass takes the argmax of the
+            upsampled logits (true), or at logits resolution, resized nearest-neighbour
+            (``ModelConfig.prediction_with_upsampled_logits``; multi-scale, flipped and
+            sliding-window predictions always upsample, as the original's).
+        image_pyramid: tuple of float. The model's own pyramid scales
+            (``ModelConfig.image_pyramid``): counted in ``passes``, nothing else.
     """
 
     output_stride: int
@@ -53,6 +73,8 @@ class InferenceSpec:
     max_resize_value: Optional[int] = None
     resize_factor: Optional[int] = None
     fold_batch_norm: bool = True
+    prediction_with_upsampled_logits: bool = True
+    image_pyramid: Tuple[float, ...] = ()
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
@@ -67,6 +89,7 @@ class InferenceSpec:
         if not scales or any(not s > 0 for s in scales):
             raise ConfigError(f"scales must be positive numbers. Received: scales={list(scales)}")
         set_("scales", scales)
+        set_("image_pyramid", tuple(float(s) for s in self.image_pyramid or ()))
         set_("crop_size", _optional_pair(self.crop_size, "crop_size"))
         set_("sliding_window_size", _optional_pair(self.sliding_window_size,
                                                    "sliding_window_size"))
@@ -82,8 +105,13 @@ class InferenceSpec:
     @property
     def passes(self) -> float:
         """Model passes per image, each counted at ``max(1, scale**2)`` times the padded size
-        (its input and its upsampled outputs): the sum over ``scales``, doubled with flips."""
-        return sum(max(1.0, s * s) for s in self.scales) * (2 if self.add_flipped_images else 1)
+        (its input and its upsampled outputs): the sum over ``scales``, doubled with flips,
+        times the same sum over the model's ``image_pyramid``."""
+        def total(scales):
+            return sum(max(1.0, s * s) for s in scales) if scales else 1.0
+
+        return (total(self.scales) * (2 if self.add_flipped_images else 1)
+                * total(self.image_pyramid))
 
     def pixels(self, height, width):
         """float64 tensor: what predicting an ``height`` x ``width`` image allocates, in pixels:
@@ -116,13 +144,15 @@ class InferenceSpec:
                    pad_value=mean_pixel(model_config.model_variant),
                    scales=eval_config.eval_scales,
                    add_flipped_images=eval_config.add_flipped_images,
-                   crop_size=eval_config.eval_crop_size,
+                   crop_size=_padded_at_least(eval_config.eval_crop_size, model_config),
                    sliding_window_size=eval_config.sliding_window_size,
                    sliding_window_overlap=eval_config.sliding_window_overlap,
                    min_resize_value=eval_config.min_resize_value,
                    max_resize_value=eval_config.max_resize_value,
                    resize_factor=eval_config.resize_factor,
-                   fold_batch_norm=eval_config.fold_batch_norm)
+                   fold_batch_norm=eval_config.fold_batch_norm,
+                   prediction_with_upsampled_logits=model_config.prediction_with_upsampled_logits,
+                   image_pyramid=model_config.image_pyramid)
 
     @classmethod
     def from_export_config(cls, model_config: ModelConfig,
@@ -136,8 +166,10 @@ class InferenceSpec:
                    pad_value=mean_pixel(model_config.model_variant),
                    scales=export_config.inference_scales,
                    add_flipped_images=export_config.add_flipped_images,
-                   crop_size=crop,
+                   crop_size=_padded_at_least(crop, model_config),
                    min_resize_value=export_config.min_resize_value,
                    max_resize_value=export_config.max_resize_value,
                    resize_factor=export_config.resize_factor,
-                   fold_batch_norm=export_config.fold_batch_norm)
+                   fold_batch_norm=export_config.fold_batch_norm,
+                   prediction_with_upsampled_logits=model_config.prediction_with_upsampled_logits,
+                   image_pyramid=model_config.image_pyramid)

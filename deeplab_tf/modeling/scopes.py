@@ -5,13 +5,19 @@ and the ones ``--last_layer_gradient_multiplier`` scales: the logits, plus (unle
 ``last_layers_contain_logits_only``) image pooling, ASPP, the concat projection, the decoder
 and the dense prediction cell (the original's ``model.get_extra_layer_scopes``). Shared by
 checkpoint loading, the custom training loop and ``DeepLab.compile``.
+
+Scopes are prefixes, so the head switches' variables fall under them as in the original:
+the image-pooling gate (``image_pooling/biases``) and the decoder's sum-merge and logits
+convolutions (``decoder/decoder_conv0/biases``, ``decoder/decoder_split_sep_conv0_*``).
+With ``decoder_output_is_logits`` there is no ``logits`` scope: under
+``last_layers_contain_logits_only`` nothing is a last layer, as in the original.
 """
 
 from __future__ import annotations
 
 from typing import Tuple
 
-from deeplab_tf.modeling.layers.conv_bn import original_variable_map
+from deeplab_tf.modeling.layers.original_layer import original_variable_map
 
 LOGITS_SCOPES = ("logits",)
 EXTRA_LAST_LAYER_SCOPES = ("image_pooling", "aspp", "concat_projection", "decoder",

@@ -36,6 +36,11 @@ CLASSES = {
     "Normalization": "deeplab_tf.modeling.layers.normalization",
     "ResizeLike": "deeplab_tf.modeling.layers.resize",
     "ImagePooling": "deeplab_tf.modeling.heads.aspp",
+    "DropPath": "deeplab_tf.modeling.layers.drop_path",
+    "FusedSeparableConvBN": "deeplab_tf.modeling.layers.fused_separable_conv_bn",
+    "MergeLogits": "deeplab_tf.modeling.layers.merge_logits",
+    "NasCell": "deeplab_tf.modeling.layers.nas_cell",
+    "ScaledResize": "deeplab_tf.modeling.layers.scaled_resize",
 }
 
 

@@ -6,9 +6,10 @@ applies the gradients with a Keras optimizer.
 
 One step, on each replica::
 
-    logits = model(images, training=True)
+    logits = model(images, training=True)            # with an image pyramid: every scale's
     total, count = softmax_cross_entropy(...)        # summed over the replica's pixels
     loss = total / all_reduce_sum(count)             # mean over the global batch's pixels
+                                                     # (summed over the pyramid's logits)
          + L2 weight decay / num_replicas            # counted once in the global sum
     optimizer.apply_gradients(d loss x multipliers)  # gradients all-reduced (SUM)
 
@@ -27,6 +28,11 @@ worker saves and stops at the same step); an error naming the step when the loss
 replica is not finite (all replicas stop there, nothing is saved, so the last good
 checkpoint stays the newest; the batch's source is named when the data provides it) or
 when a label value is neither a class nor the ignore label.
+
+Quantization-aware training (``quantize_delay_step >= 0``): fake quantization on from that
+step (``model_setup.update_quantization``; the step is traced again), float before. Under
+several replicas each measures its batch's ranges and the range variables (aggregation MEAN)
+average them, so all quantize alike (the original refused it with more than one clone).
 
 Beside this module: ``checks`` (those errors), ``progress`` (``TrainResult``, the progress
 line), ``preemption`` (SIGTERM), ``model_setup`` (dtype policy, batch-norm decay),
@@ -48,21 +54,24 @@ import time
 from typing import Callable, Optional
 
 import keras
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from deeplab_tf import losses
 from deeplab_tf.checkpoints.loading import load_checkpoint
 from deeplab_tf.checkpoints.training import TrainCheckpoint
-from deeplab_tf.config import ModelConfig, TrainConfig
+from deeplab_tf.config import ModelConfig, TrainConfig, check_quantization
 from deeplab_tf.fileio import directory_lock
 from deeplab_tf.inference import predict_labels
-from deeplab_tf.model import build_model
+from deeplab_tf.model import build_model, logits_by_scale
+from deeplab_tf.modeling.layers.drop_path import bind_drop_path
 from deeplab_tf.modeling.scopes import gradient_multipliers
 from deeplab_tf.runtime.hardware import resolve_mixed_precision
 from deeplab_tf.schedules import LearningRate
 from deeplab_tf.train.checks import TrainingError, batch_sources, check_step
-from deeplab_tf.train.model_setup import dtype_policy, set_batch_norm_decay
+from deeplab_tf.train.model_setup import (dtype_policy, set_batch_norm_decay,
+                                          update_quantization)
 from deeplab_tf.train.preemption import SigtermFlag
 from deeplab_tf.train.progress import TrainResult, log_progress
 from deeplab_tf.train.strategy import (create_strategy, is_chief,
@@ -99,9 +108,14 @@ class Trainer:
                  train_logdir: str, dataset_fn: Callable, ignore_label: Optional[int],
                  palette=None, strategy: Optional[tf.distribute.Strategy] = None,
                  model_fn: Callable = build_model, data_description: str = "the training data"):
-        # The one place --mixed_precision=auto is resolved (said in mixed_precision_reason).
-        chosen, self.mixed_precision_reason = resolve_mixed_precision(
-            train_config.mixed_precision)
+        check_quantization(model_config, train_config)
+        # The one place --mixed_precision=auto is resolved (said in mixed_precision_reason);
+        # quantization-aware training computes in float32, as the original's.
+        if train_config.mixed_precision == "auto" and train_config.quantizes:
+            chosen, self.mixed_precision_reason = "float32", "quantization-aware training"
+        else:
+            chosen, self.mixed_precision_reason = resolve_mixed_precision(
+                train_config.mixed_precision)
         train_config = dataclasses.replace(train_config, mixed_precision=chosen)
         logging.info("mixed_precision: %s (%s)", chosen, self.mixed_precision_reason)
         self.model_config = model_config
@@ -124,6 +138,8 @@ class Trainer:
                 set_batch_norm_decay(self.model, train_config.batch_norm_decay)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
                                     aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+            # NAS drop path anneals over the run, read from the step as the learning rate.
+            bind_drop_path(self.model, self.step, train_config.training_number_of_steps)
             self.learning_rate = LearningRate.from_config(train_config)
             self.optimizer = self._make_optimizer()
             self.optimizer.build(self.model.trainable_variables)
@@ -135,19 +151,25 @@ class Trainer:
             max_to_keep=train_config.max_to_keep, chief=self.chief,
             task=task_name(self.strategy))
         self.summaries = TrainSummaries(train_logdir, palette, enabled=self.chief)
+        if (train_config.jit_compile and self.num_replicas > 1
+                and not isinstance(self.strategy, tf.distribute.TPUStrategy)):
+            raise ValueError(
+                "jit_compile supports one replica per worker (or a TPU, which compiles "
+                f"anyway). Received: jit_compile=True with {self.num_replicas} replicas")
+        self._trace_step_functions()
+        self._sigterm = SigtermFlag()
+        self.steps_run = 0  # training steps this process ran (0: the start has not finished)
+
+    def _trace_step_functions(self):
+        """(Re)creates the step's tf.functions: they trace on their next call (after
+        quantization is switched on, the training pass is another graph)."""
         # A nested tf.function cannot hold the replicas' synchronisation points (e.g. batch
         # norm statistics), so only the XLA-compiled variant is one, on one replica only.
         self._forward_backward = self._forward_backward_fn
-        if train_config.jit_compile and not isinstance(self.strategy, tf.distribute.TPUStrategy):
-            if self.num_replicas > 1:
-                raise ValueError(
-                    "jit_compile supports one replica per worker (or a TPU, which compiles "
-                    f"anyway). Received: jit_compile=True with {self.num_replicas} replicas")
+        if self.config.jit_compile and not isinstance(self.strategy, tf.distribute.TPUStrategy):
             self._forward_backward = tf.function(self._forward_backward_fn, jit_compile=True)
         self._train_step = tf.function(self._train_step_fn)
         self._predict_step = tf.function(self._predict_step_fn)
-        self._sigterm = SigtermFlag()
-        self.steps_run = 0  # training steps this process ran (0: the start has not finished)
 
     # ----------------------------------------------------------------- construction
     def _make_optimizer(self):
@@ -165,14 +187,13 @@ class Trainer:
         """Loss terms and gradients on one replica (XLA-compiled with ``jit_compile``)."""
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
-            logits = self.model(images, training=True)
-            total, count = losses.softmax_cross_entropy(
-                logits, labels, num_classes=self.model_config.num_classes,
+            cross_entropy = losses.sum_over_scales(
+                logits_by_scale(self.model, images, training=True), labels,
+                num_classes=self.model_config.num_classes,
                 ignore_label=self.ignore_label, label_weights=self.config.label_weights,
                 upsample_logits=self.config.upsample_logits,
                 top_k_percent_pixels=self.config.top_k_percent_pixels,
                 hard_example_mining_step=self.config.hard_example_mining_step, step=step)
-            cross_entropy = losses.global_mean_loss(total, count)
             regularization = (tf.add_n([tf.cast(l, tf.float32) for l in self.model.losses])
                               if self.model.losses else tf.constant(0.0))
             # Each replica adds its share: the weight decay counts once in the global sum.
@@ -233,6 +254,28 @@ class Trainer:
         return self.strategy.run(lambda x: predict_labels(self.model, x), args=(images,))
 
     # ----------------------------------------------------------------- the loop
+    # How the loop gets data, runs a step and saves (``parameter_server`` replaces them).
+    def _iterator(self, dataset_fn):
+        if isinstance(self.strategy, tf.distribute.ParameterServerStrategy):
+            raise ValueError("A ParameterServerStrategy trains with "
+                             "deeplab_tf.train.parameter_server.ParameterServerTrainer")
+        return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
+
+    def _next_step(self, iterator, requests, step: int, start: int):
+        """(values of training step ``step + 1`` as NumPy / floats, its batch)."""
+        try:
+            batch = next(iterator)
+        except (StopIteration, tf.errors.OutOfRangeError):
+            raise self._data_exhausted(step, start) from None
+        return step_values(self._train_step(batch, requests)), batch
+
+    def _data_exhausted(self, step: int, start: int) -> TrainingError:
+        return TrainingError(f"Step {step + 1}: {self.data_description} yielded no "
+                             f"{'more ' if step > start else ''}examples")
+
+    def _save(self, step: int) -> str:
+        return self.checkpoint.save(step)
+
     def _initialize(self) -> Optional[str]:
         restored = self.checkpoint.restore_latest()
         if restored:
@@ -291,7 +334,7 @@ class Trainer:
         dataset_fn = self.dataset_fn
         if "start_step" in inspect.signature(dataset_fn).parameters:
             dataset_fn = functools.partial(dataset_fn, start_step=start)
-        iterator = iter(self.strategy.distribute_datasets_from_function(dataset_fn))
+        iterator = self._iterator(dataset_fn)
         last_save = time.monotonic()
         logging.info("Training steps %d..%d, global batch %d over %d replica(s).", start + 1,
                      total_steps, config.train_batch_size, self.num_replicas)
@@ -300,20 +343,13 @@ class Trainer:
         with self._sigterm.installed():
             while step < total_steps:
                 step_started = time.perf_counter()
-                try:
-                    batch = next(iterator)
-                except (StopIteration, tf.errors.OutOfRangeError):
-                    raise TrainingError(
-                        f"Step {step + 1}: {self.data_description} yielded no "
-                        f"{'more ' if step > start else ''}examples") from None
                 save_due = (config.save_interval_secs > 0 and
                             time.monotonic() - last_save >= config.save_interval_secs)
                 requests = tf.constant([1.0 if self._sigterm.is_set() else 0.0,
                                         1.0 if save_due else 0.0])
-                outputs = self._train_step(batch, requests)
-                values = {key: value.numpy() for key, value in outputs.items()}
-                values = {key: value if value.ndim else float(value)
-                          for key, value in values.items()}
+                if update_quantization(self.model, config, step + 1):
+                    self._trace_step_functions()
+                values, batch = self._next_step(iterator, requests, step, start)
                 step += 1
                 self.steps_run += 1
                 self._check(step, values, batch)
@@ -332,12 +368,12 @@ class Trainer:
                     rate = float(self.learning_rate(step - 1))
                     result.history.append((step, result.loss))
                     self._log(step, values, rate, images_per_second, eta)
-                    if config.save_summaries_images:
+                    if config.save_summaries_images and batch is not None:
                         self._image_summaries(step, batch)
                 preempted = values["stop"] > 0
                 if (step % config.save_interval_steps == 0 or step == total_steps or preempted
                         or values["save"] > 0):
-                    result.checkpoint = self.checkpoint.save(step)
+                    result.checkpoint = self._save(step)
                     last_save = time.monotonic()
                     logging.info("Saved checkpoint %s", result.checkpoint)
                 if preempted:
@@ -346,3 +382,9 @@ class Trainer:
                     break
         self.summaries.flush()
         return result
+
+
+def step_values(outputs: dict) -> dict:
+    """A step's outputs as NumPy arrays, scalars as floats."""
+    values = {key: getattr(value, "numpy", lambda v=value: v)() for key, value in outputs.items()}
+    return {key: value if np.ndim(value) else float(value) for key, value in values.items()}

@@ -1,10 +1,14 @@
-"""How the Trainer builds the model it trains: the dtype policy and the batch-norm decay."""
+"""How the Trainer builds the model it trains: the dtype policy, the batch-norm decay and
+when quantization-aware training quantizes."""
 
 from __future__ import annotations
 
 import contextlib
 
 import keras
+from absl import logging
+
+from deeplab_tf.modeling.layers.quantize import set_quantization_active
 
 # TrainConfig.mixed_precision -> Keras dtype policy.
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
@@ -26,3 +30,23 @@ def set_batch_norm_decay(model, decay: float):
     for layer in model._flatten_layers(include_self=False, recursive=True):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = float(decay)
+
+
+def update_quantization(model, train_config, step: int) -> bool:
+    """Before optimiser step ``step`` (1-based): the model's fake quantization on from
+    ``train_config.quantize_delay_step`` on, off before. Every replica and worker decides
+    alike (same step). Returns True when it changed: the training step must be traced again.
+    """
+    if not train_config.quantizes:
+        return False
+    active = train_config.quantization_active(step)
+    if not set_quantization_active(model, active):
+        return False
+    delay = train_config.quantize_delay_step
+    if active:
+        logging.info("Step %d: quantization-aware training (quantize_delay_step=%d).", step,
+                     delay)
+    else:
+        logging.info("Steps %d..%d train the float network (ranges tracked); quantized from "
+                     "step %d.", step, delay - 1, delay)
+    return True

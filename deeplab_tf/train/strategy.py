@@ -3,9 +3,12 @@
 * ``one_device``: the first GPU, else the CPU.
 * ``mirrored``: every local GPU (or the local logical CPU devices when there is no GPU).
 * ``multi_worker``: ``MultiWorkerMirroredStrategy`` over the cluster in ``TF_CONFIG``.
+* ``parameter_server``: ``ParameterServerStrategy`` over the cluster in ``TF_CONFIG`` (a
+  ``chief``, ``worker`` and ``ps`` tasks; ``train.parameter_server``).
 * ``tpu``: ``TPUStrategy`` over the TPU named by ``tpu`` (cluster resolver).
-* ``auto``: multi_worker if ``TF_CONFIG`` names more than one task, tpu if a TPU name is
-  given, mirrored if there are several GPUs, else one_device.
+* ``auto``: parameter_server if ``TF_CONFIG`` has ``ps`` tasks, multi_worker if it names
+  more than one task, tpu if a TPU name is given, mirrored if there are several GPUs, else
+  one_device.
 
 Keras 3's ``model.fit`` fails under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585),
 so training always runs its own loop (``train.loop``) under the strategy chosen here.
@@ -23,13 +26,22 @@ from deeplab_tf.config import STRATEGIES
 from deeplab_tf.errors import ConfigError
 
 
-def _cluster_task_count() -> int:
+def _cluster() -> dict:
     try:
         config = json.loads(os.environ.get("TF_CONFIG", "") or "{}")
     except json.JSONDecodeError as error:
         raise ConfigError(f"TF_CONFIG is not valid JSON: {error}") from None
-    cluster = config.get("cluster", {})
+    return config.get("cluster", {})
+
+
+def _cluster_task_count() -> int:
+    cluster = _cluster()
     return sum(len(cluster.get(kind, [])) for kind in ("chief", "worker"))
+
+
+def parameter_server_count() -> int:
+    """Number of ``ps`` tasks in ``TF_CONFIG``'s cluster (0 without one)."""
+    return len(_cluster().get("ps", []))
 
 
 def resolve_strategy_name(name: str = "auto", tpu: Optional[str] = None) -> str:
@@ -39,6 +51,8 @@ def resolve_strategy_name(name: str = "auto", tpu: Optional[str] = None) -> str:
                          f"Received: strategy={name!r}")
     if name != "auto":
         return name
+    if parameter_server_count():
+        return "parameter_server"
     if _cluster_task_count() > 1:
         return "multi_worker"
     if tpu:
@@ -53,6 +67,12 @@ def create_strategy(name: str = "auto", tpu: Optional[str] = None) -> tf.distrib
     name = resolve_strategy_name(name, tpu)
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "parameter_server":
+        if not parameter_server_count():
+            raise ConfigError("strategy=parameter_server needs TF_CONFIG naming a cluster with "
+                              "'ps' tasks (and a 'chief' and 'worker' tasks)")
+        return tf.distribute.ParameterServerStrategy(
+            tf.distribute.cluster_resolver.TFConfigClusterResolver())
     if name == "tpu":
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
         tf.config.experimental_connect_to_cluster(resolver)

@@ -19,11 +19,16 @@ _SCRIPTS = {"common": "common.py", "train": "train.py", "eval": "eval.py", "vis"
             "export_model": "export_model.py"}
 _STATUS_NOTES = {
     # Flags that exist with the original's meaning but a deliberate difference worth a line.
-    "model_variant": "also xception_41/65/71, resnet_v1_50/101(_beta); NAS variants: error",
+    "model_variant": "also xception_41/65/71, resnet_v1_18/50/101(_beta), "
+                     "mobilenet_v3_large_seg/small_seg, mobilenet_edgetpu, nas_pnasnet, "
+                     "nas_hnasnet",
+    "dense_prediction_cell_json": "the original's dense_prediction_cell_branch5_top1_"
+                                  "cityscapes.json is known without the file",
     "output_stride": "one default (16) for every binary: deeplab-export needs "
                      "--output_stride=8 for the original export_model.py's default",
     "num_classes": "deeplab-export: default the checkpoint's logits count (else 21)",
-    "batch_norm_decay": "default: the network's own (0.9997; MobileNetV2 0.997), as the original",
+    "batch_norm_decay": "default: the network's own (0.9997; the MobileNets 0.997), as the "
+                        "original",
     "colormap_type": "default: the dataset's palette",
     "learning_policy": "also cosine",
     "crop_size": "both list forms (513,513 or the flag twice)",
@@ -34,6 +39,13 @@ _STATUS_NOTES = {
     "export_path": "writes the frozen GraphDef (ImageTensor -> SemanticPredictions)",
     "inference_scales": "default: --eval_scales (a recipe's), else 1.0",
     "log_steps": "also the period of the TensorBoard scalars",
+    "num_ps_tasks": "ParameterServerStrategy over TF_CONFIG's cluster (its ps tasks); the "
+                    "chief trains, worker and ps tasks serve it",
+    "image_pyramid": "also in DeepLab.fit's loss; several --eval_scales ignore it, as the "
+                     "original's",
+    "quantize_delay_step": "also with several replicas; eval/vis/export also quantize for a "
+                           "checkpoint holding ranges; --weight_quantization per_channel "
+                           "(default) or per_tensor (the original's)",
 }
 
 
@@ -88,8 +100,7 @@ def compat_table() -> str:
         "vis.py, export_model.py and common.py is accepted by the matching binary "
         "(`deeplab-train`, `deeplab-eval`, `deeplab-vis`, `deeplab-export`; common.py's by "
         "every binary that builds a model). *same*: the original's name and meaning; *notice*: "
-        "accepted, one line says what replaces it; *error*: a value other than the original's "
-        "default stops the binary with a one-line error naming the flag, before any work.", "",
+        "accepted, one line says what replaces it. None is refused.", "",
         "| flag | original (script type default) | status | here |",
         "|---|---|---|---|",
     ]

@@ -11,7 +11,8 @@ from absl import flags
 
 from deeplab_tf.cli.flags import data
 from deeplab_tf.cli.flags.values import default, size_default
-from deeplab_tf.config import EXPORT_FORMATS, TFLITE_MODES, TFLITE_OUTPUTS, ExportConfig
+from deeplab_tf.config import (EXPORT_FORMATS, TFLITE_MODES, TFLITE_OUTPUT_SIZES, TFLITE_OUTPUTS,
+                               ExportConfig)
 
 _X = ExportConfig
 
@@ -48,11 +49,18 @@ CROP_SIZE = flags.DEFINE_multi_string(
     "deeplab-model-stats: the input size.")
 TFLITE_MODE = flags.DEFINE_enum(
     "tflite_mode", default(_X, "tflite_mode"), list(TFLITE_MODES),
-    "TFLite: float32, float16 (weights), dynamic_range (int8 weights) or int8 (full integer, "
-    "uint8 pixel input, needs --calibration_dataset_dir).")
+    "TFLite: float32, float16 (weights), dynamic_range (int8 weights), int8 (full integer, "
+    "uint8 pixel input; a float checkpoint needs --calibration_dataset_dir, a "
+    "quantization-aware one uses its ranges) or edgetpu (int8, uint8 scores out, Edge TPU "
+    "operations only; runs edgetpu_compiler when it is on the PATH).")
 TFLITE_OUTPUT = flags.DEFINE_enum(
     "tflite_output", default(_X, "tflite_output"), list(TFLITE_OUTPUTS),
-    "TFLite: argmax (int32 labels, in the graph) or logits (float32, at the input size).")
+    "TFLite: argmax (int32 labels, in the graph), argmax_uint8 (uint8 labels) or logits "
+    "(class scores; the default of --tflite_mode=edgetpu).")
+TFLITE_OUTPUT_SIZE = flags.DEFINE_enum(
+    "tflite_output_size", default(_X, "tflite_output_size"), list(TFLITE_OUTPUT_SIZES),
+    "TFLite: outputs at the input size, or at the output stride (no final upsample in the "
+    "model; the LiteRT runner upsamples on the host).")
 CALIBRATION_DATASET_DIR = flags.DEFINE_string(
     "calibration_dataset_dir", None, "int8: folder of TFRecord shards for calibration.")
 CALIBRATION_SPLIT = flags.DEFINE_string(

@@ -23,10 +23,10 @@ FLAGS = flags.FLAGS
 _EXPLICIT: Set[str] = set()
 _PACKAGE = "deeplab_tf.cli.flags."
 
-_INFERENCE = ("model", "data", "inference")
+_INFERENCE = ("model", "data", "inference", "quantize")
 # Which groups (module names of this package) or single flags ("--name") each binary reads.
 USES = {
-    "deeplab-train": ("model", "data", "train"),
+    "deeplab-train": ("model", "data", "train", "quantize"),
     "deeplab-eval": _INFERENCE + ("eval",),
     "deeplab-vis": _INFERENCE + ("vis", "--image_dir"),  # --image_dir: the old --vis_image_dir
     "deeplab-export": _INFERENCE + ("export",),

@@ -4,12 +4,14 @@ New compared with the original: ``--strategy``, ``--tpu``, ``--sync_batch_norm``
 ``--mixed_precision`` (``auto`` asks ``deeplab_tf.runtime.hardware``), ``--jit_compile``,
 ``--learning_policy=cosine``, ``--save_interval_steps`` (beside ``--save_interval_secs``),
 ``--max_to_keep``, ``--seed``, ``--batch_norm_decay`` default None (the network's own).
+``--quantize_delay_step`` (the original's) is in the ``quantize`` group.
 """
 
 from __future__ import annotations
 
 from absl import flags
 
+from deeplab_tf.cli.flags import quantize
 from deeplab_tf.cli.flags.values import default, parse_size, size_default
 from deeplab_tf.config import (LEARNING_POLICIES, MIXED_PRECISION, OPTIMIZERS,
                                STRATEGIES, DataConfig, ModelConfig,
@@ -49,6 +51,13 @@ LEARNING_RATE_DECAY_STEP = flags.DEFINE_integer(
     "Decay period (steps) of the step policy.")
 LEARNING_POWER = flags.DEFINE_float("learning_power", default(_T, "learning_power"),
                                     "Power of the poly policy.")
+DECAY_STEPS = flags.DEFINE_float(
+    "decay_steps", default(_T, "decay_steps"),
+    "Poly policy: steps after the slow start over which the rate decays to "
+    "end_learning_rate (0: to the last step).")
+END_LEARNING_RATE = flags.DEFINE_float(
+    "end_learning_rate", default(_T, "end_learning_rate"),
+    "Poly policy: the rate at the end of the decay.")
 TRAINING_NUMBER_OF_STEPS = flags.DEFINE_integer(
     "training_number_of_steps", default(_T, "training_number_of_steps"),
     "Number of training steps.")
@@ -122,6 +131,10 @@ FINE_TUNE_BATCH_NORM = flags.DEFINE_boolean(
 SYNC_BATCH_NORM = flags.DEFINE_boolean(
     "sync_batch_norm", default(_M, "sync_batch_norm"),
     "Batch statistics over the global batch (all replicas).")
+DROP_PATH_KEEP_PROB = flags.DEFINE_float(
+    "drop_path_keep_prob", default(_M, "drop_path_keep_prob"),
+    "NAS backbones: drop-path keep probability of the last cell, annealed over "
+    "--training_number_of_steps (only with --fine_tune_batch_norm, as the original).")
 BATCH_NORM_DECAY = flags.DEFINE_float(
     "batch_norm_decay", default(_T, "batch_norm_decay"),
     "Decay of the batch-norm moving averages; default the network's own (0.9997 / 0.997). "
@@ -145,7 +158,13 @@ SCALE_FACTOR_STEP_SIZE = flags.DEFINE_float(
 
 STRATEGY = flags.DEFINE_enum(
     "strategy", default(_T, "strategy"), list(STRATEGIES),
-    "Distribution: auto, one_device, mirrored (local GPUs), multi_worker (TF_CONFIG), tpu.")
+    "Distribution: auto, one_device, mirrored (local GPUs), multi_worker (TF_CONFIG), "
+    "parameter_server (TF_CONFIG with ps tasks), tpu.")
+NUM_PS_TASKS = flags.DEFINE_integer(
+    "num_ps_tasks", 0,
+    "Number of parameter servers: > 0 trains asynchronously with ParameterServerStrategy "
+    "over TF_CONFIG's cluster (a chief, workers and this many ps tasks; deeplab-train on a "
+    "worker or ps task serves the chief).")
 TPU = flags.DEFINE_string("tpu", default(_T, "tpu"),
                           "TPU name or address (for --strategy=tpu / auto).")
 MIXED_PRECISION = flags.DEFINE_enum(
@@ -160,6 +179,19 @@ SEED = flags.DEFINE_integer(
     "Seed of the weight initialisation and of the data order / augmentation.")
 
 
+def strategy() -> str:
+    """--strategy, or parameter_server for the original's --num_ps_tasks > 0."""
+    tasks, name = NUM_PS_TASKS.value, STRATEGY.value
+    if tasks < 0:
+        raise ValueError(f"--num_ps_tasks must be >= 0. Received: --num_ps_tasks={tasks}")
+    if tasks == 0:
+        return name
+    if name not in ("auto", "parameter_server"):
+        raise ValueError(f"--num_ps_tasks={tasks} trains with parameter servers; it cannot be "
+                         f"combined with --strategy={name}")
+    return "parameter_server"
+
+
 def train_crop_size():
     return parse_size(TRAIN_CROP_SIZE.value, "train_crop_size")
 
@@ -167,7 +199,9 @@ def train_crop_size():
 def model_overrides() -> dict:
     """The ModelConfig fields deeplab-train sets."""
     return dict(fine_tune_batch_norm=FINE_TUNE_BATCH_NORM.value,
-                sync_batch_norm=SYNC_BATCH_NORM.value)
+                sync_batch_norm=SYNC_BATCH_NORM.value,
+                drop_path_keep_prob=DROP_PATH_KEEP_PROB.value,
+                quantization=quantize.requested_quantization())
 
 
 def data_fields() -> dict:
@@ -185,7 +219,8 @@ def train_config(mixed_precision=None) -> TrainConfig:
         learning_policy=LEARNING_POLICY.value, base_learning_rate=BASE_LEARNING_RATE.value,
         learning_rate_decay_step=LEARNING_RATE_DECAY_STEP.value,
         learning_rate_decay_factor=LEARNING_RATE_DECAY_FACTOR.value,
-        learning_power=LEARNING_POWER.value, slow_start_step=SLOW_START_STEP.value,
+        learning_power=LEARNING_POWER.value, decay_steps=DECAY_STEPS.value,
+        end_learning_rate=END_LEARNING_RATE.value, slow_start_step=SLOW_START_STEP.value,
         slow_start_learning_rate=SLOW_START_LEARNING_RATE.value, optimizer=OPTIMIZER.value,
         momentum=MOMENTUM.value, adam_learning_rate=ADAM_LEARNING_RATE.value,
         adam_epsilon=ADAM_EPSILON.value, upsample_logits=UPSAMPLE_LOGITS.value,
@@ -199,6 +234,7 @@ def train_config(mixed_precision=None) -> TrainConfig:
         save_interval_steps=SAVE_INTERVAL_STEPS.value,
         save_interval_secs=SAVE_INTERVAL_SECS.value, max_to_keep=MAX_TO_KEEP.value,
         log_steps=LOG_STEPS.value, save_summaries_images=SAVE_SUMMARIES_IMAGES.value,
-        strategy=STRATEGY.value, tpu=TPU.value,
+        strategy=strategy(), tpu=TPU.value,
         mixed_precision=mixed_precision or MIXED_PRECISION.value,
-        jit_compile=JIT_COMPILE.value, seed=SEED.value, batch_norm_decay=BATCH_NORM_DECAY.value)
+        jit_compile=JIT_COMPILE.value, seed=SEED.value, batch_norm_decay=BATCH_NORM_DECAY.value,
+        quantize_delay_step=quantize.QUANTIZE_DELAY_STEP.value)

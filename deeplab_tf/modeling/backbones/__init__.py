@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Dict
 
-from deeplab_tf.modeling.backbones import mobilenet_v2, resnet_v1, xception
+from deeplab_tf.modeling.backbones import mobilenet_v2, mobilenet_v3, nas, resnet_v1, xception
 from deeplab_tf.modeling.layers.normalization import Normalization
 
 
@@ -45,10 +45,27 @@ _RESNET_101_TAPS = {
     8: "block2/unit_3/bottleneck_v1/conv3",
     16: "block3/unit_22/bottleneck_v1/conv3",
 }
+_RESNET_18_TAPS = {
+    4: "block1/unit_1/lite_bottleneck_v1/conv2",
+    8: "block2/unit_1/lite_bottleneck_v1/conv2",
+    16: "block3/unit_1/lite_bottleneck_v1/conv2",
+}
+_PNASNET_TAPS = {4: "Stem", 8: "Cell_3", 16: "Cell_7"}
+_HNASNET_TAPS = {4: "Cell_2", 8: "Cell_5", 16: "Cell_7"}
 _MOBILENET_V2_TAPS = {
     4: "layer_4/depthwise_output",
     8: "layer_7/depthwise_output",
     16: "layer_14/depthwise_output",
+}
+_MOBILENET_V3_LARGE_TAPS = {
+    4: "layer_4/depthwise_output",
+    8: "layer_7/depthwise_output",
+    16: "layer_13/depthwise_output",
+}
+_MOBILENET_V3_SMALL_TAPS = {
+    4: "layer_2/depthwise_output",
+    8: "layer_4/depthwise_output",
+    16: "layer_9/depthwise_output",
 }
 
 BACKBONES = {
@@ -59,8 +76,21 @@ BACKBONES = {
     "resnet_v1_50_beta": BackboneSpec(resnet_v1.build, "resnet_v1_50", "zero_mean_unit_range", _RESNET_50_TAPS),
     "resnet_v1_101": BackboneSpec(resnet_v1.build, "resnet_v1_101", "subtract_imagenet_mean", _RESNET_101_TAPS),
     "resnet_v1_101_beta": BackboneSpec(resnet_v1.build, "resnet_v1_101", "zero_mean_unit_range", _RESNET_101_TAPS),
+    "resnet_v1_18": BackboneSpec(resnet_v1.build, "resnet_v1_18", "subtract_imagenet_mean", _RESNET_18_TAPS),
+    "resnet_v1_18_beta": BackboneSpec(resnet_v1.build, "resnet_v1_18", "zero_mean_unit_range", _RESNET_18_TAPS),
     "mobilenet_v2": BackboneSpec(mobilenet_v2.build, "MobilenetV2", "zero_mean_unit_range", _MOBILENET_V2_TAPS),
+    "mobilenet_v3_large_seg": BackboneSpec(mobilenet_v3.build, "MobilenetV3", "zero_mean_unit_range",
+                                           _MOBILENET_V3_LARGE_TAPS),
+    "mobilenet_v3_small_seg": BackboneSpec(mobilenet_v3.build, "MobilenetV3", "zero_mean_unit_range",
+                                           _MOBILENET_V3_SMALL_TAPS),
+    # The original defines no decoder taps for EdgeTPU-MobileNet (ModelConfig refuses a decoder).
+    "mobilenet_edgetpu": BackboneSpec(mobilenet_v3.build, "MobilenetEdgeTPU", "zero_mean_unit_range", {}),
+    "nas_pnasnet": BackboneSpec(nas.build, "pnasnet", "zero_mean_unit_range", _PNASNET_TAPS),
+    "nas_hnasnet": BackboneSpec(nas.build, "hnasnet", "zero_mean_unit_range", _HNASNET_TAPS),
 }
+# The original's mean_pixel gives the ImageNet mean for these only: resnet_v1_18 subtracts
+# the mean too but pads with 127.5.
+_MEAN_PIXEL_VARIANTS = ("resnet_v1_50", "resnet_v1_101")
 
 
 def get_backbone(model_variant: str) -> BackboneSpec:
@@ -73,7 +103,10 @@ def get_backbone(model_variant: str) -> BackboneSpec:
 
 
 def mean_pixel(model_variant: str):
-    """RGB value that the model's normalisation maps to zero (the padding value)."""
-    if get_backbone(model_variant).normalization == "subtract_imagenet_mean":
+    """The padding value of images: the original's ``mean_pixel``, the RGB value the model's
+    normalisation maps to zero, except for resnet_v1_18 (mean subtracted, yet padded with
+    127.5 as the original does)."""
+    get_backbone(model_variant)
+    if model_variant in _MEAN_PIXEL_VARIANTS:
         return Normalization.MEAN_RGB
     return (127.5, 127.5, 127.5)

@@ -9,10 +9,10 @@ MobileNetV2: Inverted Residuals and Linear Bottlenecks (Sandler et al., 2018); s
               24 (s2), 24, 32 (s2), 32, 32, 64 (s2), 64, 64, 64, 96, 96, 96,
               160 (s2), 160, 160, 320
 
-Expanded conv (inverted residual): ``expand`` (1x1, ReLU6; only when the expansion is wider
-than the input) -> ``depthwise`` (3x3, stride, rate, ReLU6) -> ``project`` (1x1, linear),
-plus the input when the layer's stride is 1 and its input and output depths match. Every
-convolution pads 'SAME' and is followed by batch norm.
+Expanded conv (inverted residual, ``mobilenet_blocks.expanded_conv``): ``expand`` (1x1,
+ReLU6; only when the expansion is wider than the input) -> ``depthwise`` (3x3, stride, rate,
+ReLU6) -> ``project`` (1x1, linear), plus the input when the layer's stride is 1 and its input
+and output depths match. Every convolution pads 'SAME' and is followed by batch norm.
 
 Channels are ``_make_divisible(depth * depth_multiplier, divisible_by, min_depth)`` with the
 original's defaults (divisible_by 8 and min_depth 8 for depth_multiplier 1.0, else 1 and 1);
@@ -39,10 +39,10 @@ Example:
 
 from __future__ import annotations
 
-import keras
-
+from deeplab_tf.modeling.backbones.mobilenet_blocks import (  # noqa: F401 (BATCH_NORM)
+    BATCH_NORM, conv_options, expanded_conv, make_divisible)
 from deeplab_tf.modeling.backbones.strides import dilated_units
-from deeplab_tf.modeling.layers.conv_bn import ConvBN, scope_to_name
+from deeplab_tf.modeling.layers.conv_bn import ConvBN
 
 SCOPE = "MobilenetV2"
 
@@ -58,59 +58,6 @@ EXPANDED_CONVS = (
     (2, 160, 6, 8), (1, 160, 6, 8), (1, 160, 6, 8),
     (1, 320, 6, 8),
 )
-
-# mobilenet.training_scope: batch norm decay 0.997 with slim's default epsilon (1e-3);
-# truncated-normal weights (stddev 0.09); L2 on regular convolutions only.
-BATCH_NORM = dict(bn_momentum=0.997, bn_epsilon=1e-3)
-WEIGHTS_STDDEV = 0.09
-
-
-def make_divisible(value, divisor, min_value=None):
-    """The original's ``_make_divisible``: round to a multiple of ``divisor``, at least
-    ``min_value`` (default ``divisor``), never more than 10% below ``value``."""
-    if min_value is None:
-        min_value = divisor
-    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
-    if rounded < 0.9 * value:
-        rounded += divisor
-    return rounded
-
-
-def expanded_conv(x, num_outputs, expansion_size, stride, rate, scope, layer, endpoints,
-                  common, weight_decay):
-    """One inverted residual block; adds its endpoints under ``layer`` (e.g. "layer_4").
-
-    Args:
-        x: Keras tensor [batch, height, width, channels].
-        num_outputs: int. Output channels of ``project``.
-        expansion_size: int. Channels of the expansion; no ``expand`` conv unless it is
-            larger than the input's channels.
-        stride: int. Depthwise stride (the stride the layer runs at).
-        rate: int. Depthwise atrous rate.
-        scope: str. Full variable scope, e.g. ``"MobilenetV2/expanded_conv_2"``.
-        layer: str. Endpoint name of the layer, e.g. ``"layer_4"``.
-        endpoints: dict. Receives the layer's endpoints.
-        common: dict. ``ConvBN`` keyword arguments shared by every convolution.
-        weight_decay: float. L2 of the 1x1 kernels (the depthwise kernel has none).
-
-    Returns:
-        The block's output.
-    """
-    inputs = x
-    if expansion_size > x.shape[-1]:
-        x = ConvBN(expansion_size, 1, activation="relu6", weight_decay=weight_decay,
-                   scope=f"{scope}/expand", **common)(x)
-        endpoints[f"{layer}/expansion_output"] = x
-    x = ConvBN(None, 3, strides=stride, dilation_rate=rate, depthwise=True, activation="relu6",
-               weight_decay=0.0, scope=f"{scope}/depthwise", **common)(x)
-    endpoints[f"{layer}/depthwise_output"] = x
-    x = ConvBN(num_outputs, 1, activation=None, weight_decay=weight_decay,
-               scope=f"{scope}/project", **common)(x)
-    if stride == 1 and num_outputs == inputs.shape[-1]:
-        x = keras.layers.Add(name=scope_to_name(f"{scope}/add"))([x, inputs])
-    endpoints[f"{layer}/output"] = x
-    return x
-
 
 def build(images, config, variant):
     """Adds MobileNetV2 (up to layer_18) to the graph.
@@ -137,9 +84,7 @@ def build(images, config, variant):
     def depth(d):
         return make_divisible(d * multiplier, divisible_by, min_depth)
 
-    common = dict(explicit_padding=False, kernel_stddev=WEIGHTS_STDDEV,
-                  sync_batch_norm=config.sync_batch_norm,
-                  batch_norm_trainable=config.fine_tune_batch_norm, **BATCH_NORM)
+    common = conv_options(config)
     endpoints = {}
     # mobilenet_base: once output_stride is reached, stride 1 and a growing rate (unchecked).
     schedule = iter(dilated_units([FIRST_CONV[1]] + [conv[0] for conv in EXPANDED_CONVS],

@@ -1,4 +1,4 @@
-"""ResNet-v1-50 / -101 and their "beta" variants, as DeepLab's ``resnet_v1_beta`` builds them.
+"""ResNet-v1-18 / -50 / -101 and their "beta" variants, as DeepLab's ``resnet_v1_beta`` builds them.
 
 Deep Residual Learning for Image Recognition (He et al., 2016), bottleneck units with batch
 norm after every convolution; the "beta" root and the multi-grid last block are DeepLab's
@@ -17,6 +17,16 @@ Bottleneck unit (scope ``blockN/unit_M/bottleneck_v1``)::
     shortcut = shortcut (1x1 conv with stride, no ReLU) if the depth changes, else the input
                subsampled by a 1x1 max pool with the stride
     output   = relu(shortcut + residual)
+
+ResNet-v1-18 (``resnet_v1_18``, ``resnet_v1_18_beta``; scope ``resnet_v1_18``) has two
+``lite_bottleneck_v1`` units per block, of depth 64, 128, 256 and 512 (block4: unit rates =
+a two-value multi_grid, default 1, 1)::
+
+    residual = conv1 (3x3, rate, ReLU) -> conv2 (3x3, stride, rate, no ReLU)
+    output   = relu(shortcut + residual)
+
+and its beta root is DeepLab's with a root depth multiplier of 0.25 (conv1_1 16, conv1_2 16,
+conv1_3 32 channels).
 
 Strided convolutions pad explicitly (the original's ``conv2d_same``). As slim's
 ``stack_blocks_dense``, with the root counting for a stride of 4: strides accumulate until
@@ -44,14 +54,20 @@ import keras
 
 from deeplab_tf.modeling.backbones.strides import dilated_units
 from deeplab_tf.modeling.layers.conv_bn import ConvBN, scope_to_name
+from deeplab_tf.modeling.layers.residual_add import ResidualAdd
 
 # variant -> (variable scope of the original checkpoints, units per block, beta root).
 VARIANTS = {
+    "resnet_v1_18": ("resnet_v1_18", (2, 2, 2, 2), False),
+    "resnet_v1_18_beta": ("resnet_v1_18", (2, 2, 2, 2), True),
     "resnet_v1_50": ("resnet_v1_50", (3, 4, 6, 3), False),
     "resnet_v1_50_beta": ("resnet_v1_50", (3, 4, 6, 3), True),
     "resnet_v1_101": ("resnet_v1_101", (3, 4, 23, 3), False),
     "resnet_v1_101_beta": ("resnet_v1_101", (3, 4, 23, 3), True),
 }
+# The ResNet-18 variants: lite_bottleneck units, a quarter-width beta root, two block4 units.
+_LITE = ("resnet_v1_18", "resnet_v1_18_beta")
+_LITE_ROOT_MULTIPLIER = 0.25
 
 # DeepLab's feature extractor overrides the resnet arg scope's batch norm decay (0.997).
 BATCH_NORM = dict(bn_momentum=0.95, bn_epsilon=1e-5)
@@ -67,17 +83,21 @@ def he_stddev(kernel_size: int, in_channels: int) -> float:
     return math.sqrt(1.3 * 2.0 / (kernel_size * kernel_size * in_channels))
 
 
-def block_units(num_units, multi_grid=DEFAULT_MULTI_GRID):
-    """The four blocks as ``(scope, [(depth, depth_bottleneck, stride, unit_rate), ...])``."""
+def block_units(num_units, multi_grid=DEFAULT_MULTI_GRID, lite=False):
+    """The four blocks as ``(scope, [(depth, depth_bottleneck, stride, unit_rate), ...])``
+    (``lite``: ResNet-18's units, whose depth_bottleneck is None)."""
+    expansion = 1 if lite else 4
     blocks = []
     for index, (base_depth, units) in enumerate(zip((64, 128, 256), num_units[:3])):
-        unit = (base_depth * 4, base_depth, 1, 1)
-        last = (base_depth * 4, base_depth, 2, 1)
+        bottleneck_depth = None if lite else base_depth
+        unit = (base_depth * expansion, bottleneck_depth, 1, 1)
+        last = (base_depth * expansion, bottleneck_depth, 2, 1)
         blocks.append((f"block{index + 1}", [unit] * (units - 1) + [last]))
     if len(multi_grid) != num_units[3]:
         raise ValueError(f"multi_grid must have {num_units[3]} values. "
                          f"Received: multi_grid={list(multi_grid)}")
-    blocks.append(("block4", [(2048, 512, 1, rate) for rate in multi_grid]))
+    blocks.append(("block4", [(512 * expansion, None if lite else 512, 1, rate)
+                              for rate in multi_grid]))
     return blocks
 
 
@@ -105,15 +125,7 @@ def bottleneck(x, depth, depth_bottleneck, stride, rate, scope, prefix, endpoint
     Returns:
         The unit's output, ``relu(shortcut + residual)``.
     """
-    if x.shape[-1] == depth:
-        shortcut = x
-        if stride > 1:
-            shortcut = keras.layers.MaxPooling2D(
-                1, strides=stride, padding="same",
-                name=scope_to_name(f"{prefix}/{scope}/shortcut"))(x)
-    else:
-        shortcut = _conv(x, depth, 1, stride, 1, None, f"{prefix}/{scope}/shortcut", common)
-        endpoints[f"{scope}/shortcut"] = shortcut
+    shortcut = _shortcut(x, depth, stride, scope, prefix, endpoints, common)
     residual = _conv(x, depth_bottleneck, 1, 1, 1, "relu", f"{prefix}/{scope}/conv1", common)
     endpoints[f"{scope}/conv1"] = residual
     residual = _conv(residual, depth_bottleneck, 3, stride, rate, "relu",
@@ -121,10 +133,35 @@ def bottleneck(x, depth, depth_bottleneck, stride, rate, scope, prefix, endpoint
     endpoints[f"{scope}/conv2"] = residual
     residual = _conv(residual, depth, 1, 1, 1, None, f"{prefix}/{scope}/conv3", common)
     endpoints[f"{scope}/conv3"] = residual
-    x = keras.layers.Add(name=scope_to_name(f"{prefix}/{scope}/add"))([shortcut, residual])
+    return _merge(shortcut, residual, scope, prefix, endpoints)
+
+
+def _shortcut(x, depth, stride, scope, prefix, endpoints, common):
+    if x.shape[-1] == depth:
+        if stride == 1:
+            return x
+        return keras.layers.MaxPooling2D(1, strides=stride, padding="same",
+                                         name=scope_to_name(f"{prefix}/{scope}/shortcut"))(x)
+    shortcut = _conv(x, depth, 1, stride, 1, None, f"{prefix}/{scope}/shortcut", common)
+    endpoints[f"{scope}/shortcut"] = shortcut
+    return shortcut
+
+
+def _merge(shortcut, residual, scope, prefix, endpoints):
+    x = ResidualAdd(name=scope_to_name(f"{prefix}/{scope}/add"))([shortcut, residual])
     x = keras.layers.ReLU(name=scope_to_name(f"{prefix}/{scope}/Relu"))(x)
     endpoints[scope] = x
     return x
+
+
+def lite_bottleneck(x, depth, stride, rate, scope, prefix, endpoints, common):
+    """One ``lite_bottleneck_v1`` unit (ResNet-18): two 3x3 convolutions; see ``bottleneck``."""
+    shortcut = _shortcut(x, depth, stride, scope, prefix, endpoints, common)
+    residual = _conv(x, depth, 3, 1, rate, "relu", f"{prefix}/{scope}/conv1", common)
+    endpoints[f"{scope}/conv1"] = residual
+    residual = _conv(residual, depth, 3, stride, rate, None, f"{prefix}/{scope}/conv2", common)
+    endpoints[f"{scope}/conv2"] = residual
+    return _merge(shortcut, residual, scope, prefix, endpoints)
 
 
 def build(images, config, variant):
@@ -138,7 +175,7 @@ def build(images, config, variant):
         variant: str. One of ``VARIANTS``.
 
     Returns:
-        (features, endpoints): the block4 output (2048 channels) at
+        (features, endpoints): the block4 output (2048 channels; 512 for ResNet-18) at
         ``config.output_stride``, and endpoints keyed by the original's names relative to
         the network scope.
     """
@@ -148,15 +185,18 @@ def build(images, config, variant):
         raise ValueError(f"output_stride must be a multiple of 4. "
                          f"Received: output_stride={config.output_stride}")
     prefix, num_units, beta = VARIANTS[variant]
+    lite = variant in _LITE
     common = dict(weight_decay=config.weight_decay, sync_batch_norm=config.sync_batch_norm,
                   batch_norm_trainable=config.fine_tune_batch_norm, **BATCH_NORM)
     endpoints = {}
 
     x = images
     if beta:
+        multiplier = _LITE_ROOT_MULTIPLIER if lite else 1.0
         for name, filters, stride in (("conv1_1", 64, 2), ("conv1_2", 64, 1),
                                       ("conv1_3", 128, 1)):
-            x = _conv(x, filters, 3, stride, 1, "relu", f"{prefix}/{name}", common)
+            x = _conv(x, int(filters * multiplier), 3, stride, 1, "relu", f"{prefix}/{name}",
+                      common)
             endpoints[name] = x
     else:
         x = _conv(x, 64, 7, 2, 1, "relu", f"{prefix}/conv1", common)
@@ -164,13 +204,19 @@ def build(images, config, variant):
     x = keras.layers.MaxPooling2D(3, strides=2, padding="same",
                                   name=scope_to_name(f"{prefix}/pool1"))(x)
 
-    blocks = block_units(num_units, config.multi_grid or DEFAULT_MULTI_GRID)
+    blocks = block_units(num_units, config.multi_grid or DEFAULT_MULTI_GRID[:num_units[3]],
+                         lite=lite)
     # The root block strides by 4.
     schedule = iter(dilated_units([unit[2] for _, units in blocks for unit in units],
                                   config.output_stride, input_stride=4))
     for block_scope, units in blocks:
         for index, (depth, depth_bottleneck, _, unit_rate) in enumerate(units):
             unit_stride, block_rate = next(schedule)
+            if lite:
+                x = lite_bottleneck(x, depth, unit_stride, block_rate * unit_rate,
+                                    f"{block_scope}/unit_{index + 1}/lite_bottleneck_v1",
+                                    prefix, endpoints, common)
+                continue
             scope = f"{block_scope}/unit_{index + 1}/bottleneck_v1"
             x = bottleneck(x, depth, depth_bottleneck, unit_stride, block_rate * unit_rate,
                            scope, prefix, endpoints, common)

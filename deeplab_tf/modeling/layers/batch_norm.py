@@ -69,23 +69,38 @@ class BatchNorm(keras.layers.BatchNormalization):
         channels = x.shape[-1]
         gamma = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([channels])
         beta = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([channels])
-        replicas = _num_replicas()
-        if self.synchronized and replicas > 1:
+        if self.synchronized and _num_replicas() > 1:
             # Keras' all-reduced moments (sums and counts over every replica).
-            mean, variance = self._moments(x, None)
+            mean, variance, count = self.batch_moments(x)
             y = tf.nn.batch_normalization(x, mean, variance, beta, gamma, self.epsilon)
-            count = tf.cast(tf.size(x) // channels, tf.float32) * float(replicas)
             batch_variance = variance * count / tf.maximum(count - 1.0, 1.0)
         else:
             y, mean, batch_variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
                 x=x, scale=gamma, offset=beta, mean=tf.zeros([0]), variance=tf.zeros([0]),
                 epsilon=float(self.epsilon), exponential_avg_factor=1.0, data_format="NHWC",
                 is_training=True)
+        self.update_moving_statistics(mean, batch_variance)
+        return tf.cast(y, self.compute_dtype)
+
+    def batch_moments(self, x):
+        """(mean, biased variance, count) per channel of float32 NHWC ``x``, differentiable;
+        over every replica's batch when ``synchronized`` (the quantization-aware ``ConvBN``
+        folds them into its kernel)."""
+        channels = x.shape[-1]
+        count = tf.cast(tf.size(x) // channels, tf.float32)
+        if self.synchronized and _num_replicas() > 1:
+            mean, variance = self._moments(x, None)
+            return mean, variance, count * float(_num_replicas())
+        mean, variance = tf.nn.moments(x, axes=[0, 1, 2])
+        return mean, variance, count
+
+    def update_moving_statistics(self, mean, batch_variance):
+        """``moving = decay * moving + (1 - decay) * batch`` (``batch_variance`` carries
+        Bessel's correction, as the original's)."""
         decay = tf.cast(self.momentum, tf.float32)
         for variable, batch in ((self.moving_mean, mean), (self.moving_variance, batch_variance)):
             batch = tf.stop_gradient(batch)
             variable.assign(tf.cast(variable, tf.float32) * decay + batch * (1.0 - decay))
-        return tf.cast(y, self.compute_dtype)
 
     def get_config(self):
         config = super().get_config()

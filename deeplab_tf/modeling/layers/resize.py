@@ -1,7 +1,8 @@
 """Align-corners bilinear resizing, as the original resizes every feature map and logits.
 
 ``resize_bilinear`` (a function), ``ResizeLike`` (the layer that resizes to another tensor's
-size) and ``scale_dimension`` (the original's size rule for a scaled input).
+size), ``resize_nearest`` (labels) and ``scale_dimension`` (the original's size rule for a
+scaled input).
 """
 
 from __future__ import annotations
@@ -33,6 +34,33 @@ def resize_bilinear(images, size):
     """
     resized = tf.compat.v1.image.resize_bilinear(images, size, align_corners=True)
     return tf.cast(resized, images.dtype)
+
+
+def _nearest_indices(n_in, n_out):
+    """Source index of each output index: ``round(i * (n_in - 1) / (n_out - 1))`` in float32,
+    rounded half up, clamped (TensorFlow's align-corners nearest neighbour)."""
+    n_in = tf.cast(n_in, tf.int32)
+    n_out = tf.cast(n_out, tf.int32)
+    scale = tf.where(n_out > 1, tf.cast(n_in - 1, tf.float32) /
+                     tf.cast(tf.maximum(n_out - 1, 1), tf.float32), 0.0)
+    positions = tf.cast(tf.range(n_out), tf.float32) * scale
+    return tf.minimum(tf.cast(tf.floor(positions + 0.5), tf.int32), n_in - 1)
+
+
+def resize_nearest(labels, size):
+    """Nearest-neighbour resize with align_corners=True of integer labels [B, h, w].
+
+    The original's ``tf.image.resize_nearest_neighbor(..., align_corners=True)``, computed as
+    two gathers so that any integer dtype works in every runtime (TFLite's resize has no
+    int32 kernel).
+
+    Args:
+        labels: int tensor [batch, height, width].
+        size: (new_height, new_width), ints or scalar int tensors.
+    """
+    shape = tf.shape(labels)
+    rows = tf.gather(labels, _nearest_indices(shape[1], size[0]), axis=1)
+    return tf.gather(rows, _nearest_indices(shape[2], size[1]), axis=2)
 
 
 @keras.saving.register_keras_serializable(package="deeplab_tf")

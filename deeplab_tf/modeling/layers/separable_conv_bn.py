@@ -3,7 +3,9 @@
 Depthwise (with ``dilation_rate``) -> BN -> [act] -> pointwise 1x1 -> BN -> [act], two
 ``ConvBN`` layers. With ``pre_activation=True`` a ReLU is applied to the input and none
 inside, which is the Xception unit's ``activation_fn_in_separable_conv=False`` form; with
-``activation='relu'`` it is ASPP/decoder's ``split_separable_conv2d``.
+``activation='relu'`` it is ASPP/decoder's ``split_separable_conv2d``. The original's bounded
+activation is ``pre_activation="relu6"`` with ``activation="clip6"`` (Xception) or
+``activation="relu6"`` (ASPP, decoder).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from deeplab_tf.modeling.layers import quantize
 from deeplab_tf.modeling.layers.conv_bn import ConvBN, scope_to_name
 
 # Truncated-normal stddevs of the original's split_separable_conv2d (ASPP and decoder).
@@ -24,13 +27,13 @@ class SeparableConvBN(keras.layers.Layer):
 
     Args:
         filters: int. Pointwise output channels.
-        kernel_size: int. Depthwise kernel size.
+        kernel_size: int or (kh, kw). Depthwise kernel size.
         strides: int. Depthwise stride.
-        dilation_rate: int. Depthwise atrous rate.
+        dilation_rate: int or (rate_h, rate_w). Depthwise atrous rate.
         explicit_padding: bool. Fixed padding for strided depthwise convs (see ``ConvBN``).
-        pre_activation: bool. ReLU on the input (Xception's
+        pre_activation: bool or "relu6". ReLU (True) or ReLU6 on the input (Xception's
             ``activation_fn_in_separable_conv=False``).
-        activation: None, "relu" or "relu6". After each of the two batch norms.
+        activation: None, "relu", "relu6" or "clip6". After each of the two batch norms.
         bn_momentum, bn_epsilon: float. Batch norm decay and epsilon.
         weight_decay: float. L2 on the pointwise kernel.
         depthwise_weight_decay: float. L2 on the depthwise kernel (the original: none).
@@ -38,6 +41,8 @@ class SeparableConvBN(keras.layers.Layer):
         scope: str. The original's scope; variables live under ``scope + "_depthwise"`` and
             ``scope + "_pointwise"``.
         sync_batch_norm, batch_norm_trainable: bool. See ``ConvBN``.
+        quantization: None, "per_channel", "per_tensor" or "inherit": both convolutions'
+            (see ``ConvBN``).
     """
 
     def __init__(self, filters, kernel_size=3, strides=1, dilation_rate=1,
@@ -46,9 +51,12 @@ class SeparableConvBN(keras.layers.Layer):
                  depthwise_weight_decay=0.0, depthwise_stddev=DEPTHWISE_STDDEV,
                  pointwise_stddev=POINTWISE_STDDEV,
                  scope="separable_conv", sync_batch_norm=False, batch_norm_trainable=True,
-                 **kwargs):
+                 quantization=quantize.INHERIT, **kwargs):
         kwargs.setdefault("name", scope_to_name(scope))
         super().__init__(**kwargs)
+        if pre_activation not in (False, True, "relu6"):
+            raise ValueError("pre_activation must be False, True (ReLU) or 'relu6'. "
+                             f"Received: pre_activation={pre_activation!r}")
         self.filters = filters
         self.kernel_size = kernel_size
         self.strides = strides
@@ -65,10 +73,11 @@ class SeparableConvBN(keras.layers.Layer):
         self.scope = scope
         self.sync_batch_norm = sync_batch_norm
         self.batch_norm_trainable = batch_norm_trainable
+        self.quantization = quantize.resolve_quantization(quantization)
 
         bn = dict(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon,
                   sync_batch_norm=sync_batch_norm, batch_norm_trainable=batch_norm_trainable,
-                  dtype=self.dtype_policy)
+                  quantization=self.quantization, dtype=self.dtype_policy)
         self.depthwise = ConvBN(
             None, kernel_size, strides=strides, dilation_rate=dilation_rate, depthwise=True,
             explicit_padding=explicit_padding, activation=activation,
@@ -84,7 +93,9 @@ class SeparableConvBN(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         x = inputs
-        if self.pre_activation and training:
+        if self.pre_activation == "relu6":
+            x = tf.nn.relu6(x)
+        elif self.pre_activation and training:
             x = tf.nn.relu(x)  # one ReluGrad in the backward pass (tf.maximum's costs more)
         elif self.pre_activation:
             # tf.maximum, not tf.nn.relu: grappler's remapper otherwise tries to fuse this
@@ -113,5 +124,5 @@ class SeparableConvBN(keras.layers.Layer):
             weight_decay=self.weight_decay, depthwise_weight_decay=self.depthwise_weight_decay,
             depthwise_stddev=self.depthwise_stddev, pointwise_stddev=self.pointwise_stddev,
             scope=self.scope, sync_batch_norm=self.sync_batch_norm,
-            batch_norm_trainable=self.batch_norm_trainable)
+            batch_norm_trainable=self.batch_norm_trainable, quantization=self.quantization)
         return config
