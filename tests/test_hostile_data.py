@@ -15,7 +15,7 @@ import tensorflow as tf
 from PIL import Image
 
 from deeplab_tf.config import DataConfig
-from deeplab_tf.data import manifest, pipeline, records, schema
+from deeplab_tf.data import manifest, pipeline, record_checks, records, schema
 from deeplab_tf.data.errors import DataError
 
 
@@ -180,6 +180,28 @@ def test_records_of_another_schema_are_refused(tmp_path):
     unlabelled = list(pipeline.eval_dataset(_config(tmp_path / "mixed"), "val", mean_pixel=0.0,
                                             require_label=False))
     assert (unlabelled[1]["label"].numpy() == 255).all()
+    # Labels TensorFlow would decode to other values: palette (the grey of its colours),
+    # 1-bit (1 becomes 255), 16-bit (scaled), RGB, or JPEG (lossy).
+    check = tf.function(record_checks.record_check(
+        cost_fn=lambda h, w: tf.cast(h * w, tf.float64), max_pixels=0, skip=False,
+        require_label=True))
+    indices = np.tile(np.array([0, 1, 2, 1], np.uint8), (20, 5))[:, :25]
+    palette = Image.fromarray(indices, "P")
+    palette.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * 759)
+    for name, label, depth, kind in (
+            ("palette", palette, 8, 3), ("1-bit", Image.fromarray(indices > 0), 1, 0),
+            ("16-bit", Image.fromarray(indices.astype(np.uint16)), 16, 0),
+            ("rgb", Image.fromarray(np.stack([indices] * 3, -1)), 8, 2),
+            ("jpeg", Image.fromarray(indices), -1, -1)):
+        buffer = io.BytesIO()
+        label.save(buffer, format="JPEG" if name == "jpeg" else "PNG")
+        with pytest.raises(tf.errors.InvalidArgumentError) as error:  # the check alone: fast
+            check(tf.constant(_example(name, **{schema.LABEL_ENCODED: buffer.getvalue()})),
+                  tf.constant("s.tfrecord"), tf.constant(0, tf.int64))
+        assert records.error_message(error.value) == (
+            f"s.tfrecord: record 0 ({name}): label is not an 8-bit greyscale PNG of class indices "
+            f"(PNG bit depth {depth}, colour type {kind}; -1: not a PNG): TensorFlow would "
+            "decode palette colours, not indices; write it with a deeplab-build-* tool")
 
 
 # ------------------------------------------------------------------------- the fuzz run

@@ -18,6 +18,10 @@ callers refuse it without decoding. The reading follows what the decoders alloca
 JPEG and GIF walks stop after a fixed number of steps (a header that needs more is treated
 as unreadable), so a forged file costs a bounded amount of work.
 
+``png_format(encoded)`` gives a PNG's ``(bit depth, colour type)`` from its IHDR chunk
+(``(-1, -1)`` for anything else): a label must be 8-bit greyscale (0), since TensorFlow
+decodes a palette PNG to the grey of its colours, and scales 1/2/4- and 16-bit values.
+
 ``is_complete(encoded)`` says whether the file has its end: PNG's IEND chunk, JPEG's
 end-of-image marker (in the last 4 KiB), GIF's trailer (its last byte), WebP's RIFF
 length; a file cut short
@@ -208,6 +212,16 @@ def _header_size(encoded):
                      _unknown)
     walks = tf.logical_or(is_jpeg, is_gif)
     return tuple(tf.where(walks, w, s) for w, s in zip(walked, size))
+
+
+def png_format(encoded):
+    """``(bit depth, colour type)`` int64 scalars of a PNG's IHDR; ``(-1, -1)`` if
+    ``encoded`` is not a PNG whose first chunk is IHDR."""
+    encoded = tf.convert_to_tensor(encoded, tf.string)
+    data = _Bytes(tf.strings.substr(encoded, 0, 26))
+    png = tf.logical_and(tf.equal(tf.strings.substr(encoded, 0, 8), b"\x89PNG\r\n\x1a\n"),
+                         tf.equal(_substr(encoded, 12, 4), b"IHDR"))
+    return tf.where(png, data.at(24), _i64(-1)), tf.where(png, data.at(25), _i64(-1))
 
 
 def _holds(encoded, marker: bytes, window: int = 4096):

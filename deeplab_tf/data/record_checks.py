@@ -13,6 +13,10 @@ error_message`` extracts it from the error), before a batch is formed:
   - ``... no segmentation label (image/segmentation/class/encoded is missing or empty)``
     (training and evaluation; visualisation accepts unlabelled records);
   - ``... image format not read (expected PNG, JPEG, GIF, BMP or WebP)`` (and ``label format``);
+  - ``... label is not an 8-bit greyscale PNG of class indices (...)``: TensorFlow decodes
+    a palette PNG to the grey of its colours and scales 1/2/4/16-bit values, so such a
+    label (another tool's) would train silently on wrong classes
+    (``image_headers.png_format``);
   - ``... image is truncated (its end marker is missing)`` (and ``label is truncated``);
   - ``... label size HxW differs from image size HxW``;
   - ``... image HxW needs P pixels (...), over the limit --max_image_pixels=L``: the cost is
@@ -21,8 +25,8 @@ error_message`` extracts it from the error), before a batch is formed:
     least what its image and label decoders hold.
 
 With ``DataConfig.skip_corrupt_records`` a record over the limit, truncated or in a format
-not read is skipped instead (one stderr line, the first time); the others always stop the input: the
-whole split is unusable as it is.
+not read is skipped instead (one stderr line, the first time); the others always stop the
+input: the whole split is unusable as it is.
 """
 
 from __future__ import annotations
@@ -164,6 +168,7 @@ def record_check(*, cost_fn: Callable, max_pixels: int, skip: bool, require_labe
         height, width, decoded = image_headers.header_size(image)
         label_h, label_w, label_decoded = image_headers.header_size(label)
         has_label = tf.strings.length(label) > 0
+        label_depth, label_type = image_headers.png_format(label)
         cost = tf.maximum(cost_fn(tf.maximum(height, 1), tf.maximum(width, 1)),
                           tf.cast(tf.maximum(decoded, label_decoded), tf.float64))
         size = lambda h, w: [tf.strings.as_string(h), "x", tf.strings.as_string(w)]  # noqa: E731
@@ -177,6 +182,12 @@ def record_check(*, cost_fn: Callable, max_pixels: int, skip: bool, require_labe
              True),
             (tf.logical_and(has_label, label_h < 0),
              line(f"label format not read (expected {image_headers.FORMATS})"), True),
+            (tf.logical_and(has_label, tf.logical_or(label_depth != 8, label_type != 0)),
+             line("label is not an 8-bit greyscale PNG of class indices (PNG bit depth ",
+                  tf.strings.as_string(label_depth), ", colour type ",
+                  tf.strings.as_string(label_type), "; -1: not a PNG): TensorFlow would "
+                  "decode palette colours, not indices; write it with a deeplab-build-* tool"),
+             False),
             (tf.logical_not(image_headers.is_complete(image)),
              line("image is truncated (its end marker is missing)"), True),
             (tf.logical_and(has_label, tf.logical_not(image_headers.is_complete(label))),
