@@ -309,6 +309,18 @@ def test_damaged_checkpoint_is_one_line_when_exporting(kind, damaged_checkpoints
     assert not (tmp_path / "out").exists()
 
 
+def test_damaged_initial_checkpoint_is_one_line_when_training(damaged_checkpoints):
+    """--tf_initial_checkpoint's loader (load_checkpoint) on the same damaged files."""
+    from deeplab_tf.model import build_model
+
+    model = build_model(helpers.tiny_config())
+    for kind, path in damaged_checkpoints.items():
+        with pytest.raises(paths.CheckpointError) as error:
+            loading.load_checkpoint(model, path)
+        assert str(error.value).startswith(f"Cannot read checkpoint {path}: "), kind
+        assert "\n" not in str(error.value)
+
+
 def test_full_disk_while_writing_is_one_line_naming_the_destination():
     from deeplab_tf.cli._common import writing
 
@@ -354,3 +366,18 @@ def test_binary_split_list_palette_and_manifest_are_one_line(tmp_path, capfd):
         "deeplab-eval", f"--eval_logdir={tmp_path / 'eval'}", "--dataset=",
         f"--dataset_dir={tmp_path / 'data'}", f"--checkpoint_dir={tmp_path}"], capfd)
     _one_error_line(result, f"Unreadable dataset manifest {tmp_path / 'data' / 'manifest.json'}")
+
+
+@pytest.mark.slow  # the console script itself (a TensorFlow import); the in-process tests above
+def test_deeplab_train_console_script_says_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    binary = tmp_path / "run.flags"
+    binary.write_bytes(b"\x89\xff\x00")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    result = subprocess.run([sys.executable, "-m", "deeplab_tf.cli.train", f"--flagfile={binary}"],
+                            capture_output=True, text=True, env=env, timeout=300,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    _one_error_line(result, f"--flagfile={binary}: not a text file (byte 0x89 at offset 0 is "
+                            "not UTF-8)")
