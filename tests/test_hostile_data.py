@@ -116,6 +116,12 @@ def test_forged_record_length_is_a_line_not_a_crash(tmp_path, capfd):
     assert said == [f"{path}: record {n} is corrupt (length {2 ** 40} beyond the end of the "
                     f"file): skipped the rest of this shard (1 record(s))"
                     for path, n in sorted([(good, 1), (alone, 0)])]
+    # A folder where a shard should be: one line when the input is built.
+    folder = tmp_path / "c" / schema.shard_name("val", 0, 1)
+    folder.mkdir(parents=True)
+    _split(tmp_path / "c")  # the manifest only
+    with pytest.raises(DataError, match=f"^{folder}: cannot read this shard \\(Is a directory\\)$"):
+        pipeline.eval_dataset(_config(tmp_path / "c"), "val", mean_pixel=0.0)
     # A damaged length header: its checksum no longer matches.
     flipped = bytearray(_frame(_example("ok")))
     flipped[3] ^= 0x01

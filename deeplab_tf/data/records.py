@@ -31,6 +31,9 @@ from typing import Optional, Tuple
 
 import tensorflow as tf
 
+from deeplab_tf.data.errors import DataError
+from deeplab_tf.errors import error_text
+
 _MESSAGE = "is corrupt"
 MAX_RECORD_BYTES = 2 ** 31 - 1  # protobuf's limit: no tf.train.Example is longer
 _FIRST_RECORD_BYTES = 1 << 28  # the first record is kept (schema checks) up to this size
@@ -76,7 +79,19 @@ class ShardScan:
 
 def scan_shard(path: str) -> ShardScan:
     """Walks a shard's record headers (see the module docstring); reads no body but the
-    first."""
+    first.
+
+    Raises:
+        DataError: the shard cannot be read (a folder, unreadable), naming it.
+    """
+    try:
+        return _scan(path)
+    except (OSError, tf.errors.OpError) as error:
+        reason = error_text(error).replace(f"{path}; ", "")  # TensorFlow names the path
+        raise DataError(f"{path}: cannot read this shard ({reason})") from None
+
+
+def _scan(path: str) -> ShardScan:
     complete, first = 0, None
     with tf.io.gfile.GFile(path, "rb") as f:
         size = f.size()
