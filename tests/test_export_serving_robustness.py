@@ -342,3 +342,14 @@ def test_hostile_fuzz_is_refused_iff_over_the_limit_within_a_memory_figure(serve
           f"served, peak RSS +{growth} MiB")
     assert refused >= 15 and served_count >= 10
     assert growth <= FUZZ_MEMORY_MIB
+
+
+def test_pixel_limit_must_be_a_whole_number_at_least_zero():
+    from deeplab_tf.config import DataConfig, ExportConfig
+    from deeplab_tf.errors import ConfigError
+
+    for config in (DataConfig, ExportConfig):
+        for bad in (-1, 2.5, True):
+            with pytest.raises(ConfigError, match=f"Received: max_image_pixels={bad!r}$"):
+                config(max_image_pixels=bad)
+        assert config(max_image_pixels=0).max_image_pixels == 0

@@ -16,6 +16,13 @@ DEFAULT_MAX_IMAGE_PIXELS = 10_000_000
 DEFAULT_MAX_DECODED_PIXELS = 64_000_000
 
 
+def check_pixel_limit(value) -> None:
+    """ConfigError unless ``max_image_pixels`` is an integer >= 0 (0: no limit)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError("max_image_pixels must be an integer >= 0 (0: no limit). "
+                          f"Received: max_image_pixels={value!r}")
+
+
 def _as_int_tuple(value, name):
     if value is None:
         return ()

@@ -6,7 +6,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Tuple
 
-from deeplab_tf.config.base import DEFAULT_MAX_IMAGE_PIXELS, ConfigMixin, _as_size
+from deeplab_tf.config.base import (DEFAULT_MAX_IMAGE_PIXELS, ConfigMixin, _as_size,
+                                     check_pixel_limit)
 from deeplab_tf.errors import ConfigError
 
 TFLITE_MODES = ("float32", "float16", "dynamic_range", "int8", "edgetpu")
@@ -119,6 +120,7 @@ class ExportConfig(ConfigMixin):
                 not isinstance(self.export_version, int) or self.export_version < 1):
             raise ConfigError(
                 f"export_version must be a positive integer. Received: export_version={self.export_version!r}")
+        check_pixel_limit(self.max_image_pixels)
         if int(self.calibration_steps) < 1:
             raise ConfigError(
                 f"calibration_steps must be >= 1. Received: calibration_steps={self.calibration_steps}")
