@@ -46,30 +46,29 @@ def _unknown():
 
 
 class _Bytes:
-    """Bounds-checked reads of an encoded image's bytes (0 past the end)."""
+    """Bounds-checked reads of an encoded image's bytes (0 past the end), each one gather."""
 
     def __init__(self, encoded):
-        data = tf.io.decode_raw(encoded, tf.uint8)
+        data = tf.cast(tf.io.decode_raw(encoded, tf.uint8), tf.int64)
         self.size = tf.size(data, out_type=tf.int64)
-        self.data = tf.concat([data, tf.zeros([1], tf.uint8)], 0)  # index 0 always exists
+        self.data = tf.concat([data, tf.zeros([1], tf.int64)], 0)  # data[size]: 0
+
+    def _read(self, index, count: int):
+        """int64 [count]: the bytes from ``index`` (a place outside the data reads 0)."""
+        places = tf.cast(index, tf.int64) + tf.range(count, dtype=tf.int64)
+        outside = tf.logical_or(places < 0, places >= self.size)
+        return tf.gather(self.data, tf.where(outside, self.size, places))
 
     def at(self, index):
-        index = tf.cast(index, tf.int64)
-        inside = tf.logical_and(index >= 0, index < self.size)
-        value = tf.gather(self.data, tf.clip_by_value(index, 0, self.size))
-        return tf.where(inside, tf.cast(value, tf.int64), _i64(0))
+        return self._read(index, 1)[0]
 
     def big_endian(self, index, count):
-        value = _i64(0)
-        for offset in range(count):
-            value = value * 256 + self.at(index + offset)
-        return value
+        weights = tf.constant([256 ** (count - 1 - i) for i in range(count)], tf.int64)
+        return tf.reduce_sum(self._read(index, count) * weights)
 
     def little_endian(self, index, count):
-        value = _i64(0)
-        for offset in reversed(range(count)):
-            value = value * 256 + self.at(index + offset)
-        return value
+        weights = tf.constant([256 ** i for i in range(count)], tf.int64)
+        return tf.reduce_sum(self._read(index, count) * weights)
 
 
 def _substr(encoded, start: int, count: int):
