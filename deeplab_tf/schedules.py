@@ -119,19 +119,11 @@ _ARGS = ("base_learning_rate", "training_number_of_steps", "learning_power",
 
 @keras.saving.register_keras_serializable(package="deeplab_tf")
 class LearningRatePolicy(keras.optimizers.schedules.LearningRateSchedule):
-    """The original's ``poly`` / ``step`` / ``cosine`` policy with slow start.
+    """The original's ``poly`` / ``step`` / ``cosine`` policy with slow start, as a Keras
+    schedule (the optimizer's ``iterations`` is the step).
 
     Args:
-        policy: str. ``"poly"``, ``"step"`` or ``"cosine"``.
-        base_learning_rate: float. Rate at the start of the decay.
-        training_number_of_steps: int. Total steps; poly and cosine reach 0 there.
-        learning_power: float. Power of the poly policy.
-        learning_rate_decay_step: int. Period of the step policy.
-        learning_rate_decay_factor: float. Factor of the step policy.
-        slow_start_step: int. Steps run at ``slow_start_learning_rate`` first.
-        slow_start_learning_rate: float. Rate of the slow start.
-        decay_steps: float. Poly policy: decay length after the slow start; 0: to the end.
-        end_learning_rate: float. Poly policy: the rate the decay ends at.
+        policy, base_learning_rate, ...: the arguments of ``LearningRate`` (``_ARGS``).
     """
 
     def __init__(self, policy="poly", *, base_learning_rate=1e-4,

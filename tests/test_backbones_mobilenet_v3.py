@@ -25,8 +25,10 @@ from deeplab_tf import ModelConfig
 from deeplab_tf.checkpoints.strict import load_for_inference
 from deeplab_tf.model import build_model
 from deeplab_tf.modeling.backbones import get_backbone, mean_pixel, mobilenet_blocks
-from deeplab_tf.modeling.layers.conv_bn import ConvBN, hard_swish, q_sigmoid
+from deeplab_tf.modeling.layers.activations import hard_swish, q_sigmoid
+from deeplab_tf.modeling.layers.conv_bn import ConvBN
 from deeplab_tf.modeling.layers.original_layer import original_variable_map
+from deeplab_tf.modeling.layers.residual_add import ResidualAdd
 from deeplab_tf.modeling.layers.normalization import Normalization
 
 SIZE = 65
@@ -190,7 +192,7 @@ def test_output_stride_rates_taps_and_residuals(variant, output_stride):
         assert tuple(outputs[tap].shape) == (None, size, size, channels), tap
 
     adds = sorted(layer.name for layer in model._flatten_layers()
-                  if isinstance(layer, keras.layers.Add))
+                  if isinstance(layer, ResidualAdd))
     residuals = RESIDUALS[variant] + (
         [9] if variant == "mobilenet_v3_small_seg" and output_stride < 32 else [])
     assert adds == sorted(_block_scope(variant, i).replace("/", ".") + ".add"

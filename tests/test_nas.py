@@ -191,6 +191,8 @@ def test_hnasnet_shapes_of_the_originals_test():
      "nas_remove_os32_stride keeps nas_pnasnet's features at output stride 16"),
     (dict(model_variant="nas_pnasnet", nas_stem_output_num_conv_filters=0),
      "nas_stem_output_num_conv_filters must be >= 1"),
+    (dict(model_variant="nas_hnasnet", output_stride=8, quantization="per_channel"),
+     "the NAS cells are not quantization-aware"),
 ])
 def test_nas_config_errors(kwargs, message):
     with pytest.raises(ConfigError, match=message) as info:

@@ -216,6 +216,11 @@ class ModelConfig(ConfigMixin):
             raise ConfigError(
                 f"quantization must be None or one of {', '.join(QUANTIZATIONS)}. "
                 f"Received: quantization={self.quantization!r}")
+        if self.quantization is not None and self.model_variant in NAS_VARIANTS:
+            raise ConfigError(
+                f"quantization-aware training is built for the MobileNet, Xception and ResNet "
+                f"families; the NAS cells are not quantization-aware. Received: "
+                f"model_variant={self.model_variant!r}, quantization={self.quantization!r}")
         if self.weight_decay < 0:
             raise ConfigError(f"weight_decay must be >= 0. Received: weight_decay={self.weight_decay}")
         set_("image_pyramid", _image_pyramid(self.image_pyramid))

@@ -15,7 +15,7 @@ Modes (``ExportConfig.tflite_mode``):
 * ``dynamic_range``: int8 weights, float activations (about a quarter of the size).
 * ``int8``: full integer. The input is **uint8** pixels (quantisation scale 1, zero point 0:
   raw pixels, checked after conversion), activations int8 calibrated on representative images
-  (``representative_images_from_tfrecords``); the argmax output is int32 labels, the logits
+  (``calibration.representative_images``); the argmax output is int32 labels, the logits
   output float32. A quantization-aware model (``ModelConfig.quantization``) needs no
   calibration: its learned ranges are used (``tflite_qat``; all uint8 for per-tensor weights,
   as the original's converted models).
@@ -51,11 +51,11 @@ import tensorflow as tf
 
 from deeplab_tf import fileio, inference
 from deeplab_tf.config import ExportConfig, ModelConfig
+from deeplab_tf.export import calibration
 from deeplab_tf.export.destination import (ExportResult, check_new_file,
                                            check_writable)
 from deeplab_tf.export.errors import ExportError
-from deeplab_tf.export.litert import (METADATA_SUFFIX, SPEC_KEY, LiteRTModel,
-                                      prepare_image)
+from deeplab_tf.export.litert import METADATA_SUFFIX, SPEC_KEY, LiteRTModel
 from deeplab_tf.inference import InferenceSpec
 from deeplab_tf.modeling.layers.quantize import is_quantized
 
@@ -105,39 +105,6 @@ def tflite_function(model, crop_size: Tuple[int, int], output: str = "argmax",
         convert_variables_to_constants_v2
 
     return convert_variables_to_constants_v2(serve.get_concrete_function())
-
-
-def _with_full_pixel_range(sample: np.ndarray) -> np.ndarray:
-    """A copy whose first pixel holds a 0 and a 255, so the calibrated input range is exactly
-    [0, 255]: the uint8 input is then raw pixels (scale 1, zero point 0)."""
-    sample = np.array(sample, np.float32, copy=True)
-    sample[0, 0, 0, 0] = 0.0
-    sample[0, 0, 0, 1] = 255.0
-    return sample
-
-
-def _calibration_samples(images: Iterable[np.ndarray], shape):
-    """The converter's representative dataset: streams ``images`` (one pass), checked to have
-    ``shape``, the first with the full pixel range. The first image is checked at once."""
-    iterator = iter(images)
-    first = next(iterator, None)
-    if first is None:
-        raise TFLiteExportError("The calibration data yielded no image")
-
-    def check(sample):
-        if tuple(np.shape(sample)) != tuple(shape):
-            raise TFLiteExportError(f"Representative images must have shape {list(shape)}. "
-                                    f"Received: {list(np.shape(sample))}")
-        return np.asarray(sample, np.float32)
-
-    check(first)
-
-    def samples():
-        yield [_with_full_pixel_range(check(first))]
-        for sample in iterator:
-            yield [check(sample)]
-
-    return samples
 
 
 def convert_tflite(model, export_config: ExportConfig,
@@ -191,7 +158,7 @@ def convert_tflite(model, export_config: ExportConfig,
         if representative_images is None:
             raise TFLiteExportError(f"tflite_mode={mode!r} of a float model needs "
                                     "representative images (--calibration_dataset_dir)")
-        converter.representative_dataset = _calibration_samples(
+        converter.representative_dataset = calibration.calibration_samples(
             representative_images, (1,) + tuple(export_config.crop_size) + (3,))
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
@@ -242,30 +209,6 @@ def tflite_spec(model_config: ModelConfig, export_config: ExportConfig) -> Infer
                                crop_size=tuple(export_config.crop_size))
 
 
-def representative_images_from_tfrecords(dataset_dir: str, split: str, spec: InferenceSpec,
-                                         input_size: Tuple[int, int], steps: int):
-    """Yields ``steps`` float32 [1, h, w, 3] calibration inputs from a split's TFRecord shards.
-
-    Images (in file order, repeated if the split is smaller than ``steps``) are pre-processed
-    with ``prepare_image``, as at inference.
-
-    Raises:
-        ValueError: no shards for the split (``data.schema.list_shards``' message) or no images.
-    """
-    from deeplab_tf.data import schema
-
-    files = schema.list_shards(dataset_dir, split)
-    records = tf.data.TFRecordDataset(files).map(
-        lambda record: schema.decode_image(schema.parse_example(record)[schema.IMAGE_ENCODED]))
-    count = 0
-    for image in records.repeat().take(steps):
-        prepared, _, _ = prepare_image(image.numpy(), spec, input_size)
-        count += 1
-        yield prepared
-    if count == 0:
-        raise ValueError(f"Split {split!r} in {dataset_dir} has no images")
-
-
 def export_tflite(model, model_config: ModelConfig, export_config: ExportConfig,
                   export_dir: str, *, representative_images=None, overwrite: bool = False,
                   metadata: Optional[dict] = None) -> dict:
@@ -295,7 +238,7 @@ def export_tflite(model, model_config: ModelConfig, export_config: ExportConfig,
     spec = tflite_spec(model_config, export_config)
     if (export_config.tflite_mode in ("int8", "edgetpu") and representative_images is None
             and export_config.calibration_dataset_dir and not is_quantized(model)):
-        representative_images = representative_images_from_tfrecords(
+        representative_images = calibration.representative_images(
             export_config.calibration_dataset_dir, export_config.calibration_split, spec,
             export_config.crop_size, export_config.calibration_steps)
     content = convert_tflite(model, export_config, representative_images, model_config)

@@ -41,6 +41,8 @@ CLASSES = {
     "MergeLogits": "deeplab_tf.modeling.layers.merge_logits",
     "NasCell": "deeplab_tf.modeling.layers.nas_cell",
     "ScaledResize": "deeplab_tf.modeling.layers.scaled_resize",
+    "RangeQuantizer": "deeplab_tf.modeling.layers.quantize",
+    "ResidualAdd": "deeplab_tf.modeling.layers.residual_add",
 }
 
 

@@ -16,9 +16,6 @@ One step, on each replica::
 so an update equals one device's on the global batch (the original averaged the loss per
 clone, then the clones' gradients; the two agree when clones have equally many valid pixels).
 With ``jit_compile`` the forward and backward pass is XLA-compiled (one replica per worker).
-Momentum SGD is Keras' (``v = m v - lr g``), which equals the original's TF1 momentum
-optimizer (``a = m a + g; w -= lr a``) at a constant rate and differs only by the rate's change
-over the momentum's horizon (negligible for the slowly decaying policies).
 
 Around the step, on the host: a progress line every ``log_steps`` (step, loss, learning
 rate, images/s, ETA) and TensorBoard summaries; a checkpoint (``model.ckpt-<step>``) every
@@ -35,8 +32,8 @@ several replicas each measures its batch's ranges and the range variables (aggre
 average them, so all quantize alike (the original refused it with more than one clone).
 
 Beside this module: ``checks`` (those errors), ``progress`` (``TrainResult``, the progress
-line), ``preemption`` (SIGTERM), ``model_setup`` (dtype policy, batch-norm decay),
-``checkpointing`` and ``summaries``.
+line), ``preemption`` (SIGTERM), ``model_setup`` (dtype policy, optimizer, batch-norm decay,
+quantization switch), ``summaries``; ``checkpoints.training`` saves and restores.
 
 Example:
 
@@ -54,7 +51,6 @@ import time
 from typing import Callable, Optional
 
 import keras
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -67,13 +63,12 @@ from deeplab_tf.inference import predict_labels
 from deeplab_tf.model import build_model, logits_by_scale
 from deeplab_tf.modeling.layers.drop_path import bind_drop_path
 from deeplab_tf.modeling.scopes import gradient_multipliers
-from deeplab_tf.runtime.hardware import resolve_mixed_precision
 from deeplab_tf.schedules import LearningRate
 from deeplab_tf.train.checks import TrainingError, batch_sources, check_step
-from deeplab_tf.train.model_setup import (dtype_policy, set_batch_norm_decay,
-                                          update_quantization)
+from deeplab_tf.train.model_setup import (dtype_policy, make_optimizer, set_batch_norm_decay,
+                                          training_precision, update_quantization)
 from deeplab_tf.train.preemption import SigtermFlag
-from deeplab_tf.train.progress import TrainResult, log_progress
+from deeplab_tf.train.progress import StepTimer, TrainResult, log_progress, step_values
 from deeplab_tf.train.strategy import (create_strategy, is_chief,
                                        per_replica_batch_size, task_name)
 from deeplab_tf.train.summaries import TrainSummaries
@@ -109,13 +104,8 @@ class Trainer:
                  palette=None, strategy: Optional[tf.distribute.Strategy] = None,
                  model_fn: Callable = build_model, data_description: str = "the training data"):
         check_quantization(model_config, train_config)
-        # The one place --mixed_precision=auto is resolved (said in mixed_precision_reason);
-        # quantization-aware training computes in float32, as the original's.
-        if train_config.mixed_precision == "auto" and train_config.quantizes:
-            chosen, self.mixed_precision_reason = "float32", "quantization-aware training"
-        else:
-            chosen, self.mixed_precision_reason = resolve_mixed_precision(
-                train_config.mixed_precision)
+        # The one place --mixed_precision=auto is resolved (said in mixed_precision_reason).
+        chosen, self.mixed_precision_reason = training_precision(train_config)
         train_config = dataclasses.replace(train_config, mixed_precision=chosen)
         logging.info("mixed_precision: %s (%s)", chosen, self.mixed_precision_reason)
         self.model_config = model_config
@@ -141,7 +131,8 @@ class Trainer:
             # NAS drop path anneals over the run, read from the step as the learning rate.
             bind_drop_path(self.model, self.step, train_config.training_number_of_steps)
             self.learning_rate = LearningRate.from_config(train_config)
-            self.optimizer = self._make_optimizer()
+            self.optimizer = make_optimizer(
+                train_config, lambda: self.learning_rate(self.step))  # read at every update
             self.optimizer.build(self.model.trainable_variables)
         self.multipliers = gradient_multipliers(
             self.model, train_config.last_layer_gradient_multiplier,
@@ -170,17 +161,6 @@ class Trainer:
             self._forward_backward = tf.function(self._forward_backward_fn, jit_compile=True)
         self._train_step = tf.function(self._train_step_fn)
         self._predict_step = tf.function(self._predict_step_fn)
-
-    # ----------------------------------------------------------------- construction
-    def _make_optimizer(self):
-        rate = lambda: self.learning_rate(self.step)  # noqa: E731 (read at every update)
-        if self.config.optimizer == "adam":
-            optimizer = keras.optimizers.Adam(learning_rate=rate, epsilon=self.config.adam_epsilon)
-        else:
-            optimizer = keras.optimizers.SGD(learning_rate=rate, momentum=self.config.momentum)
-        if self.config.mixed_precision == "float16":
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        return optimizer
 
     # ----------------------------------------------------------------- the step
     def _forward_backward_fn(self, images, labels, step):
@@ -297,10 +277,6 @@ class Trainer:
                    ignore_label=self.ignore_label, num_replicas=self.num_replicas,
                    newest_checkpoint=self.checkpoint.latest, sources=sources)
 
-    def _log(self, step, values, rate, images_per_second, eta):
-        log_progress(self.summaries, step, self.config.training_number_of_steps, values, rate,
-                     images_per_second, eta)
-
     def _image_summaries(self, step, batch):
         predictions = self._predict_step(batch[0])
         if not self.chief:
@@ -310,12 +286,9 @@ class Trainer:
                               first(predictions).numpy())
 
     def run(self) -> TrainResult:
-        """Trains up to ``training_number_of_steps`` (resuming ``train_logdir``).
-
-        The chief holds ``train_logdir/.lock`` while it trains (local directories; a remote
-        ``gs://`` logdir is not locked): a second run on the same directory fails at once with
-        a ``LockError`` naming the running process; a lock left by a dead process is taken
-        over with a one-line notice.
+        """Trains up to ``training_number_of_steps`` (resuming ``train_logdir``). The chief
+        holds ``train_logdir/.lock`` meanwhile (local folders): a second run there fails at
+        once naming the running process; a dead process's lock is taken over, said in a line.
         """
         if not self.chief or "://" in self.train_logdir:
             return self._run()
@@ -339,7 +312,7 @@ class Trainer:
         logging.info("Training steps %d..%d, global batch %d over %d replica(s).", start + 1,
                      total_steps, config.train_batch_size, self.num_replicas)
         step = start
-        window_steps, window_seconds = 0, 0.0  # timed steps since the last progress line
+        timer = StepTimer(config.train_batch_size, total_steps)
         with self._sigterm.installed():
             while step < total_steps:
                 step_started = time.perf_counter()
@@ -355,19 +328,13 @@ class Trainer:
                 self._check(step, values, batch)
                 result.step, result.loss = step, values["cross_entropy"] + values["regularization"]
                 if step > start + 1:  # the first step includes tracing: not timed
-                    window_steps += 1
-                    window_seconds += time.perf_counter() - step_started
+                    timer.add(time.perf_counter() - step_started)
                 if step % config.log_steps == 0 or step == total_steps:
-                    images_per_second = eta = None
-                    if window_steps:
-                        steps_per_second = window_steps / window_seconds
-                        images_per_second = steps_per_second * config.train_batch_size
-                        eta = (total_steps - step) / steps_per_second
-                        result.images_per_second = images_per_second
-                        window_steps, window_seconds = 0, 0.0
-                    rate = float(self.learning_rate(step - 1))
+                    images_per_second, eta = timer.take(step)
+                    result.images_per_second = images_per_second or result.images_per_second
                     result.history.append((step, result.loss))
-                    self._log(step, values, rate, images_per_second, eta)
+                    log_progress(self.summaries, step, total_steps, values,
+                                 float(self.learning_rate(step - 1)), images_per_second, eta)
                     if config.save_summaries_images and batch is not None:
                         self._image_summaries(step, batch)
                 preempted = values["stop"] > 0
@@ -383,8 +350,3 @@ class Trainer:
         self.summaries.flush()
         return result
 
-
-def step_values(outputs: dict) -> dict:
-    """A step's outputs as NumPy arrays, scalars as floats."""
-    values = {key: getattr(value, "numpy", lambda v=value: v)() for key, value in outputs.items()}
-    return {key: value if np.ndim(value) else float(value) for key, value in values.items()}

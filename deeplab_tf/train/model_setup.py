@@ -1,5 +1,5 @@
-"""How the Trainer builds the model it trains: the dtype policy, the batch-norm decay and
-when quantization-aware training quantizes."""
+"""How the Trainer builds the model it trains: the precision and dtype policy, the optimizer,
+the batch-norm decay and when quantization-aware training quantizes."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import keras
 from absl import logging
 
 from deeplab_tf.modeling.layers.quantize import set_quantization_active
+from deeplab_tf.runtime.hardware import resolve_mixed_precision
 
 # TrainConfig.mixed_precision -> Keras dtype policy.
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
@@ -23,6 +24,33 @@ def dtype_policy(mixed_precision: str):
         yield
     finally:
         keras.mixed_precision.set_global_policy(previous)
+
+
+def training_precision(train_config):
+    """(dtype, reason): ``train_config.mixed_precision`` with ``auto`` resolved for this
+    machine (``runtime.hardware``); quantization-aware training computes in float32."""
+    if train_config.mixed_precision == "auto" and train_config.quantizes:
+        return "float32", "quantization-aware training"
+    return resolve_mixed_precision(train_config.mixed_precision)
+
+
+def make_optimizer(train_config, learning_rate):
+    """The Keras optimizer of ``train_config`` (SGD with momentum or Adam; float16 wrapped in
+    loss scaling); ``learning_rate`` is a callable read at every update.
+
+    Momentum SGD is Keras' (``v = m v - lr g``), which equals the original's TF1 momentum
+    optimizer (``a = m a + g; w -= lr a``) at a constant rate and differs only by the rate's
+    change over the momentum's horizon (negligible for the slowly decaying policies).
+    """
+    if train_config.optimizer == "adam":
+        optimizer = keras.optimizers.Adam(learning_rate=learning_rate,
+                                          epsilon=train_config.adam_epsilon)
+    else:
+        optimizer = keras.optimizers.SGD(learning_rate=learning_rate,
+                                         momentum=train_config.momentum)
+    if train_config.mixed_precision == "float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
 
 
 def set_batch_norm_decay(model, decay: float):

@@ -35,7 +35,8 @@ import tensorflow as tf
 from absl import logging
 
 from deeplab_tf.errors import ConfigError
-from deeplab_tf.train.loop import Trainer, step_values
+from deeplab_tf.train.loop import Trainer
+from deeplab_tf.train.progress import step_values
 
 
 class ParameterServerTrainer(Trainer):

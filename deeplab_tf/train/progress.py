@@ -1,4 +1,5 @@
-"""What a training run reports: ``TrainResult`` and the progress line every ``log_steps``.
+"""What a training run reports: ``TrainResult``, the progress line every ``log_steps`` and
+a step's outputs as host values (``step_values``).
 
 The progress line (absl logging) gives step, loss, cross-entropy, learning rate, images/s and
 ETA; the same values go to TensorBoard as scalars (``TrainSummaries``).
@@ -9,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import List, Optional, Tuple
 
+import numpy as np
 from absl import logging
 
 
@@ -56,3 +58,31 @@ def log_progress(summaries, step: int, total_steps: int, values: dict, rate: flo
     if images_per_second is not None:
         scalars["images_per_second"] = images_per_second
     summaries.scalars(step, scalars)
+
+
+def step_values(outputs: dict) -> dict:
+    """A step's outputs as NumPy arrays, scalars as floats."""
+    values = {key: getattr(value, "numpy", lambda v=value: v)() for key, value in outputs.items()}
+    return {key: value if np.ndim(value) else float(value) for key, value in values.items()}
+
+
+class StepTimer:
+    """Images/s and ETA over the steps timed since the last progress line."""
+
+    def __init__(self, batch_size: int, total_steps: int):
+        self.batch_size, self.total_steps = batch_size, total_steps
+        self.steps, self.seconds = 0, 0.0
+
+    def add(self, seconds: float):
+        """One more timed step."""
+        self.steps += 1
+        self.seconds += seconds
+
+    def take(self, step: int):
+        """(images per second, ETA in seconds) at ``step`` over the steps timed since the
+        last call, then starts again; (None, None) when none was timed."""
+        if not self.steps:
+            return None, None
+        steps_per_second = self.steps / self.seconds
+        self.steps, self.seconds = 0, 0.0
+        return steps_per_second * self.batch_size, (self.total_steps - step) / steps_per_second

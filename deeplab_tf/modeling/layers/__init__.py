@@ -7,6 +7,8 @@ The original network (TF1 slim) is a stack of three kinds of operation, rebuilt 
   then VALID) instead of 'SAME'. Each ``ConvBN`` carries the original's variable scope
   (``scope``), so converting a checkpoint is a name map
   (``original_layer.original_variable_map``).
+* ``activations``: the activations a ``ConvBN`` applies, by name (ReLU, ReLU6, hard-swish,
+  q-sigmoid, sigmoid, the bounded clip).
 * ``separable_conv_bn.SeparableConvBN``: the original's split separable convolution,
   depthwise (with ``dilation_rate``) -> BN -> [act] -> pointwise 1x1 -> BN -> [act].
 * ``resize.resize_bilinear``: bilinear resize with align_corners=True semantics, used for

@@ -29,36 +29,9 @@ import keras
 import tensorflow as tf
 
 from deeplab_tf.modeling.layers import quantize
+from deeplab_tf.modeling.layers.activations import ACTIVATIONS
 from deeplab_tf.modeling.layers.batch_norm import BatchNorm
 from deeplab_tf.modeling.layers.original_layer import OriginalLayer, batch_norm_scale_and_bias
-
-CLIP_CAP = 6.0  # the original's bounded activation clips to [-6, 6]
-
-
-def hard_swish(x):
-    """MobileNetV3's hard-swish, as the original writes it: ``x * relu6(x + 3) * (1/6)``."""
-    return x * tf.nn.relu6(x + 3.0) * (1.0 / 6.0)
-
-
-def q_sigmoid(x):
-    """The original's quantization-friendly sigmoid: ``relu6(x + 3) * 0.16667``.
-
-    The gate of MobileNetV3's squeeze-and-excitation and of the image-pooling branch under
-    ``image_se_uses_qsigmoid``; the literal 0.16667 (not 1/6) is the original's.
-    """
-    return tf.nn.relu6(x + 3.0) * 0.16667
-
-
-def clip6(x):
-    """The original's bounded activation without a floor: ``x`` clipped to [-6, 6]."""
-    return tf.clip_by_value(x, -CLIP_CAP, CLIP_CAP)
-
-
-# The activations a ConvBN applies after batch norm (or its bias), by name.
-_ACTIVATIONS = {None: None, "relu": tf.nn.relu, "relu6": tf.nn.relu6,
-                "hard_swish": hard_swish, "q_sigmoid": q_sigmoid, "sigmoid": tf.nn.sigmoid,
-                "clip6": clip6}
-
 
 def pair(value):
     """(a, b) of an int or a pair (a dilation rate that may differ per axis)."""
@@ -103,7 +76,7 @@ class ConvBN(OriginalLayer):
         depthwise: bool. Depthwise convolution (channel multiplier 1) instead of regular.
         explicit_padding: bool. If true, strided convolutions pad ``fixed_padding_amounts``
             then run VALID (the original's ``conv2d_same``); otherwise 'SAME'.
-        activation: None or a name of ``_ACTIVATIONS``: "relu", "relu6", "hard_swish",
+        activation: None or a name of ``ACTIVATIONS``: "relu", "relu6", "hard_swish",
             "q_sigmoid", "sigmoid" or "clip6" (clip to [-6, 6], the original's bounded
             activation). Applied after batch norm (or the bias).
         use_batch_norm: bool. Batch norm after the convolution; if false a bias is used.
@@ -136,8 +109,8 @@ class ConvBN(OriginalLayer):
                  **kwargs):
         kwargs.setdefault("name", scope_to_name(scope))
         super().__init__(**kwargs)
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {list(_ACTIVATIONS)}. "
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {list(ACTIVATIONS)}. "
                              f"Received: activation={activation!r}")
         self.filters = filters
         self.kernel_size = kernel_size if isinstance(kernel_size, int) else pair(kernel_size)
@@ -181,7 +154,7 @@ class ConvBN(OriginalLayer):
             self.bn = BatchNorm(
                 momentum=bn_momentum, epsilon=bn_epsilon, synchronized=sync_batch_norm,
                 always_inference=not batch_norm_trainable, name="bn", dtype=self.dtype_policy)
-        self._act = _ACTIVATIONS[activation]
+        self._act = ACTIVATIONS[activation]
         self.weights_quant = self.act_quant = None
         if self.quantization:
             self.weights_quant = quantize.weights_quantizer(scope, self.quantization)
