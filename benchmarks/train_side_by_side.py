@@ -23,7 +23,8 @@ from deeplab_tf.runtime.allocator import keep_freed_memory  # noqa: E402
 from peers.train_compare import compare_training, format_training_comparison  # noqa: E402
 from deeplab_tf.bench.worker import original_environment  # noqa: E402
 from deeplab_tf.config import ModelConfig  # noqa: E402
-from deeplab_tf.runtime.hardware import CHOICES, detect  # noqa: E402
+from deeplab_tf.bench.timing import load_average  # noqa: E402
+from deeplab_tf.runtime.hardware import CHOICES, detect, resolve_mixed_precision  # noqa: E402
 from deeplab_tf.runtime.onednn import prefer_onednn  # noqa: E402
 
 ATROUS_RATES = {8: (12, 24, 36), 16: (6, 12, 18)}  # the original's recipes
@@ -69,15 +70,11 @@ def _parser():
 
 
 def machine_lines():
-    """The CPU and the oneDNN setting the figures were measured with."""
+    """The CPU, the load and the oneDNN setting the figures were measured with."""
     hardware = detect(gpus=())
-    flags = hardware.cpu_flags
-    amx = sorted(f for f in flags if f.startswith("amx"))
     onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
     return [f"cpu: {hardware.cpu_model or 'unknown'} ({hardware.cpu_count} logical CPUs)",
-            f"avx512f: {'yes' if 'avx512f' in flags else 'no'}, avx512_bf16: "
-            f"{'yes' if 'avx512_bf16' in flags else 'no'}, amx: "
-            f"{', '.join(amx) if amx else 'no'}",
+            hardware.flags_line(), f"load average: {load_average()}",
             "TF_ENABLE_ONEDNN_OPTS: " + (repr(onednn) if onednn is not None
                                          else "unset (TensorFlow's default for this CPU)"),
             "trainer's kernels: " + prefer_onednn(),
@@ -96,12 +93,15 @@ def main(argv=None):
                                atrous_rates=ATROUS_RATES[args.output_stride],
                                decoder_output_stride=(4,))
     print("\n".join(machine_lines()), flush=True)
+    if args.precision == "auto":
+        print("--precision=auto -> %s (%s)" % resolve_mixed_precision("auto"), flush=True)
     report = compare_training(model_config.to_dict(), height, width, args.batch_size,
                               args.rounds, precision=args.precision,
                               original_keeps_freed_memory=args.original_keeps_freed_memory,
                               trainer_environment=dict(args.trainer_env),
                               log=lambda line: print(line, file=sys.stderr, flush=True))
     print(format_training_comparison(report))
+    print(f"load average at the end: {load_average()}")
     print(json.dumps({"machine": machine_lines(), **report.to_dict()}))
     return 0 if report.ratio is not None else 1
 

@@ -140,7 +140,7 @@ class DeepLab(keras.Model):
                 f"{tuple(images.shape)}")
         spec = inference.InferenceSpec.from_configs(self._model_config, EvalConfig(
             eval_scales=tuple(scales), add_flipped_images=bool(add_flipped_images),
-            eval_crop_size=None, fold_batch_norm=False))
+            eval_crop_size=None, fold_batch_norm=False, inference_precision="float32"))
         outputs = [inference.predict(self, images[start:start + int(batch_size)], spec)
                    [inference.LABELS].numpy()
                    for start in range(0, len(images), int(batch_size))]

@@ -3,6 +3,7 @@ timing summaries, worker processes in alternating rounds, the side-by-side compa
 Trainer-step benchmark and ``benchmarks/gpu.sh --smoke``. No test asserts a time."""
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -72,6 +73,40 @@ def test_explicit_mixed_precision_is_kept_and_unknown_rejected():
         hardware.resolve_mixed_precision("fp8", machine)
 
 
+@pytest.mark.parametrize("environ, native", [
+    ({}, True), ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, False), ({"DNNL_MAX_CPU_ISA": "avx512_core"}, False),
+    ({"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}, True), ({"ONEDNN_MAX_CPU_ISA": "ALL"}, True),
+    ({"TF_ENABLE_ONEDNN_OPTS": "0"}, False), ({"TF_ENABLE_ONEDNN_OPTS": "1"}, True)])
+def test_kernel_limits_turn_native_bfloat16_off(environ, native):
+    """bfloat16 counts as native only where TensorFlow's oneDNN kernels may use it: not with
+    TensorFlow's own kernels nor with oneDNN held below AVX512_CORE_BF16 (the AVX2 kind
+    emulated); the reason names the setting."""
+    machine = hardware.detect(cpuinfo_text=SAPPHIRE_AMX, gpus=(), environ=environ)
+    assert machine.native_bf16 == native
+    for resolve in (hardware.resolve_mixed_precision, hardware.resolve_inference_precision):
+        chosen, reason = resolve("auto", machine)
+        assert chosen == ("bfloat16" if native else "float32")
+        assert all(f"{name}={value}" in reason for name, value in environ.items()) or native
+
+
+@pytest.mark.parametrize("text, gpus, expected", [
+    (EPYC_AVX2, (), "float32"), (XEON_AVX512_BF16, (), "bfloat16"),
+    (SAPPHIRE_AMX, (), "bfloat16"), (EPYC_AVX2, [("NVIDIA A", (8, 0))], "bfloat16"),
+    (EPYC_AVX2, [("NVIDIA T", (7, 5))], "float32")])
+def test_auto_inference_precision(text, gpus, expected):
+    """--inference_precision=auto: bfloat16 where it is native (said with the agreement
+    rule), float32 elsewhere (float16 GPUs included: inference offers no float16)."""
+    machine = hardware.detect(cpuinfo_text=text, gpus=gpus)
+    chosen, reason = hardware.resolve_inference_precision("auto", machine)
+    assert chosen == expected
+    assert ("99.5 %" in reason) == (expected == "bfloat16")
+    assert hardware.resolve_inference_precision("float32", machine)[0] == "float32"
+    assert hardware.resolve_inference_precision("bfloat16", machine)[0] == "bfloat16"
+    with pytest.raises(ValueError, match="inference_precision must be one of auto, float32, "
+                                         "bfloat16. Received: 'float16'"):
+        hardware.resolve_inference_precision("float16", machine)
+
+
 def test_summary_and_time_calls():
     from deeplab_tf.bench.timing import Summary, time_calls
 
@@ -134,6 +169,36 @@ def test_workers_alternate_and_idle_ones_are_stopped():
         Worker("broken", _failing_factory)
 
 
+def _dying_factory(when):
+    """Worker factory: a process killed (as for memory) while building or at its first call."""
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if when == "build":
+        die()
+    return die, {}
+
+
+def test_a_worker_killed_is_an_error_not_a_wait():
+    from deeplab_tf.bench.worker import Worker, WorkerError
+
+    def hung(*_):
+        raise AssertionError("waited for a dead worker")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(120)
+    try:
+        with pytest.raises(WorkerError, match=r"build: the process died \(exit code -9"):
+            Worker("build", _dying_factory, ("build",))
+        worker = Worker("call", _dying_factory, ("call",))
+        with pytest.raises(WorkerError, match=r"call: the process died \(exit code"):
+            worker.call()
+        worker.close()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def test_worker_environment_is_the_new_process_only():
     from deeplab_tf.bench.worker import Worker
 
@@ -165,6 +230,29 @@ def test_compare_tf_contenders_on_a_tiny_model():
     assert report.speedup("tf_function", "tf_function") == 1.0
     table = format_comparison(report)
     assert "| tf_folded |" in table and "failed: " in table and "peak" in table
+
+
+@pytest.mark.slow  # eight contender processes, two int8 calibrations (3-6 min on 2 cores)
+def test_compare_precision_and_int8_contenders_on_a_tiny_model():
+    """The bfloat16, SavedModel and int8 contenders build, run and agree with the Keras model
+    on most labels (random weights: the margins are small); the peak is measured for every
+    precision the contenders compute in."""
+    from deeplab_tf.bench.compare import compare, format_comparison
+    from deeplab_tf.bench.contenders import Setup
+    from deeplab_tf.config import ModelConfig
+
+    config = ModelConfig(model_variant="mobilenet_v2", num_classes=3, depth_multiplier=0.25)
+    names = ("tf_folded_bfloat16", "saved_model", "saved_model_bfloat16", "openvino_bfloat16",
+             "tflite_int8", "openvino_tflite_int8", "openvino_int8")
+    report = compare(Setup(config.to_dict(), 49, 65, scenes=True, calibration_images=2), names,
+                     rounds=1, log=lambda *_: None)
+    results = {r.name: r for r in report.results}
+    assert not [r.error for r in results.values() if r.error]
+    assert results["saved_model"].agreement == 1.0
+    for name in names:
+        assert results[name].agreement > 0.9, (name, results[name].agreement)
+    assert set(report.peak["peaks"]) == {"float32", "bfloat16", "int8"}
+    assert "% int8 |" in format_comparison(report)
 
 
 @pytest.mark.slow  # several subprocesses that each build and trace models (1-4 min on 2 cores)

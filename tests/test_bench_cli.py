@@ -41,6 +41,40 @@ def _ratio(a, b):
     return f"{a / b:.2f}x"
 
 
+def test_utilisation_is_against_the_peak_of_each_rows_precision():
+    """A bfloat16 or int8 contender's utilisation divides by its own precision's peak (the
+    issue's "150 %" came from dividing bfloat16 by the float32 peak); float32 where that
+    precision's peak was not measured."""
+    from deeplab_tf.bench.model import Result, format_table
+
+    config = {"model_variant": "mobilenet_v2", "output_stride": 16, "decoder_output_stride": []}
+    medians = {"tf_folded": 0.10, "tf_folded_bfloat16": 0.04, "tflite_int8": 0.02,
+               "openvino_bfloat16": 0.05}
+    results = [ContenderResult(name, Summary.of([value]), agreement=1.0)
+               for name, value in medians.items()]
+    peaks = {"float32": 5e10, "bfloat16": 1e11, "int8": 4e11}
+    peak = {"peak_flops": 5e10, "matmul_flops": 4e10, "conv_flops": 5e10, "peaks": peaks}
+    text = format_comparison(Comparison(Setup(config, 65, 65), results, peak, madds=10 ** 9,
+                                        rounds=1))
+    assert "float32 50.0 GFLOP/s, bfloat16 100.0 GFLOP/s, int8 400.0 GOP/s" in text
+    rows = _rows(text)
+    for name, precision in (("tf_folded", "float32"), ("tf_folded_bfloat16", "bfloat16"),
+                            ("tflite_int8", "int8"), ("openvino_bfloat16", "bfloat16")):
+        expected = 100 * 2e9 / medians[name] / peaks[precision]
+        assert rows[name][6] == f"{expected:.1f} % {precision}", (name, rows[name])
+    # Without an int8 peak, int8 rows fall back to float32's (and say so).
+    del peaks["int8"]
+    rows = _rows(format_comparison(Comparison(Setup(config, 65, 65), results, peak,
+                                              madds=10 ** 9, rounds=1)))
+    assert rows["tflite_int8"][6] == f"{100 * 2e9 / 0.02 / 5e10:.1f} % float32"
+    table = format_table([Result("inference/function_folded", 1, 0.1, 2e9),
+                          Result("inference/bfloat16_folded", 1, 0.04, 2e9,
+                                 precision="bfloat16")], peak)
+    lines = table.splitlines()[1:]
+    assert lines[0].split()[-2:] == ["40.0%", "float32"]
+    assert lines[1].split()[-2:] == ["50.0%", "bfloat16"]
+
+
 def test_table_and_json_ratios_follow_the_medians():
     config = {"model_variant": "mobilenet_v2", "output_stride": 16,
               "decoder_output_stride": [4]}
@@ -156,3 +190,20 @@ def test_cli_compares_contenders_and_the_exported_frozen_graph(tmp_path):
     assert agreements["tf_frozen"] >= 0.999
     assert record["comparison"]["rounds"] == 2
     assert record["comparison"]["setup"]["checkpoint_path"] == checkpoint
+
+
+def test_environment_flags_take_name_value_pairs():
+    from types import SimpleNamespace
+
+    from deeplab_tf.cli.bench import _assignments
+    from deeplab_tf.errors import UserError
+
+    holder = SimpleNamespace(name="contender_env",
+                             value=["ONEDNN_MAX_CPU_ISA=AVX2", "A=x=y", "EMPTY="])
+    assert _assignments(holder) == {"ONEDNN_MAX_CPU_ISA": "AVX2", "A": "x=y", "EMPTY": ""}
+    assert _assignments(SimpleNamespace(name="original_env", value=None)) == {}
+    for bad in ("ONEDNN_MAX_CPU_ISA", "=AVX2"):
+        with pytest.raises(UserError) as error:
+            _assignments(SimpleNamespace(name="original_env", value=[bad]))
+        assert str(error.value) == (f"--original_env takes NAME=VALUE. Received: "
+                                    f"--original_env={bad}")

@@ -110,6 +110,7 @@ def _recipe(checkpoints):
 
 def _check_saved_model(path, model, **eval_kwargs):
     loaded = tf.saved_model.load(path)
+    eval_kwargs.setdefault("inference_precision", "float32")  # the export's default
     predict = evaluator.make_predict_fn(model, EvalConfig(**eval_kwargs), model.config)
     for image in _images():
         got = loaded.signatures["predict_images"](images=tf.constant(image[None]))
@@ -127,7 +128,10 @@ def test_saved_model_from_training_run(checkpoints, run_here):
     assert f"Exported SavedModel version 1 to {path}" in result.stdout
     _check_saved_model(path, checkpoints["model"])
     with open(os.path.join(path, "assets.extra", "deeplab_export.json")) as f:
-        assert json.load(f)["checkpoint"].endswith("ckpt-2")
+        record = json.load(f)
+    assert record["checkpoint"].endswith("ckpt-2")
+    # float32 by default whatever this CPU computes natively (deeplab-eval's default is auto).
+    assert record["precision"] == "float32", record
 
 
 def test_saved_model_from_original_checkpoint(checkpoints):

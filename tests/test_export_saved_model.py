@@ -49,10 +49,13 @@ def exported(tmp_path_factory):
     config = tiny_config(num_classes=3)
     model = calibrated_model(config, seed=3)
     export_dir = str(tmp_path_factory.mktemp("exports"))
-    single = export_saved_model(model, config, ExportConfig(export_probabilities=True),
+    # float32 (not the machine's ``auto``): compared below with the float32 model's numbers.
+    single = export_saved_model(model, config, ExportConfig(export_probabilities=True,
+                                                            inference_precision="float32"),
                                 export_dir, metadata={"checkpoint": "none"})
     multi = export_saved_model(
-        model, config, ExportConfig(inference_scales=SCALES, add_flipped_images=True),
+        model, config, ExportConfig(inference_scales=SCALES, add_flipped_images=True,
+                                    inference_precision="float32"),
         export_dir)
     return {"model": model, "config": config, "export_dir": export_dir, "single": single,
             "multi": multi}
@@ -63,6 +66,7 @@ def _eval_predict(model, **eval_kwargs):
     eval's formulation (batch norm folded by default, as the export); without
     eval_crop_size, as ExportConfig's default."""
     eval_kwargs.setdefault("eval_crop_size", None)
+    eval_kwargs.setdefault("inference_precision", "float32")
     return evaluator.make_predict_fn(model, EvalConfig(**eval_kwargs), tiny_config(num_classes=3))
 
 
@@ -153,7 +157,8 @@ def test_folded_batch_norm_export(exported, tmp_path):
     saved = tf.train.list_variables(os.path.join(exported["single"], "variables", "variables"))
     assert [name for name, _ in saved] == ["_CHECKPOINTABLE_OBJECT_GRAPH"]
     path = export_saved_model(exported["model"], exported["config"],
-                              ExportConfig(fold_batch_norm=False, export_probabilities=True),
+                              ExportConfig(fold_batch_norm=False, export_probabilities=True,
+                                           inference_precision="float32"),
                               str(tmp_path))
     unfolded = tf.saved_model.load(path).signatures["predict_images"]
     assert len(tf.train.list_variables(os.path.join(path, "variables", "variables"))) > 10
@@ -166,6 +171,51 @@ def test_folded_batch_norm_export(exported, tmp_path):
     # The caller's model is left as it was (trainable, unfolded).
     assert all(layer._folded is None for layer in exported["model"]._flatten_layers()
                if hasattr(layer, "_folded"))
+
+
+def _folded_weight_bytes(model, config, precision):
+    spec = inference.InferenceSpec(output_stride=16, pad_value=MEAN_PIXEL, precision=precision)
+    folded = inference.prepare_model(model, spec, config)
+    return sum(int(np.prod(t.shape)) * t.dtype.size for layer in folded._flatten_layers()
+               for t in (getattr(layer, "_folded", None) or ()))
+
+
+def test_signatures_run_the_frozen_graph_with_the_weights_stored_once(exported):
+    """The folded weights are Const nodes of one function both signatures call (frozen, as
+    deeplab-eval's graph), not captured inputs: saved_model.pb holds them once."""
+    loaded = tf.saved_model.load(exported["single"])
+    for name in ("predict_images", "serving_default"):
+        assert not loaded.signatures[name].captured_inputs, name
+    weights = _folded_weight_bytes(exported["model"], exported["config"], "float32")
+    graph_bytes = os.path.getsize(os.path.join(exported["single"], "saved_model.pb"))
+    assert weights < graph_bytes < 1.5 * weights, (weights, graph_bytes)
+
+
+def test_bfloat16_export_equals_eval_in_bfloat16(exported, tmp_path):
+    """--inference_precision=bfloat16: the same labels as deeplab-eval's bfloat16 path, the
+    weights stored in bfloat16 (about half the bytes), the precision in the metadata."""
+    path = export_saved_model(exported["model"], exported["config"],
+                              ExportConfig(inference_precision="bfloat16"), str(tmp_path))
+    with open(os.path.join(path, "assets.extra", "deeplab_export.json")) as f:
+        metadata = json.load(f)
+    assert metadata["precision"] == "bfloat16" and "as asked" in metadata["precision_reason"]
+    weights = _folded_weight_bytes(exported["model"], exported["config"], "bfloat16")
+    # Every layer but the logits (float32 by design) in bfloat16.
+    assert weights < 0.51 * _folded_weight_bytes(exported["model"], exported["config"],
+                                                 "float32")
+    graph_bytes = os.path.getsize(os.path.join(path, "saved_model.pb"))
+    assert weights < graph_bytes < 1.5 * weights, (weights, graph_bytes)
+    signature = tf.saved_model.load(path).signatures["predict_images"]
+    half = _eval_predict(exported["model"], inference_precision="bfloat16")
+    full = _eval_predict(exported["model"])
+    agree = []
+    for image in _images(seed=5):
+        got = signature(images=tf.constant(image[None]))["semantic_predictions"].numpy()
+        np.testing.assert_array_equal(got, half(image[None].astype(np.float32)).numpy())
+        agree.append((got == full(image[None].astype(np.float32)).numpy()).mean())
+    # A random tiny model has small logit margins; trained ones agree on >= 99.5 %
+    # (tests/test_export_tflite.py, docs/performance.md).
+    assert np.mean(agree) > 0.8, agree
 
 
 def test_batch_of_differently_sized_jpeg_and_png(exported):

@@ -31,7 +31,7 @@ FUZZ_MEMORY_MIB = 200
 def served(tmp_path_factory):
     config = tiny_config(num_classes=3)
     model = calibrated_model(config, seed=3)
-    export_config = ExportConfig(max_image_pixels=MAX_PIXELS)
+    export_config = ExportConfig(max_image_pixels=MAX_PIXELS, inference_precision="float32")
     path = export_saved_model(model, config, export_config, str(tmp_path_factory.mktemp("sm")))
     spec = InferenceSpec.from_export_config(config, export_config)
     fast = inference.prepare_model(model, spec, config)

@@ -67,7 +67,7 @@ def test_fast_default_formulation_keeps_the_trained_models_labels(trained):
     from deeplab_tf.inference import InferenceSpec, predict, prepare_model
 
     images, _ = scenes(np.random.default_rng(101), 8, 45, 61)
-    spec = InferenceSpec.from_configs(scene_config(), EvalConfig())
+    spec = InferenceSpec.from_configs(scene_config(), EvalConfig(inference_precision="float32"))
     fast = predict(prepare_model(trained["model"], spec, scene_config()), images, spec)
     slow = predict(trained["model"], images, InferenceSpec.from_configs(
         scene_config(), EvalConfig(fold_batch_norm=False)))

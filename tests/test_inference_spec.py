@@ -42,6 +42,65 @@ def test_spec_from_configs_takes_the_variants_mean_pixel():
         InferenceSpec(output_stride=16, pad_value=(1.0, 2.0))
 
 
+def test_precision_is_resolved_from_the_configs():
+    """--inference_precision: ``auto`` resolved by runtime.hardware (once, in the spec), an
+    explicit value kept; formats other than SavedModel hold the float32 graph; bad values
+    are one-line ConfigErrors naming the field."""
+    from deeplab_tf.errors import ConfigError
+    from deeplab_tf.runtime.hardware import resolve_inference_precision
+
+    spec = InferenceSpec.from_configs(tiny_config(), EvalConfig(inference_precision="bfloat16"))
+    assert spec.precision == "bfloat16" and "as asked" in spec.precision_reason
+    auto = InferenceSpec.from_configs(tiny_config(), EvalConfig())
+    assert (auto.precision, auto.precision_reason) == resolve_inference_precision("auto")
+    assert InferenceSpec.from_export_config(tiny_config(), ExportConfig(
+        inference_precision="bfloat16")).precision == "bfloat16"
+    for fmt in ("frozen_graph", "tflite", "openvino", "onnx"):
+        spec = InferenceSpec.from_export_config(tiny_config(), ExportConfig(
+            format=fmt, export_path="/x/frozen.pb", crop_size=(33, 33)))
+        assert spec.precision == "float32" and fmt in spec.precision_reason
+    with pytest.raises(ConfigError, match="bfloat16 applies to SavedModel exports only.*"
+                                          "format='tflite'"):
+        ExportConfig(format="tflite", inference_precision="bfloat16")
+    with pytest.raises(ConfigError, match="inference_precision must be one of auto, float32, "
+                                          "bfloat16. Received: inference_precision='half'"):
+        EvalConfig(inference_precision="half")
+    with pytest.raises(ConfigError, match="precision='auto'"):
+        InferenceSpec(output_stride=16, pad_value=PAD, precision="auto")
+    assert EvalConfig.from_dict(EvalConfig(inference_precision="float32").to_dict()) == \
+        EvalConfig(inference_precision="float32")
+
+
+@pytest.mark.parametrize("fold", [True, False])
+def test_bfloat16_copy_computes_in_bfloat16_with_float32_logits(fold):
+    """precision='bfloat16': prepare_model's copy runs its convolutions in bfloat16 (folded
+    weights stored in bfloat16), its logits float32 and close to the float32 model's (random
+    weights with realistic batch-norm statistics; a trained model's labels agree on >= 99.5 %:
+    tests/test_export_tflite.py)."""
+    from deeplab_tf.bench.model import randomize_weights
+
+    config = tiny_config(num_classes=3)
+    model = randomize_weights(build_model(config), seed=4)
+    spec = InferenceSpec(output_stride=16, pad_value=PAD, precision="bfloat16",
+                         fold_batch_norm=fold)
+    half = prepare_model(model, spec, config)
+    assert half is not model and half.name.endswith("_bfloat16")
+    convs = [layer for layer in half._flatten_layers() if hasattr(layer, "_folded")]
+    assert all(layer.compute_dtype == "bfloat16" for layer in convs[:-1])
+    assert convs[-1].compute_dtype == "float32"  # the logits layer
+    if fold:
+        assert convs[0]._folded[0].dtype == tf.bfloat16
+        assert convs[-1]._folded[0].dtype == tf.float32
+    images = np.random.default_rng(2).uniform(0, 255, (1, 33, 49, 3)).astype(np.float32)
+    got = half(images, training=False)
+    expected = model(images, training=False).numpy()
+    assert got.dtype == tf.float32
+    difference = np.abs(got.numpy() - expected).max() / np.abs(expected).max()
+    correlation = np.corrcoef(got.numpy().ravel(), expected.ravel())[0, 1]
+    # bfloat16's rounding (8 significant bits through some 50 layers): visible, but small.
+    assert 1e-5 < difference < 0.25 and correlation > 0.97, (difference, correlation)
+
+
 def _np_nearest_align_corners(labels, height, width):
     in_h, in_w = labels.shape[1:3]
     ys = np.floor(np.arange(height) * ((in_h - 1) / max(height - 1, 1)) + 0.5).astype(int)
@@ -76,7 +135,7 @@ def test_folded_formulation_agrees_on_scenes(setup):
     """Batch norm folded (the default) vs the unfolded model, on golden-style scenes."""
     config, model = setup
     images, _ = scenes(np.random.default_rng(7), 6, 45, 61)
-    spec = InferenceSpec.from_configs(config, EvalConfig())
+    spec = InferenceSpec.from_configs(config, EvalConfig(inference_precision="float32"))
     assert spec.fold_batch_norm
     fast = prepare_model(model, spec, config)
     traced = tf.function(lambda x: fast(x, training=False)).get_concrete_function(
@@ -100,7 +159,9 @@ def test_predict_fn_refolds_after_new_weights_are_loaded(setup, tmp_path):
     save_model_checkpoint(second, str(tmp_path / "b"), step=2)
     model = build_model(config)
     predict_fn = make_predict_fn(
-        model, InferenceSpec.from_configs(config, EvalConfig(eval_crop_size=None)), config)
+        model, InferenceSpec.from_configs(config, EvalConfig(eval_crop_size=None,
+                                                             inference_precision="float32")),
+        config)
     images = np.random.default_rng(3).uniform(0, 255, (1, 33, 33, 3)).astype(np.float32)
     plain = InferenceSpec(output_stride=16, pad_value=PAD, fold_batch_norm=False)
     for source, directory in ((first, "a"), (second, "b")):

@@ -286,6 +286,24 @@ def test_fused_batch_norm_mixed_precision_and_inference_mode():
                                     1.0, 0.0, 1e-3)
     np.testing.assert_allclose(y.numpy().astype(np.float32), want, rtol=2e-2, atol=2e-2)
     np.testing.assert_allclose(layer.moving_mean.numpy(), 0.5 * mean, rtol=1e-2, atol=1e-2)
+    # The backward pass from bfloat16 activations agrees with NumPy to bfloat16's precision.
+    xb = tf.constant(x, tf.bfloat16)
+    dy = rng.normal(size=x.shape).astype("float32")
+    dy_bfloat16 = tf.constant(dy, tf.bfloat16)
+
+    def forward_backward(t):
+        with tf.GradientTape() as tape:
+            tape.watch(t)
+            out = tf.nn.relu(layer(t, training=True))
+        return tape.gradient(out, t, output_gradients=dy_bfloat16)
+
+    layer.moving_mean.assign(tf.zeros([3]))
+    dx = forward_backward(xb).numpy().astype(np.float32)
+    xf = x.astype(tf.bfloat16.as_numpy_dtype).astype(np.float32)
+    ref, _, _, _ = _np_train_bn(xf, 1.0, 0.0, 1e-3)
+    dy_relu = dy.astype(tf.bfloat16.as_numpy_dtype).astype(np.float32) * (ref > 0)
+    want_dx, _, _ = _np_train_bn_backward(xf, dy_relu, np.ones(3), 1e-3)
+    np.testing.assert_allclose(dx, want_dx, rtol=5e-2, atol=5e-2)
     # training=False: the moving statistics (Keras' inference formula), nothing updated.
     before = layer.moving_mean.numpy()
     got = layer(tf.constant(x), training=False).numpy().astype(np.float32)

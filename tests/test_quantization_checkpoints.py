@@ -54,7 +54,10 @@ def zoo(tmp_path_factory):
     rng = np.random.default_rng(3)
     for name in range_names:
         if name.endswith("/min"):
-            low = -rng.uniform(0.5, 3.0) if "act_quant" not in name else 0.0
+            # Ranges of ReLU6 outputs start at 0; weights, linear outputs (projections,
+            # residual sums, the logits) are signed.
+            relu6 = "act_quant" in name and "/project/" not in name and "logits" not in name
+            low = 0.0 if relu6 else -rng.uniform(0.5, 3.0)
             values[name] = np.float32(low)
             values[name[:-3] + "max"] = np.float32(rng.uniform(0.5, 3.0))
     values["MobilenetV2/Conv/act_quant/max"] = np.float32(0.3)  # clips: the range is used

@@ -8,8 +8,10 @@ builds the quantized graph from the checkpoint; edgetpu_compiler's report is rea
 The binaries run in this process (cli_in_process); one module-scoped training serves all.
 """
 
+import glob
 import json
 import os
+import shutil
 import stat
 
 import keras
@@ -268,11 +270,14 @@ def test_trainer_steps_before_the_delay_equal_the_float_steps(tmp_path):
 
 
 @pytest.mark.slow
-def test_eval_builds_the_quantized_graph_from_the_checkpoint(qat, capfd):
-    """With explicit model flags (config.json not used) and no --quantize_delay_step, the
-    checkpoint's ranges make deeplab-eval evaluate the quantized graph."""
+def test_eval_builds_the_quantized_graph_from_the_checkpoint(qat, capfd, tmp_path):
+    """The checkpoint alone (copied without the run's config.json), the model flags (float)
+    and no --quantize_delay_step: its ranges make deeplab-eval evaluate the quantized graph."""
+    prefix = tf.train.latest_checkpoint(qat["logdir"])
+    for path in glob.glob(prefix + ".*"):
+        shutil.copy(path, tmp_path)
     result = run_in_process(eval_binary.run, [
-        "deeplab-eval", f"--checkpoint_dir={qat['logdir']}", "--dataset=",
+        "deeplab-eval", f"--checkpoint_path={tmp_path / os.path.basename(prefix)}", "--dataset=",
         f"--dataset_dir={qat['data']}", "--eval_split=val", f"--eval_logdir={qat['root']}/e",
         "--max_number_of_evaluations=1", "--eval_crop_size=33,33", *MODEL_FLAGS], capfd)
     assert result.returncode == 0, result.stderr[-2000:]

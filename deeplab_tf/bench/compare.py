@@ -5,7 +5,8 @@ after another, the others paused), checks its labels against the Keras model's
 (``tf_function``) on the same image, measures the machine's peak in the same run, then times
 ``rounds`` rounds that call each contender once in turn. Reported per contender: median and
 spread (best..worst), ratio to the fastest, to ``tf_function`` and to the original's graph
-(when given), GFLOP/s and utilisation of the peak, argmax agreement, build time.
+(when given), GFLOP/s and utilisation of the peak of the contender's precision (float32,
+bfloat16 or int8: ``timing.peak_flops``), argmax agreement, build time.
 
 Example:
 
@@ -21,7 +22,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from deeplab_tf.bench.contenders import DEFAULT_CONTENDERS, REFERENCE, Setup, build, make_image
-from deeplab_tf.bench.timing import Summary
+from deeplab_tf.bench.timing import Summary, describe_peaks, precision_of
 from deeplab_tf.bench.worker import Pool, Worker, original_environment
 
 
@@ -40,10 +41,10 @@ def _contender_factory(name: str, setup: Setup):
     return (lambda: np.asarray(fn(image))), facts
 
 
-def _peak_factory():
+def _peak_factory(precisions=("float32",)):
     from deeplab_tf.bench.timing import peak_flops
 
-    return peak_flops, {}
+    return (lambda: peak_flops(precisions=tuple(precisions))), {}
 
 
 @dataclasses.dataclass
@@ -82,8 +83,8 @@ class Comparison:
         fastest = self.fastest
         rows = []
         for r in self.results:
-            row = {"name": r.name, "error": r.error, "agreement": r.agreement,
-                   "build_seconds": r.build_seconds}
+            row = {"name": r.name, "precision": precision_of(r.name), "error": r.error,
+                   "agreement": r.agreement, "build_seconds": r.build_seconds}
             if r.summary:
                 row.update(median_s=r.summary.median, best_s=r.summary.best,
                            worst_s=r.summary.worst,
@@ -101,7 +102,8 @@ def compare(setup: Setup, contenders: Sequence[str] = DEFAULT_CONTENDERS, *, rou
     """Times ``contenders`` (plus ``original`` when ``setup.frozen_graph``) side by side.
 
     ``environments``: variables for one contender's process, by name, over its defaults
-    (e.g. ``{"tf_folded": {"ONEDNN_MAX_CPU_ISA": "AVX2"}}``).
+    (e.g. ``{"tf_folded": {"ONEDNN_MAX_CPU_ISA": "AVX2"}}``); the peak is measured in the
+    reference's (``tf_function``).
 
     A contender that fails to build is reported with its error, the others still run. The
     reference ``tf_function`` is always built (it gives the agreement and the multiply-adds).
@@ -110,8 +112,11 @@ def compare(setup: Setup, contenders: Sequence[str] = DEFAULT_CONTENDERS, *, rou
                                + (["original"] if setup.frozen_graph else [])))
     workers, results = [], {name: ContenderResult(name) for name in names}
     try:
-        log("  measuring the peak (large matmul / 3x3 conv) ...")
-        peak_worker = Worker("peak", _peak_factory)
+        precisions = tuple(dict.fromkeys(["float32"] + [precision_of(n) for n in names]))
+        log(f"  measuring the peak (large matmul / 3x3 conv; {', '.join(precisions)}) ...")
+        # The peak as the contenders' processes see it (the reference's environment).
+        peak_worker = Worker("peak", _peak_factory, (precisions,),
+                             (environments or {}).get(REFERENCE, {}))
         peak = peak_worker.call(want_output=True)[1]
         peak_worker.close()
         for name in names:
@@ -164,17 +169,18 @@ def format_comparison(report: Comparison) -> str:
     config = report.setup.model_config
     fastest = report.fastest
     has_original = report.result("original") is not None
-    peak = report.peak["peak_flops"]
+    peaks = report.peak.get("peaks", {"float32": report.peak["peak_flops"]})
     lines = [
         f"{config['model_variant']} OS{config['output_stride']}"
         f"{' decoder' if config.get('decoder_output_stride') else ''}, "
         f"{report.setup.height}x{report.setup.width}, batch 1; median of {report.rounds} "
         "alternating rounds, each contender in its own process",
-        f"peak (best of a large matmul / 3x3 conv, this run): {peak / 1e9:.1f} GFLOP/s "
-        f"(matmul {report.peak['matmul_flops'] / 1e9:.1f}, conv "
+        f"peak (best of a large matmul / 3x3 conv, this run): {describe_peaks(report.peak)} "
+        f"(float32 matmul {report.peak['matmul_flops'] / 1e9:.1f}, conv "
         f"{report.peak['conv_flops'] / 1e9:.1f})", "",
         "| contender | median (ms) | best..worst (ms) | vs fastest | vs tf_function |"
-        + (" vs original |" if has_original else "") + " GFLOP/s | util. | argmax agreement |",
+        + (" vs original |" if has_original else "")
+        + " GFLOP/s | util. (of its precision's peak) | argmax agreement |",
         "|---|---:|---:|---:|---:|" + ("---:|" if has_original else "") + "---:|---:|---:|"]
     for r in report.results:
         if not r.summary:
@@ -182,13 +188,16 @@ def format_comparison(report: Comparison) -> str:
             continue
         s = r.summary
         gflops = (2.0 * report.madds / s.median / 1e9) if report.madds else None
+        precision = precision_of(r.name) if precision_of(r.name) in peaks else "float32"
+        peak = peaks[precision]
         agreement = ("-" if r.agreement is None else f"{100 * r.agreement:.3f} %")
         lines.append(
             f"| {r.name} | {s.median * 1e3:.1f} | {s.best * 1e3:.1f}..{s.worst * 1e3:.1f} | "
             f"{_ratio(fastest.summary.median / s.median)} | "
             f"{_ratio(report.speedup(r.name, REFERENCE))} |"
             + (f" {_ratio(report.speedup(r.name, 'original'))} |" if has_original else "")
-            + (f" {gflops:.1f} | {100 * gflops * 1e9 / peak:.1f} % |" if gflops else " - | - |")
+            + (f" {gflops:.1f} | {100 * gflops * 1e9 / peak:.1f} % {precision} |" if gflops
+               else " - | - |")
             + f" {agreement} |")
     lines.append("")
     lines.append("ratios: median of the column's contender / median of this row (> 1: this row "

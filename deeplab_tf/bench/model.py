@@ -12,7 +12,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from deeplab_tf.bench.timing import time_call
+from deeplab_tf.bench.timing import precision_of, time_call
 from deeplab_tf.config import ModelConfig
 from deeplab_tf.errors import ConfigError
 
@@ -22,13 +22,15 @@ INFERENCE_MODES = ("eager", "function", "function_folded", "xla", "bfloat16",
 
 @dataclasses.dataclass
 class Result:
-    """One timed benchmark: ``seconds`` per call of ``batch_size`` images, ``flops`` per call."""
+    """One timed benchmark: ``seconds`` per call of ``batch_size`` images, ``flops`` per call,
+    computed in ``precision`` (its utilisation is against that precision's peak)."""
 
     name: str
     batch_size: int
     seconds: float
     flops: float
     note: str = ""
+    precision: str = "float32"
 
     @property
     def images_per_second(self) -> float:
@@ -59,32 +61,14 @@ def randomize_weights(model, seed: int = 0):
     return model
 
 
-def with_policy(policy: str, fn):
-    """``fn()`` with Keras' global dtype policy set to ``policy``, then restored."""
-    import keras
+def _variant(model, config, precision="float32", fold=False):
+    """The inference path's copy of ``model`` (``inference.prepare_model``) in ``precision``,
+    batch norm folded or not; ``model`` itself for float32 unfolded."""
+    from deeplab_tf.inference import InferenceSpec, prepare_model
 
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy)
-    try:
-        return fn()
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
-def copy_weights(source, target):
-    import tensorflow as tf
-
-    for s, t in zip(source.weights, target.weights):
-        t.assign(tf.cast(s, t.dtype))
-
-
-def _variant(model, config, policy="float32", fold=False):
-    from deeplab_tf.model import build_model
-    from deeplab_tf.modeling.layers.original_layer import fold_batch_norm
-
-    other = with_policy(policy, lambda: build_model(config))
-    copy_weights(model, other)
-    return fold_batch_norm(other) if fold else other
+    spec = InferenceSpec(output_stride=config.output_stride, pad_value=(0.0, 0.0, 0.0),
+                         fold_batch_norm=fold, precision=precision)
+    return prepare_model(model, spec, config)
 
 
 def inference_benchmarks(config: ModelConfig, height: int, width: int, batch_size: int = 1,
@@ -117,7 +101,7 @@ def inference_benchmarks(config: ModelConfig, height: int, width: int, batch_siz
         elif mode in ("function_folded", "xla"):
             target, jit = _variant(model, config, fold=True), mode == "xla"
         else:
-            target = _variant(model, config, "mixed_bfloat16", fold=mode.endswith("folded"))
+            target = _variant(model, config, "bfloat16", fold=mode.endswith("folded"))
             jit = False
         if jit is None:
             fn = lambda: target(images, training=False)  # noqa: E731
@@ -125,7 +109,8 @@ def inference_benchmarks(config: ModelConfig, height: int, width: int, batch_siz
             compiled = tf.function(lambda x, m=target: m(x, training=False), jit_compile=jit)
             fn = (lambda f: lambda: f(images))(compiled)
         seconds = time_call(fn, warmup=warmup, repeats=repeats)
-        results.append(Result(f"inference/{mode}", batch_size, seconds, 2.0 * madds))
+        results.append(Result(f"inference/{mode}", batch_size, seconds, 2.0 * madds,
+                              precision=precision_of(mode)))
     return results
 
 
@@ -144,21 +129,29 @@ def agreement(config: ModelConfig, height: int, width: int, seed: int = 0) -> Di
     got = _variant(model, config, fold=True)(images, training=False).numpy()
     out = {"folded_max_rel_diff": float(np.abs(got - reference).max() / scale),
            "folded_argmax_agreement": float((got.argmax(-1) == reference.argmax(-1)).mean())}
-    half = _variant(model, config, "mixed_bfloat16", fold=True)
-    got = tf.cast(half(images, training=False), tf.float32).numpy()
+    half = _variant(model, config, "bfloat16", fold=True)
+    got = half(images, training=False).numpy()
     out["bfloat16_argmax_agreement"] = float((got.argmax(-1) == reference.argmax(-1)).mean())
     return out
 
 
-def format_table(results: List[Result], peak: float, extra: Optional[Dict[str, str]] = None) -> str:
-    """Aligned text table: time, images/s, GFLOP/s and utilisation of ``peak`` per result."""
+def format_table(results: List[Result], peak, extra: Optional[Dict[str, str]] = None) -> str:
+    """Aligned text table: time, images/s, GFLOP/s and utilisation per result.
+
+    ``peak``: ``timing.peak_flops``' dict (each row against the peak of its own precision,
+    float32's where that precision was not measured) or one number (every row against it).
+    """
+    peaks = peak.get("peaks", {"float32": peak["peak_flops"]}) if isinstance(peak, dict) \
+        else {"float32": float(peak)}
     lines = [f"{'benchmark':32s} {'batch':>5s} {'time (s)':>10s} {'images/s':>10s} "
-             f"{'GFLOP/s':>9s} {'util.':>6s}"]
+             f"{'GFLOP/s':>9s} {'util.':>6s} of"]
     for r in results:
-        util = 100 * r.utilisation(peak) if r.flops else float("nan")
+        limit = peaks.get(r.precision, peaks["float32"])
+        util = 100 * r.utilisation(limit) if r.flops else float("nan")
+        against = r.precision if r.precision in peaks else "float32"
         lines.append(f"{r.name:32s} {r.batch_size:5d} {r.seconds:10.4f} "
                      f"{r.images_per_second:10.2f} {r.flops / r.seconds / 1e9:9.1f} "
-                     f"{util:5.1f}%")
+                     f"{util:5.1f}% {against}")
     for key, value in (extra or {}).items():
         lines.append(f"{key}: {value}")
     return "\n".join(lines)

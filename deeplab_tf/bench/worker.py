@@ -103,6 +103,9 @@ class Worker:
                                          daemon=True, name=f"bench-{name}")
         with _environment(environment or {}):
             self._process.start()
+        # The child's end closed here: a child that dies (e.g. killed for memory) is then an
+        # EOFError on recv, not a wait for ever.
+        child.close()
         self._stopped = False
         self.facts = self._receive("ready")[1]
         self.pause()
@@ -111,6 +114,7 @@ class Worker:
         try:
             message = self._connection.recv()
         except EOFError:
+            self._process.join(5)  # reaped, so that its exit code is known
             raise WorkerError(f"{self.name}: the process died (exit code "
                               f"{self._process.exitcode}; out of memory?)") from None
         if message[0] == "error":

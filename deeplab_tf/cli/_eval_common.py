@@ -85,4 +85,7 @@ def build_predictor(num_classes: int, directory: Optional[str], eval_config: Eva
             f"The model has {resolved.config.num_classes} classes but the dataset has "
             f"{num_classes} (check --dataset / --num_classes)")
     print(resolved.source, flush=True)
-    return Predictor(resolved, eval_config, quantize.requested_quantization())
+    predictor = Predictor(resolved, eval_config, quantize.requested_quantization())
+    print(f"inference precision: {predictor.spec.precision} "
+          f"({predictor.spec.precision_reason})", flush=True)
+    return predictor

@@ -2,12 +2,16 @@
 
     deeplab-bench --flagfile=configs/pascal_voc_seg/xception65_os16.flags --crop_size=513,513
 
-Measures, in one run: the machine's peak fp32 FLOP/s (large matmul / conv); params and
+Prints what ``auto`` picks on this machine, and why (``--inference_precision`` for deeplab-eval,
+deeplab-vis and the SavedModel; ``--mixed_precision`` for deeplab-train). Measures, in one
+run: the machine's peak per precision (float32 and bfloat16: the better of a large matmul and
+a large 3x3 conv in TensorFlow; int8: that conv quantized, in LiteRT and OpenVINO); params and
 multiply-adds; inference latency at batch 1 (eager, tf.function, batch norm folded, XLA,
 bfloat16) and throughput at --batch_size; optionally training-step images/s (float32 and
 bfloat16, with and without XLA), the input pipeline's images/s, SavedModel and TFLite
 latency; peak memory. Prints a table (time, images/s, GFLOP/s, utilisation = 2 x
-multiply-adds / time / peak) and writes everything to --output_json.
+multiply-adds / time / the peak of the row's precision) and writes everything to
+--output_json.
 
 Side by side (``--contenders`` and/or ``--compare_frozen_graph``; instead of the above):
 
@@ -70,6 +74,18 @@ def _time_saved_model(path, height, width, repeats):
     return time_call(lambda: fn(**{arg: images}), warmup=1, repeats=repeats)
 
 
+def _saved_model_precision(path) -> str:
+    """The precision a SavedModel export computes in (its deeplab_export.json; float32 for
+    exports that do not say)."""
+    from deeplab_tf.export.saved_model import METADATA_FILE
+
+    try:
+        with open(os.path.join(path, "assets.extra", METADATA_FILE)) as f:
+            return json.load(f).get("precision", "float32")
+    except (OSError, ValueError):
+        return "float32"
+
+
 def _time_tflite(path, repeats):
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
@@ -106,9 +122,22 @@ def _check_comparison_flags():
                                     bench_flags.COMPARE_FROZEN_GRAPH.value)
     if bench_flags.COMPARE_FROZEN_GRAPH.value:  # readable, with the original's nodes
         contenders_lib.load_graph_def(bench_flags.COMPARE_FROZEN_GRAPH.value)
+    _assignments(bench_flags.CONTENDER_ENV)
+    _assignments(bench_flags.ORIGINAL_ENV)
 
 
-def _compare(config, height, width, stats):
+def _assignments(holder) -> dict:
+    """{NAME: VALUE} of a repeatable NAME=VALUE flag; UserError naming it otherwise."""
+    out = {}
+    for text in holder.value or ():
+        name, equals, value = text.partition("=")
+        if not equals or not name:
+            raise UserError(f"--{holder.name} takes NAME=VALUE. Received: --{holder.name}={text}")
+        out[name] = value
+    return out
+
+
+def _compare(config, height, width, stats, choices):
     """The side-by-side comparison (``bench.compare``): prints the table, writes the JSON.
 
     Weights: --checkpoint_path's (resolved and loaded here first, so that a bad checkpoint
@@ -117,6 +146,7 @@ def _compare(config, height, width, stats):
     """
     from deeplab_tf.bench import compare as compare_lib
     from deeplab_tf.bench import contenders as contenders_lib
+    from deeplab_tf.bench.timing import load_average
 
     frozen_graph = bench_flags.COMPARE_FROZEN_GRAPH.value
     names = contenders_lib.check_contenders(
@@ -129,17 +159,27 @@ def _compare(config, height, width, stats):
 
         checkpoint = resolve_checkpoint_path(checkpoint)
         load_for_inference(build_model(config), checkpoint, config)
-    setup = contenders_lib.Setup(config.to_dict(), height, width, checkpoint_path=checkpoint,
-                                 frozen_graph=frozen_graph)
+    setup = contenders_lib.Setup(
+        config.to_dict(), height, width, checkpoint_path=checkpoint, frozen_graph=frozen_graph,
+        scenes=bench_flags.COMPARE_SCENES.value,
+        calibration_images=bench_flags.COMPARE_CALIBRATION_IMAGES.value)
     print(f"comparing {', '.join(dict.fromkeys([contenders_lib.REFERENCE, *names]))}"
           f"{', original' if frozen_graph else ''}; {bench_flags.COMPARE_ROUNDS.value} rounds; "
           f"weights: {checkpoint or 'random'}", flush=True)
+    ours = _assignments(bench_flags.CONTENDER_ENV)
+    environments = {name: dict(ours) for name in names + (contenders_lib.REFERENCE,)}
+    environments["original"] = _assignments(bench_flags.ORIGINAL_ENV)
+    if ours or environments["original"]:
+        print(f"contenders' environment: {ours or 'inherited'}; original's: "
+              f"{environments['original'] or 'TensorFlow defaults for this CPU'}", flush=True)
     report = compare_lib.compare(setup, names, rounds=bench_flags.COMPARE_ROUNDS.value,
+                                 environments=environments,
                                  log=lambda line: print(line, flush=True))
     table = compare_lib.format_comparison(report)
     print(table)
+    print(f"load average at the end: {load_average()}")
     record = {"config": config.to_dict(), "height": height, "width": width, **stats,
-              "machine": _machine(),
+              "machine": _machine(), "precision_choices": choices,
               "comparison": report.to_dict(), "table": table}
     atomic_write_text(_OUTPUT_JSON.value, json.dumps(record, indent=2))
     print(f"Wrote {_OUTPUT_JSON.value}")
@@ -155,8 +195,26 @@ def _train_rows(config, height, width, batch_size, jit_values, madds):
                               ("float32", "bfloat16"), tuple(jit_values), steps=3):
         if r.summary:  # forward + two backward products: 3 x forward FLOPs
             rows.append(Result(r.name, batch_size, r.summary.median,
-                               3 * 2.0 * madds * batch_size, r.reason))
+                               3 * 2.0 * madds * batch_size, r.reason, r.precision))
     return rows
+
+
+def _precision_choices() -> dict:
+    """What ``auto`` picks here, and why: ``--inference_precision`` (deeplab-eval, deeplab-vis,
+    the SavedModel) and ``--mixed_precision`` (deeplab-train), as lines to print."""
+    from deeplab_tf.runtime.hardware import (detect, resolve_inference_precision,
+                                             resolve_mixed_precision)
+
+    from deeplab_tf.bench.timing import machine_line
+
+    hardware = detect()
+    inference_choice = resolve_inference_precision(inference.INFERENCE_PRECISION.value,
+                                                   hardware)
+    return {"machine": machine_line(),
+            "inference": f"--inference_precision={inference.INFERENCE_PRECISION.value} -> "
+                         "%s (%s)" % inference_choice,
+            "training": "--mixed_precision=auto -> %s (%s)" % resolve_mixed_precision(
+                "auto", hardware)}
 
 
 def _machine(**extra) -> dict:
@@ -171,7 +229,8 @@ def main(argv):
     _check_comparison_flags()
     from deeplab_tf.bench.model import (Result, agreement, format_table,
                                         inference_benchmarks)
-    from deeplab_tf.bench.timing import peak_flops, peak_memory_mb
+    from deeplab_tf.bench.timing import (PRECISIONS, describe_peaks, load_average,
+                                         peak_flops, peak_memory_mb, precision_of)
     from deeplab_tf.model import model_stats
 
     height, width = parse_size(_CROP_SIZE.value, "crop_size")
@@ -182,11 +241,15 @@ def main(argv):
     stats = model_stats(config, height, width)
     print(f"params: {stats['params']:,}  multiply-adds: {stats['madds'] / 1e9:.2f}B")
     print(f"kernels: {prefer_onednn()}")
+    choices = _precision_choices()
+    for line in choices.values():
+        print(line)
     if _comparing():
-        return _compare(config, height, width, stats)
-    peak = peak_flops()
+        return _compare(config, height, width, stats, choices)
+    peak = peak_flops(precisions=PRECISIONS)
     print(f"machine peak: {peak['peak_flops'] / 1e9:.1f} GFLOP/s fp32 "
-          f"(matmul {peak['matmul_flops'] / 1e9:.1f}, conv {peak['conv_flops'] / 1e9:.1f})")
+          f"(matmul {peak['matmul_flops'] / 1e9:.1f}, conv {peak['conv_flops'] / 1e9:.1f}); "
+          f"per precision: {describe_peaks(peak)}")
 
     results = inference_benchmarks(config, height, width, 1, _MODES.value,
                                    repeats=_REPEATS.value)
@@ -200,11 +263,14 @@ def main(argv):
     extra = {}
     if _SAVED_MODEL.value:
         seconds = _time_saved_model(_SAVED_MODEL.value, height, width, _REPEATS.value)
-        results.append(Result("inference/saved_model", 1, seconds, 2.0 * stats["madds"]))
+        precision = _saved_model_precision(_SAVED_MODEL.value)
+        results.append(Result(f"inference/saved_model ({precision})", 1, seconds,
+                              2.0 * stats["madds"], precision=precision))
     for path in _TFLITE.value or ():
         seconds = _time_tflite(path, _REPEATS.value)
-        results.append(Result(f"inference/tflite:{os.path.basename(path)}", 1, seconds,
-                              2.0 * stats["madds"]))
+        name = f"inference/tflite:{os.path.basename(path)}"
+        results.append(Result(name, 1, seconds, 2.0 * stats["madds"],
+                              precision=precision_of(name)))
     if _TRAIN.value:
         results += _train_rows(config, height, width, _TRAIN_BATCH_SIZE.value, jit_values,
                                stats["madds"])
@@ -217,14 +283,17 @@ def main(argv):
         for key, value in agreement(config, height, width).items():
             extra[key] = f"{value:.6g}"
     extra["peak memory (MiB)"] = f"{peak_memory_mb():.0f}"
-    print(format_table(results, peak["peak_flops"], extra))
+    print(format_table(results, peak, extra))
+    print(f"load average at the end: {load_average()}")
 
+    peaks = peak["peaks"]
     record = {
         "config": config.to_dict(), "height": height, "width": width, **stats,
-        "machine": _machine(**peak),
+        "machine": _machine(**peak), "precision_choices": choices,
         "results": [{"name": r.name, "batch_size": r.batch_size, "seconds": r.seconds,
-                     "images_per_second": r.images_per_second,
-                     "utilisation": r.utilisation(peak["peak_flops"])} for r in results],
+                     "images_per_second": r.images_per_second, "precision": r.precision,
+                     "utilisation": r.utilisation(peaks.get(r.precision, peaks["float32"]))}
+                    for r in results],
         **extra,
     }
     atomic_write_text(_OUTPUT_JSON.value, json.dumps(record, indent=2))

@@ -105,7 +105,10 @@ def export_config_from_flags() -> ExportConfig:
         calibration_steps=export.CALIBRATION_STEPS.value,
         export_path=export.EXPORT_PATH.value or "",
         save_inference_graph=export.SAVE_INFERENCE_GRAPH.value,
-        max_image_pixels=export.MAX_IMAGE_PIXELS.value, **data.resize_fields())
+        max_image_pixels=export.MAX_IMAGE_PIXELS.value,
+        inference_precision=inference.value_or(inference.INFERENCE_PRECISION, ExportConfig,
+                                               "inference_precision"),
+        **data.resize_fields())
 
 
 def _holds_ranges(checkpoint_arg: str) -> bool:

@@ -13,7 +13,7 @@ each: ``model`` (ModelConfig), ``data`` (DataConfig), ``train`` (TrainConfig), `
 
 from deeplab_tf.config.base import DEFAULT_MAX_IMAGE_PIXELS
 from deeplab_tf.config.data import DataConfig
-from deeplab_tf.config.eval import INFERENCE_BACKENDS, EvalConfig
+from deeplab_tf.config.eval import INFERENCE_BACKENDS, INFERENCE_PRECISIONS, EvalConfig
 from deeplab_tf.config.export import (EXPORT_FORMATS, TFLITE_MODES, TFLITE_OUTPUT_SIZES,
                                       TFLITE_OUTPUTS, ExportConfig)
 from deeplab_tf.config.model import (MERGE_METHODS, MODEL_VARIANTS, OUTPUT_STRIDES,
@@ -22,7 +22,7 @@ from deeplab_tf.config.train import (LEARNING_POLICIES, MIXED_PRECISION, OPTIMIZ
                                      TrainConfig, check_quantization)
 
 __all__ = ["DEFAULT_MAX_IMAGE_PIXELS", "DataConfig", "EXPORT_FORMATS", "EvalConfig",
-           "ExportConfig", "INFERENCE_BACKENDS", "LEARNING_POLICIES", "MERGE_METHODS",
-           "MIXED_PRECISION", "MODEL_VARIANTS", "ModelConfig", "OPTIMIZERS", "OUTPUT_STRIDES",
-           "QUANTIZATIONS", "STRATEGIES", "TFLITE_MODES", "TFLITE_OUTPUT_SIZES",
-           "TFLITE_OUTPUTS", "TrainConfig", "check_quantization"]
+           "ExportConfig", "INFERENCE_BACKENDS", "INFERENCE_PRECISIONS", "LEARNING_POLICIES",
+           "MERGE_METHODS", "MIXED_PRECISION", "MODEL_VARIANTS", "ModelConfig", "OPTIMIZERS",
+           "OUTPUT_STRIDES", "QUANTIZATIONS", "STRATEGIES", "TFLITE_MODES",
+           "TFLITE_OUTPUT_SIZES", "TFLITE_OUTPUTS", "TrainConfig", "check_quantization"]

@@ -8,6 +8,7 @@ from typing import Optional, Tuple
 
 from deeplab_tf.config.base import (DEFAULT_MAX_IMAGE_PIXELS, ConfigMixin, _as_size,
                                      check_pixel_limit)
+from deeplab_tf.config.eval import INFERENCE_PRECISIONS
 from deeplab_tf.errors import ConfigError
 
 TFLITE_MODES = ("float32", "float16", "dynamic_range", "int8", "edgetpu")
@@ -67,6 +68,12 @@ class ExportConfig(ConfigMixin):
         max_image_pixels: int. Serving signatures reject a request that would allocate more
             pixels than this (padded size times scale/flip passes, summed over the batch;
             InvalidArgument), read from the headers before decoding. 0: no limit.
+        inference_precision: str. SavedModel: the precision its graph computes in:
+            ``"float32"`` (the default: the machine that will serve is not known here),
+            ``"bfloat16"``, or ``"auto"`` (bfloat16 where the exporting machine computes it
+            natively, else float32: for exports served on the kind of machine that exports).
+            The other formats hold the float32 graph (their runtimes choose their own
+            precision): ``"bfloat16"`` is an error there, ``"auto"`` means float32.
     """
 
     format: str = "saved_model"
@@ -90,6 +97,7 @@ class ExportConfig(ConfigMixin):
     max_resize_value: Optional[int] = None
     resize_factor: Optional[int] = None
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    inference_precision: str = "float32"
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
@@ -108,7 +116,8 @@ class ExportConfig(ConfigMixin):
         set_("eval_crop_size", _as_size(self.eval_crop_size, "eval_crop_size"))
         for name, choices in (("format", EXPORT_FORMATS), ("tflite_mode", TFLITE_MODES),
                               ("tflite_output", TFLITE_OUTPUTS),
-                              ("tflite_output_size", TFLITE_OUTPUT_SIZES)):
+                              ("tflite_output_size", TFLITE_OUTPUT_SIZES),
+                              ("inference_precision", INFERENCE_PRECISIONS)):
             if getattr(self, name) not in choices:
                 raise ConfigError(f"{name} must be one of {', '.join(choices)}. "
                                  f"Received: {name}={getattr(self, name)!r}")
@@ -121,6 +130,10 @@ class ExportConfig(ConfigMixin):
             raise ConfigError(
                 f"export_version must be a positive integer. Received: export_version={self.export_version!r}")
         check_pixel_limit(self.max_image_pixels)
+        if self.inference_precision == "bfloat16" and self.format != "saved_model":
+            raise ConfigError(
+                "inference_precision=bfloat16 applies to SavedModel exports only (the other "
+                f"formats hold the float32 graph). Received: format={self.format!r}")
         if int(self.calibration_steps) < 1:
             raise ConfigError(
                 f"calibration_steps must be >= 1. Received: calibration_steps={self.calibration_steps}")

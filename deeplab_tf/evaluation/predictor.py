@@ -46,19 +46,17 @@ def load_model(resolved: ResolvedModel, checkpoint: str, config=None):
     return model, report
 
 
-def _tf_predict_fn(model, model_config: ModelConfig, eval_config: EvalConfig):
-    spec = inference.InferenceSpec.from_configs(model_config, eval_config)
+def _tf_predict_fn(model, model_config: ModelConfig, spec: inference.InferenceSpec):
     return inference.predict_function(inference.prepare_model(model, spec, model_config), spec)
 
 
-def _openvino_predict_fn(model, model_config: ModelConfig, eval_config: EvalConfig):
+def _openvino_predict_fn(model, model_config: ModelConfig, spec: inference.InferenceSpec):
     try:
         from deeplab_tf.export.openvino import OpenVINOPredictor
     except ImportError as error:
         raise UserError(f"--inference_backend=openvino is not available here ({error}); use "
                         "--inference_backend=tf") from None
-    predictor = OpenVINOPredictor(model, model_config,
-                                  inference.InferenceSpec.from_configs(model_config, eval_config))
+    predictor = OpenVINOPredictor(model, model_config, spec)
     return lambda images: predictor.predict(images)["labels"]
 
 
@@ -79,7 +77,8 @@ class Predictor:
         self.eval_config = eval_config
         self.requested_quantization = requested_quantization
         self.pad_value = mean_pixel(resolved.config.model_variant)
-        # How each image is predicted; its ``pixels`` is what ``max_image_pixels`` limits.
+        # --inference_precision resolved once (``auto``: from the hardware), said by the CLI;
+        # its ``pixels`` is what ``max_image_pixels`` limits.
         self.spec = inference.InferenceSpec.from_configs(resolved.config, eval_config)
         self._said = None
 
@@ -94,5 +93,5 @@ class Predictor:
         model, report = load_model(self.resolved, path, config)
         logging.info("%s", report.summary())
         if self.eval_config.inference_backend == "openvino":
-            return _openvino_predict_fn(model, config, self.eval_config)
-        return _tf_predict_fn(model, config, self.eval_config)
+            return _openvino_predict_fn(model, config, self.spec)
+        return _tf_predict_fn(model, config, self.spec)

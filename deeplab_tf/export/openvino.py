@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import collections
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -47,6 +48,8 @@ from deeplab_tf.export.frozen_graph import (INPUT_NAME, OUTPUT_NAME,
 # Compile settings for TensorFlow's float32 results (OpenVINO's CPU default is bfloat16 on
 # CPUs with native bfloat16).
 F32_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
+# ... and for bfloat16 (``--inference_precision=bfloat16``, or ``auto`` where it is native).
+BF16_CONFIG = {"INFERENCE_PRECISION_HINT": "bf16"}
 
 
 class OpenVINOExportError(ExportError):
@@ -68,6 +71,8 @@ def convert(model, model_config, spec, *, crop_size=None, probabilities: bool = 
     ov = _import_openvino()
     crop = input_size(crop_size)
     outputs = [OUTPUT_NAME] + ([PROBABILITIES_NAME] if probabilities else [])
+    # The float32 graph: OpenVINO's compile settings choose the precision it computes in.
+    spec = dataclasses.replace(spec, precision="float32")
     graph_def = pruned_graph(frozen_inference_graph(model, model_config, spec), outputs)
     shape = [1, crop[0], crop[1], 3] if crop else [1, -1, -1, 3]
     try:
@@ -134,7 +139,8 @@ class OpenVINOPredictor:
     Args:
         model: a DeepLab Keras model with its weights loaded.
         model_config: ModelConfig of ``model``.
-        spec: InferenceSpec.
+        spec: InferenceSpec. Its ``precision`` sets OpenVINO's inference precision hint
+            (``F32_CONFIG`` or ``BF16_CONFIG``); the converted graph is float32.
         device: str. OpenVINO device name.
         num_threads: int or None. Inference threads (None: OpenVINO's choice).
     """
@@ -145,7 +151,8 @@ class OpenVINOPredictor:
         self._core = ov.Core()
         self._model = convert(model, model_config, spec, probabilities=True)
         self._device = device
-        self._config = {"PERFORMANCE_HINT": "LATENCY", **F32_CONFIG}
+        self._config = {"PERFORMANCE_HINT": "LATENCY",
+                        **(BF16_CONFIG if spec.precision == "bfloat16" else F32_CONFIG)}
         if num_threads:
             self._config["INFERENCE_NUM_THREADS"] = int(num_threads)
         self._max_shapes = max(1, int(max_shapes))

@@ -1,8 +1,10 @@
 """SavedModel export in TF Serving's layout: ``export_dir/model_name/<version>/``.
 
 The SavedModel holds the signatures of ``serving_signatures.ServingModule`` (decoding,
-padding, multi-scale + flip inference and the argmax all in the graph) and, under
-``assets.extra/deeplab_export.json``, the model and export configs.
+padding, multi-scale + flip inference and the argmax all in the graph; by default the folded
+model frozen into it, in ``ExportConfig.inference_precision``) and, under
+``assets.extra/deeplab_export.json``, the model and export configs and the precision the
+graph computes in, with the reason.
 
 Versions: a new export gets ``1 + the largest existing integer version`` (or
 ``ExportConfig.export_version``); it is written to a hidden temporary folder beside the
@@ -121,6 +123,7 @@ def export_saved_model(model, model_config: ModelConfig, export_config: ExportCo
         os.makedirs(extra, exist_ok=True)
         atomic_write_text(os.path.join(extra, METADATA_FILE), json.dumps(
             {"model": model_config.to_dict(), "export": export_config.to_dict(),
+             "precision": spec.precision, "precision_reason": spec.precision_reason,
              **(metadata or {})}, indent=2, sort_keys=True))
         return _publish(staging, model_dir, export_config.export_version)
     finally:
@@ -142,8 +145,10 @@ def export(model, model_config: ModelConfig, export_config: ExportConfig, export
            metadata: dict = None, overwrite: bool = False) -> ExportResult:
     """The registry's entry point (``deeplab_tf.export.EXPORTERS``): ``export_saved_model``."""
     path = export_saved_model(model, model_config, export_config, export_dir, metadata)
+    spec = InferenceSpec.from_export_config(model_config, export_config)
     return ExportResult(path, (
         f"Exported SavedModel version {os.path.basename(path)} to {path} "
         f"({directory_size(path) / 1e6:.2f} MB); signatures serving_default (encoded images), "
         f"predict_images (uint8 pixels); scales {list(export_config.inference_scales)}"
-        f"{', flipped' if export_config.add_flipped_images else ''}."))
+        f"{', flipped' if export_config.add_flipped_images else ''}; computes in "
+        f"{spec.precision} ({spec.precision_reason})."))

@@ -4,7 +4,8 @@
 formulation to run (batch norm folded by default); ``predict`` pads with the mean pixel,
 runs single-scale, multi-scale + flip (``multiscale``) or sliding windows
 (``sliding_window``), upsamples the logits (align corners) and crops back; ``predict_function``
-compiles it. See ``deeplab_tf.inference.predict`` for the steps.
+compiles it (``compiled_predict``: frozen for a folded model). ``spec.precision`` (float32 or
+bfloat16, from ``--inference_precision``) is the precision ``prepare_model``'s copy computes in. See ``deeplab_tf.inference.predict`` for the steps.
 
 Example:
 
@@ -15,15 +16,15 @@ Example:
 
 from deeplab_tf.inference.multiscale import (pad_images, predict_labels, predict_probabilities,
                                              upsample_logits)
-from deeplab_tf.inference.predict import (LABELS, PROBABILITIES, crop_outputs, pad_inputs,
-                                          predict, predict_function, prepare_model,
-                                          single_pass_outputs)
+from deeplab_tf.inference.predict import (LABELS, PROBABILITIES, compiled_predict,
+                                          crop_outputs, pad_inputs, predict, predict_function,
+                                          prepare_model, single_pass_outputs)
 from deeplab_tf.inference.sliding_window import (predict_labels_sliding_window,
                                                  predict_probabilities_sliding_window)
 from deeplab_tf.inference.spec import InferenceSpec
 
-__all__ = ["InferenceSpec", "LABELS", "PROBABILITIES", "crop_outputs", "pad_images",
-           "pad_inputs", "predict", "predict_function", "predict_labels",
+__all__ = ["InferenceSpec", "LABELS", "PROBABILITIES", "compiled_predict", "crop_outputs",
+           "pad_images", "pad_inputs", "predict", "predict_function", "predict_labels",
            "predict_labels_sliding_window", "predict_probabilities",
            "predict_probabilities_sliding_window", "prepare_model", "single_pass_outputs",
            "upsample_logits"]

@@ -18,7 +18,8 @@ for pixel:
 ``prepare_model`` gives the formulation inference runs: by default (``fold_batch_norm=True``)
 a copy of the model with batch norm folded into the convolutions and every weight a constant
 (``modeling.layers.original_layer.fold_batch_norm``), which is faster; build it once after
-the weights are loaded.
+the weights are loaded. The copy computes in ``spec.precision`` (float32, or bfloat16 with
+float32 logits).
 ``predict_function`` compiles ``predict`` on it: one graph for any image size, and for a
 folded model the graph frozen, its weights ``Const`` nodes as in the frozen graph export.
 
@@ -48,6 +49,7 @@ from deeplab_tf.modeling.layers.original_layer import fold_batch_norm, iter_orig
 from deeplab_tf.modeling.layers.quantize import is_quantized
 from deeplab_tf.modeling.layers.resize import resize_bilinear, resize_nearest
 from deeplab_tf.modeling.network import build_network
+from deeplab_tf.modeling.precision import dtype_policy
 
 LABELS = "labels"
 PROBABILITIES = "probabilities"
@@ -58,11 +60,15 @@ def _is_folded(model) -> bool:
 
 
 def prepare_model(model, spec: InferenceSpec, model_config: Optional[ModelConfig] = None):
-    """The formulation inference runs: ``model`` itself, or (``spec.fold_batch_norm``) a copy
-    with batch norm folded into the convolutions and the weights constants.
+    """The formulation inference runs: ``model`` itself, or a copy with batch norm folded into
+    the convolutions and the weights constants (``spec.fold_batch_norm``), computing in
+    ``spec.precision``.
 
     ``model`` is left unchanged (trainable). Call after loading the weights: the copy holds
-    the values of that moment. Predictions equal the unfolded model's up to float rounding.
+    the values of that moment. In float32, predictions equal the unfolded model's up to float
+    rounding. In bfloat16 the copy is built under Keras' ``mixed_bfloat16`` policy (folded
+    weights stored in bfloat16); its logits layer computes in float32, so the logits,
+    their upsampling, the softmax and the argmax stay float32.
 
     Args:
         model: a DeepLab Keras model (``build_model``) or any callable images -> logits (a
@@ -71,23 +77,30 @@ def prepare_model(model, spec: InferenceSpec, model_config: Optional[ModelConfig
         model_config: the ModelConfig ``model`` was built from (default: ``model.config``).
 
     Raises:
-        ValueError: folding asked for but no ModelConfig known.
+        ValueError: folding or bfloat16 asked for but no ModelConfig known.
     """
-    if (not spec.fold_batch_norm or not hasattr(model, "_flatten_layers") or _is_folded(model)
+    if (not hasattr(model, "_flatten_layers") or _is_folded(model)
             or is_quantized(model)):  # its layers compute the folded form already
+        return model
+    if not spec.fold_batch_norm and spec.precision == "float32":
         return model
     config = model_config if model_config is not None else getattr(model, "config", None)
     if not isinstance(config, ModelConfig):
-        raise ValueError("prepare_model needs the model's ModelConfig to fold batch norm "
-                         "(pass model_config=...), or use fold_batch_norm=False")
+        raise ValueError("prepare_model needs the model's ModelConfig to fold batch norm or "
+                         "compute in bfloat16 (pass model_config=...), or use "
+                         "fold_batch_norm=False and precision='float32'")
     # The network alone (a plain functional model): the copy only runs inference.
-    folded = keras.Model(*build_network(config), name=f"{model.name}_folded")
-    if len(folded.weights) != len(model.weights):
+    with dtype_policy(spec.precision):  # the logits layer computes in float32 in any case
+        images, logits = build_network(config)
+    suffix = ("_folded" if spec.fold_batch_norm else "") + (
+        f"_{spec.precision}" if spec.precision != "float32" else "")
+    copy = keras.Model(images, logits, name=f"{model.name}{suffix}")
+    if len(copy.weights) != len(model.weights):
         raise ValueError(f"The model does not match its ModelConfig: {len(model.weights)} "
-                         f"weights, the config builds {len(folded.weights)}")
-    for source, target in zip(model.weights, folded.weights):
-        target.assign(source)
-    return fold_batch_norm(folded)
+                         f"weights, the config builds {len(copy.weights)}")
+    for source, target in zip(model.weights, copy.weights):
+        target.assign(tf.cast(source, target.dtype))
+    return fold_batch_norm(copy) if spec.fold_batch_norm else copy
 
 
 def _same_size(size, height, width):
@@ -199,16 +212,16 @@ def predict(model, images, spec: InferenceSpec) -> dict:
     return crop_outputs({LABELS: labels, PROBABILITIES: probabilities}, sizes, spec)
 
 
-def predict_function(model, spec: InferenceSpec, outputs=(LABELS,), input_dtype=tf.float32):
-    """``predict`` compiled: callable images [B, H, W, 3] of ``input_dtype`` (any B, H, W) ->
-    the one output named in ``outputs`` (a tensor), or a dict of them.
+def compiled_predict(model, spec: InferenceSpec, outputs=(LABELS,), input_dtype=tf.float32):
+    """``predict`` traced once: a concrete function images [B, H, W, 3] of ``input_dtype``
+    (any B, H, W) -> the list of ``outputs`` (names among ``LABELS``, ``PROBABILITIES``).
 
-    For a folded model (``prepare_model``'s default) the traced graph is frozen: the weights,
-    captured constants, become ``Const`` nodes of the graph, as in ``export_frozen_graph``, so
-    grappler folds and fuses with them (faster than the unfrozen graph: docs/performance.md).
-    deeplab-eval, deeplab-vis and deeplab-bench's
-    ``tf_folded`` run this. A model with variables (``fold_batch_norm=False``) reads them at
-    every call.
+    For a folded model (``prepare_model``'s default) the graph is frozen: the weights,
+    captured constants, become ``Const`` nodes of the graph, as in ``export_frozen_graph``,
+    so grappler folds and fuses with them and oneDNN keeps its reordered copy of each filter
+    from call to call (faster than the unfrozen graph: docs/performance.md). The SavedModel
+    signatures call this one function, so its weights are stored once. A model with
+    variables (``fold_batch_norm=False``) reads them at every call.
     """
     names = tuple(outputs)
     unknown = [name for name in names if name not in (LABELS, PROBABILITIES)]
@@ -227,6 +240,16 @@ def predict_function(model, spec: InferenceSpec, outputs=(LABELS,), input_dtype=
             convert_variables_to_constants_v2)
 
         function = convert_variables_to_constants_v2(function)
+    return function
+
+
+def predict_function(model, spec: InferenceSpec, outputs=(LABELS,), input_dtype=tf.float32):
+    """``predict`` compiled (``compiled_predict``): callable images [B, H, W, 3] of
+    ``input_dtype`` -> the one output named in ``outputs`` (a tensor), or a dict of them.
+    deeplab-eval, deeplab-vis and deeplab-bench's ``tf_folded`` run this.
+    """
+    names = tuple(outputs)
+    function = compiled_predict(model, spec, names, input_dtype)
 
     def call(images):
         values = function(tf.cast(tf.convert_to_tensor(images), input_dtype))

@@ -13,6 +13,9 @@ from typing import Optional, Tuple
 from deeplab_tf.config import EvalConfig, ExportConfig, ModelConfig
 from deeplab_tf.errors import ConfigError
 from deeplab_tf.modeling.backbones import mean_pixel
+from deeplab_tf.runtime.hardware import resolve_inference_precision
+
+PRECISIONS = ("float32", "bfloat16")
 
 
 def _optional_pair(value, name) -> Optional[Tuple[int, int]]:
@@ -54,6 +57,10 @@ class InferenceSpec:
         min_resize_value, max_resize_value, resize_factor: resize to range before inference
             (the ADE20K recipe); predictions come back at the input size.
         fold_batch_norm: bool. ``prepare_model`` folds batch norm (fast; default).
+        precision: str. ``"float32"`` or ``"bfloat16"``: what ``prepare_model``'s copy
+            computes in (resolved: ``from_configs`` turns the configs' ``"auto"`` into one
+            of them).
+        precision_reason: str. Why ``precision`` (for logs; not compared).
         prediction_with_upsampled_logits: bool. A single pass takes the argmax of the
             upsampled logits (true), or at logits resolution, resized nearest-neighbour
             (``ModelConfig.prediction_with_upsampled_logits``; multi-scale, flipped and
@@ -73,6 +80,8 @@ class InferenceSpec:
     max_resize_value: Optional[int] = None
     resize_factor: Optional[int] = None
     fold_batch_norm: bool = True
+    precision: str = "float32"
+    precision_reason: str = dataclasses.field(default="", compare=False)
     prediction_with_upsampled_logits: bool = True
     image_pyramid: Tuple[float, ...] = ()
 
@@ -96,6 +105,9 @@ class InferenceSpec:
         if not 0.0 <= self.sliding_window_overlap < 1.0:
             raise ConfigError("sliding_window_overlap must be in [0, 1). Received: "
                              f"{self.sliding_window_overlap}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)} (resolve "
+                              f"'auto' with from_configs). Received: precision={self.precision!r}")
 
     @property
     def resizes(self) -> bool:
@@ -152,16 +164,22 @@ class InferenceSpec:
                    resize_factor=eval_config.resize_factor,
                    fold_batch_norm=eval_config.fold_batch_norm,
                    prediction_with_upsampled_logits=model_config.prediction_with_upsampled_logits,
-                   image_pyramid=model_config.image_pyramid)
+                   image_pyramid=model_config.image_pyramid,
+                   **_precision(eval_config.inference_precision))
 
     @classmethod
     def from_export_config(cls, model_config: ModelConfig,
                            export_config: ExportConfig) -> "InferenceSpec":
         """An export's spec. Images are padded up to ``eval_crop_size`` (SavedModel, as
         deeplab-eval) or, for ``format="frozen_graph"``, to ``crop_size`` (the original
-        export_model.py's ``--crop_size``)."""
+        export_model.py's ``--crop_size``). The precision applies to SavedModels; the other
+        formats hold the float32 graph."""
         crop = (export_config.crop_size if export_config.format == "frozen_graph"
                 else export_config.eval_crop_size)
+        precision = (_precision(export_config.inference_precision)
+                     if export_config.format == "saved_model" else
+                     {"precision": "float32", "precision_reason": f"{export_config.format} "
+                      "exports hold the float32 graph"})
         return cls(output_stride=model_config.output_stride,
                    pad_value=mean_pixel(model_config.model_variant),
                    scales=export_config.inference_scales,
@@ -172,4 +190,12 @@ class InferenceSpec:
                    resize_factor=export_config.resize_factor,
                    fold_batch_norm=export_config.fold_batch_norm,
                    prediction_with_upsampled_logits=model_config.prediction_with_upsampled_logits,
-                   image_pyramid=model_config.image_pyramid)
+                   image_pyramid=model_config.image_pyramid,
+                   **precision)
+
+
+def _precision(name: str) -> dict:
+    """``precision`` and ``precision_reason`` of a config's ``inference_precision``: the one
+    place ``"auto"`` is resolved for inference."""
+    precision, reason = resolve_inference_precision(name)
+    return {"precision": precision, "precision_reason": reason}

@@ -10,6 +10,16 @@ So ``auto`` picks
 * a CPU with ``avx512_bf16`` or ``amx_bf16`` in /proc/cpuinfo: ``bfloat16``;
 * anything else: ``float32``.
 
+A CPU counts as computing bfloat16 natively only when TensorFlow's oneDNN kernels may use
+those instructions: not with ``TF_ENABLE_ONEDNN_OPTS=0`` (TensorFlow's own kernels emulate
+bfloat16) nor with ``ONEDNN_MAX_CPU_ISA`` below ``AVX512_CORE_BF16`` (how this project
+emulates the AVX2 kind on an AVX-512 machine).
+
+``--inference_precision=auto`` (``resolve_inference_precision``) follows the same rule for
+deeplab-eval, deeplab-vis and the SavedModel, between ``float32`` and ``bfloat16`` only:
+bfloat16 labels agree with float32 ones on over 99.5 % of the pixels of trained models
+(docs/performance.md), the project's bar for a fast default.
+
 Example:
 
 >>> policy, reason = resolve_mixed_precision("auto")
@@ -22,11 +32,34 @@ import dataclasses
 import os
 from typing import FrozenSet, Optional, Tuple
 
+from deeplab_tf.config.eval import INFERENCE_PRECISIONS as INFERENCE_CHOICES
 from deeplab_tf.errors import ConfigError
 
 CHOICES = ("float32", "bfloat16", "float16", "auto")
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 _CPUINFO = "/proc/cpuinfo"
+# oneDNN's ISA limits (ONEDNN_MAX_CPU_ISA), lowest first; bfloat16 is native from
+# AVX512_CORE_BF16 up. A name not listed here is taken as no limit.
+ONEDNN_ISAS = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE",
+               "AVX512_CORE_VNNI", "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX10_1_512",
+               "AVX512_CORE_AMX", "AVX10_1_512_AMX", "AVX512_CORE_AMX_FP16",
+               "AVX10_1_512_AMX_FP16", "AVX10_2_512", "AVX10_2_512_AMX_2", "ALL")
+_FIRST_BF16_ISA = ONEDNN_ISAS.index("AVX512_CORE_BF16")
+
+
+def kernel_limits(environ=None) -> Tuple[str, ...]:
+    """What keeps TensorFlow's CPU kernels from native bfloat16 in this environment: the
+    variables ``TF_ENABLE_ONEDNN_OPTS=0`` and ``ONEDNN_MAX_CPU_ISA`` (or its older name
+    ``DNNL_MAX_CPU_ISA``) below ``AVX512_CORE_BF16``, as ``NAME=value`` (empty: none)."""
+    environ = os.environ if environ is None else environ
+    limits = []
+    if environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip().lower() in ("0", "false"):
+        limits.append(f"TF_ENABLE_ONEDNN_OPTS={environ['TF_ENABLE_ONEDNN_OPTS']}")
+    for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        isa = environ.get(name, "").strip().upper()
+        if isa in ONEDNN_ISAS and ONEDNN_ISAS.index(isa) < _FIRST_BF16_ISA:
+            limits.append(f"{name}={environ[name]}")
+    return tuple(limits)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,21 +71,41 @@ class Hardware:
         cpu_count: int. Logical CPUs.
         cpu_flags: frozenset of str. The CPU's feature flags (/proc/cpuinfo).
         gpus: tuple of (name, (major, minor) compute capability or None).
+        kernel_limits: tuple of str. ``kernel_limits()``: environment settings that keep
+            TensorFlow's kernels from the CPU's bfloat16 instructions.
     """
 
     cpu_model: str = ""
     cpu_count: int = 1
     cpu_flags: FrozenSet[str] = frozenset()
     gpus: Tuple[Tuple[str, Optional[Tuple[int, int]]], ...] = ()
+    kernel_limits: Tuple[str, ...] = ()
+
+    @property
+    def bf16_flags(self) -> Tuple[str, ...]:
+        """The CPU's bfloat16 feature flags (``NATIVE_BF16_FLAGS`` it has)."""
+        return tuple(flag for flag in NATIVE_BF16_FLAGS if flag in self.cpu_flags)
 
     @property
     def native_bf16(self) -> bool:
-        """True when the CPU computes bfloat16 natively (AVX-512 BF16 or AMX)."""
-        return any(flag in self.cpu_flags for flag in NATIVE_BF16_FLAGS)
+        """True when TensorFlow computes bfloat16 natively on this CPU (AVX-512 BF16 or AMX,
+        and no ``kernel_limits``)."""
+        return bool(self.bf16_flags) and not self.kernel_limits
 
     @property
     def avx512(self) -> bool:
         return "avx512f" in self.cpu_flags
+
+    def flags_line(self) -> str:
+        """``avx512f: yes, avx512_bf16: yes, amx: no`` (the AMX flags by name when present),
+        plus ``kernel_limits`` when set: the machine line of every benchmark figure."""
+        amx = sorted(flag for flag in self.cpu_flags if flag.startswith("amx"))
+        line = (f"avx512f: {'yes' if self.avx512 else 'no'}, avx512_bf16: "
+                f"{'yes' if 'avx512_bf16' in self.cpu_flags else 'no'}, amx: "
+                f"{', '.join(amx) if amx else 'no'}")
+        if self.kernel_limits:
+            line += f" (kernels limited by {', '.join(self.kernel_limits)})"
+        return line
 
     def describe(self) -> str:
         """One line: CPU model, cores, vector extensions, GPUs."""
@@ -100,11 +153,15 @@ def _gpus():
     return tuple(found)
 
 
-def detect(cpuinfo_text: Optional[str] = None, gpus=None) -> Hardware:
-    """The machine's ``Hardware``; ``cpuinfo_text`` / ``gpus`` override what is read (tests)."""
+def detect(cpuinfo_text: Optional[str] = None, gpus=None, environ=None) -> Hardware:
+    """The machine's ``Hardware``; ``cpuinfo_text`` / ``gpus`` / ``environ`` override what
+    is read (tests): /proc/cpuinfo, TensorFlow's GPUs, ``os.environ``."""
     model, flags = parse_cpuinfo(_read_cpuinfo() if cpuinfo_text is None else cpuinfo_text)
+    if environ is None and cpuinfo_text is not None:
+        environ = {}  # a given CPU: no limits of this process's environment
     return Hardware(cpu_model=model, cpu_count=os.cpu_count() or 1, cpu_flags=flags,
-                    gpus=_gpus() if gpus is None else tuple(gpus))
+                    gpus=_gpus() if gpus is None else tuple(gpus),
+                    kernel_limits=kernel_limits(environ))
 
 
 def resolve_mixed_precision(name: str, hardware: Optional[Hardware] = None) -> Tuple[str, str]:
@@ -137,7 +194,42 @@ def resolve_mixed_precision(name: str, hardware: Optional[Hardware] = None) -> T
                                f"{capability[1]}) has float16 tensor cores, no bfloat16")
         return "float32", f"GPU {gpu} has no fast float16/bfloat16 (capability {capability})"
     if hardware.native_bf16:
-        flags = [f for f in NATIVE_BF16_FLAGS if f in hardware.cpu_flags]
-        return "bfloat16", f"the CPU computes bfloat16 natively ({', '.join(flags)})"
+        return "bfloat16", (f"the CPU computes bfloat16 natively "
+                            f"({', '.join(hardware.bf16_flags)})")
+    if hardware.bf16_flags:
+        return "float32", (f"the CPU has {', '.join(hardware.bf16_flags)} but "
+                           f"{', '.join(hardware.kernel_limits)} keeps TensorFlow's kernels "
+                           "from it: bfloat16 would be emulated and slower")
     return "float32", ("the CPU has no native bfloat16 (no avx512_bf16/amx_bf16 in "
                        "/proc/cpuinfo): bfloat16 would be emulated and slower")
+
+
+def resolve_inference_precision(name: str,
+                                hardware: Optional[Hardware] = None) -> Tuple[str, str]:
+    """The precision inference computes in (``--inference_precision``), and why.
+
+    ``"auto"`` is bfloat16 where ``resolve_mixed_precision("auto")`` picks it (a CPU or GPU
+    that computes it natively), float32 elsewhere (float16 is not offered for inference).
+
+    Args:
+        name: str. One of ``INFERENCE_CHOICES``.
+        hardware: Hardware or None (``detect()``).
+
+    Returns:
+        (``"float32"`` | ``"bfloat16"``, reason: str).
+
+    Raises:
+        ConfigError: an unknown name.
+    """
+    if name not in INFERENCE_CHOICES:
+        raise ConfigError(f"inference_precision must be one of {', '.join(INFERENCE_CHOICES)}. "
+                          f"Received: {name!r}")
+    if name != "auto":
+        return name, "as asked (--inference_precision)"
+    chosen, reason = resolve_mixed_precision("auto", hardware)
+    if chosen == "bfloat16":
+        return chosen, (f"{reason}; bfloat16 labels agree with float32 on >= 99.5 % of "
+                        "the pixels of trained models (docs/performance.md)")
+    if chosen == "float16":
+        return "float32", f"{reason}; inference offers float32 or bfloat16 only"
+    return chosen, reason

@@ -3,27 +3,13 @@ the batch-norm decay and when quantization-aware training quantizes."""
 
 from __future__ import annotations
 
-import contextlib
-
 import keras
 from absl import logging
 
 from deeplab_tf.modeling.layers.quantize import set_quantization_active
 from deeplab_tf.runtime.hardware import resolve_mixed_precision
 
-# TrainConfig.mixed_precision -> Keras dtype policy.
-POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
-
-
-@contextlib.contextmanager
-def dtype_policy(mixed_precision: str):
-    """Sets Keras' global dtype policy while layers are built, then restores it."""
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(POLICIES[mixed_precision])
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
+from deeplab_tf.modeling.precision import POLICIES, dtype_policy  # noqa: F401 (the Trainer's)
 
 
 def training_precision(train_config):

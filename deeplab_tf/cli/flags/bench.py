@@ -31,8 +31,11 @@ CONTENDERS = flags.DEFINE_list(
     "contenders", None,
     "Run the side-by-side comparison (bench.compare: each contender in its own process, "
     "alternating rounds) instead of the in-process modes: some of tf_function, tf_folded, "
-    "tf_frozen, openvino, onnxruntime, tflite, original. Given empty (--contenders=): every "
-    "contender whose runtime is installed here. tf_function (the reference) always runs.")
+    "tf_folded_bfloat16, tf_frozen, saved_model, saved_model_bfloat16, openvino, "
+    "openvino_bfloat16, openvino_int8 (NNCF), openvino_tflite_int8, onnxruntime, tflite, "
+    "tflite_int8, original. Given empty (--contenders=): tf_folded, tf_frozen, saved_model, "
+    "openvino, onnxruntime, tflite where their runtime is installed here. tf_function (the "
+    "reference) always runs.")
 COMPARE_FROZEN_GRAPH = flags.DEFINE_string(
     "compare_frozen_graph", None,
     "An original frozen_inference_graph.pb (ImageTensor:0 uint8 [1, H, W, 3] -> "
@@ -41,3 +44,20 @@ COMPARE_FROZEN_GRAPH = flags.DEFINE_string(
 COMPARE_ROUNDS = flags.DEFINE_integer(
     "compare_rounds", 5, "Timed rounds of the comparison (median and spread reported).",
     lower_bound=1)
+COMPARE_SCENES = flags.DEFINE_boolean(
+    "compare_scenes", False,
+    "The comparison times (and calibrates int8 on) the demo's scenes (shapes on textured "
+    "backgrounds) instead of smooth random blobs: with the demo's checkpoint, real-looking "
+    "input for the agreement column.")
+COMPARE_CALIBRATION_IMAGES = flags.DEFINE_integer(
+    "compare_calibration_images", 8,
+    "Images that calibrate the comparison's int8 contenders.", lower_bound=1)
+CONTENDER_ENV = flags.DEFINE_multi_string(
+    "contender_env", None,
+    "NAME=VALUE (repeatable): an environment variable for every contender's process but the "
+    "original's, e.g. ONEDNN_MAX_CPU_ISA=AVX2 to emulate the AVX2 kind on an AVX-512 CPU "
+    "(--inference_precision=auto then says float32, as there).")
+ORIGINAL_ENV = flags.DEFINE_multi_string(
+    "original_env", None,
+    "NAME=VALUE (repeatable): an environment variable for the original's process, e.g. "
+    "TF_ENABLE_ONEDNN_OPTS=0 (TensorFlow's own kernels, its default on the AVX2 kind).")

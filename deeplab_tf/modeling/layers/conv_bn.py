@@ -168,7 +168,8 @@ class ConvBN(OriginalLayer):
         ``y = gamma * (conv(x, w) - mean) / sqrt(var + eps) + beta`` is computed as
         ``conv(x, w * s) + (beta - mean * s)`` with ``s = gamma / sqrt(var + eps)``: one
         convolution with bias (which oneDNN fuses with the ReLU) instead of a convolution and
-        two passes over its output. The folded weights are constants captured at this call;
+        two passes over its output. The folded weights are constants captured at this call
+        (computed in float32, stored in the layer's compute dtype);
         later changes to the variables are not seen. Outputs equal the unfolded layer in
         inference mode to float rounding. A quantization-aware layer computes the folded form
         already (from its variables, as its ranges require): nothing to do.
@@ -177,11 +178,15 @@ class ConvBN(OriginalLayer):
             return
         kernel = tf.convert_to_tensor(self.conv.kernel, tf.float32)
         if self.bn is None:
-            self._folded = (kernel, tf.convert_to_tensor(self.conv.bias, tf.float32))
+            self._folded = (tf.cast(kernel, self.compute_dtype),
+                            tf.cast(tf.convert_to_tensor(self.conv.bias, tf.float32),
+                                    self.compute_dtype))
             return
         scale, bias = batch_norm_scale_and_bias(self.bn)
         kernel = self._scaled_kernel(kernel, scale)
-        self._folded = (tf.constant(kernel.numpy()), tf.constant(bias.numpy()))
+        # Folded in float32, stored in the compute dtype (bfloat16 under mixed_bfloat16).
+        self._folded = tuple(tf.cast(tf.constant(t.numpy()), self.compute_dtype)
+                             for t in (kernel, bias))
 
     def _convolve(self, x, kernel):
         """The layer's convolution of (padded) ``x`` with ``kernel``, no bias."""

@@ -117,7 +117,9 @@ class FusedSeparableConvBN(OriginalLayer):
         scale, bias = batch_norm_scale_and_bias(self.bn)
         depthwise = tf.convert_to_tensor(self.depthwise.kernel, tf.float32)
         pointwise = tf.convert_to_tensor(self.pointwise.kernel, tf.float32) * scale
-        self._folded = tuple(tf.constant(t.numpy()) for t in (depthwise, pointwise, bias))
+        # Folded in float32, stored in the compute dtype (bfloat16 under mixed_bfloat16).
+        self._folded = tuple(tf.cast(tf.constant(t.numpy()), self.compute_dtype)
+                             for t in (depthwise, pointwise, bias))
 
     def original_variables(self) -> dict:
         names = {f"{self.scope}/depthwise_weights": self.depthwise.kernel,
