@@ -17,6 +17,7 @@ import json
 import os
 import socket
 import sys
+import tempfile
 import time
 from typing import Iterator, Optional
 
@@ -90,6 +91,47 @@ def atomic_write_bytes(path: str, data: bytes) -> str:
 def atomic_write_text(path: str, text: str, encoding: str = "utf-8") -> str:
     """Writes ``text`` to ``path`` atomically (see ``atomic_path``); returns ``path``."""
     return atomic_write_bytes(path, text.encode(encoding))
+
+
+def read_text(path: str, expected: str, error=UserError) -> str:
+    """The UTF-8 text of a file the user wrote (a list, a palette, a flagfile).
+
+    Raises:
+        ``error`` (a UserError subclass): the file is not UTF-8 text, naming the path, the
+            first bad byte and ``expected`` (what the file should hold).
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as failure:
+        raise error(f"{path}: not a text file (byte 0x{data[failure.start]:02x} at offset "
+                    f"{failure.start} is not UTF-8): expected {expected}") from None
+
+
+def check_writable(directory: str, described: str = "", error=UserError) -> None:
+    """Checks, creating nothing, that ``directory`` can be created (if needed) and written.
+
+    The nearest existing folder on the way is tried with a temporary file (removed at once),
+    so a path through a file, a read-only or full file system fails here, before any work.
+
+    Args:
+        directory: str. The output folder.
+        described: str. How the message names it (e.g. ``--vis_logdir=out``); default: the
+            path.
+        error: the UserError subclass to raise.
+    """
+    name = described or directory
+    path = os.path.abspath(directory)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        raise error(f"{name} is not writable: {path} is a file, not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as failure:
+        raise error(f"{name} is not writable: {failure.strerror or failure}") from None
 
 
 def default_file_mode() -> int:

@@ -2,6 +2,7 @@
 each example knows its shard and record."""
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -47,22 +48,23 @@ def test_count_complete_records(converted, tmp_path):
     assert records.count_complete_records(str(cut)) == (2, False)
 
 
-@pytest.mark.parametrize("how, record", [("truncate", 2), ("flip", 1)])
-def test_corrupt_shard_is_named_or_skipped(converted, tmp_path, capfd, how, record):
+@pytest.mark.parametrize("how, record, why", [
+    ("truncate", 2, r"length \d+ beyond the end of the file"), ("flip", 1, "checksum mismatch")])
+def test_corrupt_shard_is_named_or_skipped(converted, tmp_path, capfd, how, record, why):
     output_dir = str(tmp_path / "data")
     shard = _damaged_copy(converted, output_dir, how)
     config = DataConfig(dataset="", dataset_dir=output_dir)
     with pytest.raises(tf.errors.InvalidArgumentError) as error:
         list(pipeline.eval_dataset(config, "train", mean_pixel=0.0))
-    assert records.error_message(error.value) == f"{shard}: record {record} is corrupt (truncated?)"
+    line = records.error_message(error.value)
+    assert re.fullmatch(re.escape(f"{shard}: record {record} is corrupt (") + why + r"\)", line)
 
     skip = DataConfig(dataset="", dataset_dir=output_dir, skip_corrupt_records=True)
     capfd.readouterr()
     examples = list(pipeline.eval_dataset(skip, "train", mean_pixel=0.0))
     assert len(examples) == 3 + record
     said = [line for line in capfd.readouterr().err.splitlines() if "is corrupt" in line]
-    assert said == [f"{shard}: record {record} is corrupt (truncated?): skipped the rest of "
-                    f"this shard ({3 - record} record(s))"]
+    assert said == [f"{line}: skipped the rest of this shard ({3 - record} record(s))"]
     sources = [(ex["shard"].numpy()[0].decode(), int(ex["record"].numpy()[0])) for ex in examples]
     assert sources == [(schema.list_shards(output_dir, "train")[0], i) for i in range(3)] + [
         (shard, i) for i in range(record)]
@@ -122,8 +124,8 @@ def test_image_over_the_pixel_limit_is_named_before_decoding(over_limit, capfd):
     with pytest.raises(tf.errors.InvalidArgumentError) as error:
         list(pipeline.eval_dataset(config, "val", mean_pixel=0.0))
     assert records.error_message(error.value) == (
-        f"{shard}: record 1 (big): image of 1200 pixels (image/height x image/width 30x40), "
-        f"over the limit --max_image_pixels={LIMIT}")
+        f"{shard}: record 1 (big): image 30x40 needs 1200 pixels (as inference pads, scales "
+        f"and flips it), over the limit --max_image_pixels={LIMIT}")
 
     skip = DataConfig(dataset="", dataset_dir=directory, max_image_pixels=LIMIT,
                       skip_corrupt_records=True)
@@ -133,23 +135,25 @@ def test_image_over_the_pixel_limit_is_named_before_decoding(over_limit, capfd):
     assert [ex["height"].numpy()[0] * ex["width"].numpy()[0] for ex in examples] == [500, 720]
     said = [line for line in capfd.readouterr().err.splitlines() if "max_image_pixels" in line]
     assert said == [
-        f"{shard}: record 1 (big): image of 1200 pixels (image/height x image/width 30x40), "
-        f"over the limit --max_image_pixels={LIMIT}: skipped",
-        f"{shard}: record 3 (liar): image of 1600 pixels (image/height x image/width 10x10), "
-        f"over the limit --max_image_pixels={LIMIT}: skipped"]
+        f"{shard}: record 1 (big): image 30x40 needs 1200 pixels (as inference pads, scales "
+        f"and flips it), over the limit --max_image_pixels={LIMIT}: skipped",
+        f"{shard}: record 3 (liar): image 40x40 needs 1600 pixels (as inference pads, scales "
+        f"and flips it), over the limit --max_image_pixels={LIMIT}: skipped"]
     # Training skips them too, and says so once per record, not once an epoch (3 batches of
     # 8 from the 2 records left: 12 epochs); at the default limit (and with 0: none) every
     # record is read.
     train = DataConfig(dataset="", dataset_dir=directory, train_split="val", seed=0,
                        train_crop_size=(17, 19), max_image_pixels=LIMIT,
-                       skip_corrupt_records=True)
+                       min_scale_factor=1.0, max_scale_factor=1.0, skip_corrupt_records=True)
     batches = list(pipeline.train_dataset(train, batch_size=8, mean_pixel=0.0,
                                           with_source=True).take(3))
     for _, _, source in batches:
         assert sorted({n.decode() for n in source["filename"].numpy()}) == ["photo", "small"]
     said_in_training = [line for line in capfd.readouterr().err.splitlines()
                         if "max_image_pixels" in line]
-    assert sorted(said_in_training) == said
+    assert sorted(said_in_training) == [
+        line.replace("as inference pads, scales and flips it",
+                     "resized, at the largest scale, padded to the crop") for line in said]
     for limit in (DataConfig().max_image_pixels, 0):
         every = DataConfig(dataset="", dataset_dir=directory, max_image_pixels=limit)
         assert _names(pipeline.eval_dataset(every, "val", mean_pixel=0.0).take(3)) == [
@@ -192,8 +196,8 @@ def test_eval_path_in_process_says_which_record_is_over_the_flags_limit(over_lim
             flags.FLAGS.unparse_flags()
     assert exit_.value.code == 1
     assert capfd.readouterr().err.strip().splitlines()[-1] == (
-        f"error: {shard}: record 1 (big): image of 1200 pixels (image/height x image/width "
-        f"30x40), over the limit --max_image_pixels={LIMIT}")
+        f"error: {shard}: record 1 (big): image 30x40 needs 1200 pixels (as inference pads, "
+        f"scales and flips it), over the limit --max_image_pixels={LIMIT}")
 
 
 @pytest.mark.slow  # a console script and a model: the in-process test above is the default one
@@ -219,6 +223,6 @@ def test_deeplab_eval_says_which_record_is_over_the_flags_limit(over_limit, tmp_
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        f"error: {shard}: record 1 (big): image of 1200 pixels (image/height x image/width "
-        f"30x40), over the limit --max_image_pixels={LIMIT}")
+        f"error: {shard}: record 1 (big): image 30x40 needs 1200 pixels (as inference pads, "
+        f"scales and flips it), over the limit --max_image_pixels={LIMIT}")
     assert "Traceback" not in result.stderr

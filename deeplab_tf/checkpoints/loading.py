@@ -27,7 +27,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from deeplab_tf.checkpoints.paths import CheckpointError, resolve_checkpoint_path
+from deeplab_tf.checkpoints.paths import (CheckpointError, newest_checkpoint,
+                                          resolve_checkpoint_path)
+from deeplab_tf.errors import error_text
 from deeplab_tf.modeling.layers.original_layer import original_variable_map
 from deeplab_tf.modeling.scopes import in_scopes, last_layer_scopes
 
@@ -87,20 +89,41 @@ def _mark_weights_changed(model) -> None:
 
 
 def latest_checkpoint(directory: str):
-    """The newest checkpoint prefix in ``directory``, or None."""
-    return tf.train.latest_checkpoint(directory) if os.path.isdir(directory) else None
+    """The newest checkpoint prefix in ``directory``, or None: the one its ``checkpoint`` state
+    file names, or, when that one is missing or the state file is damaged or absent, the
+    newest complete checkpoint present (``paths.newest_checkpoint``)."""
+    if not os.path.isdir(directory):
+        return None
+    return newest_checkpoint(directory)[0]
+
+
+# What a damaged checkpoint raises: TensorFlow errors (a bad index, a checksum mismatch),
+# IndexError (a data file cut short), protobuf's DecodeError (a damaged object graph).
+_READ_ERRORS = (tf.errors.OpError, ValueError, IndexError)
+
+
+def _unreadable(path, error) -> CheckpointError:
+    message = error_text(error)[:300]
+    return CheckpointError(f"Cannot read checkpoint {path}: {message} "
+                           "(a damaged or truncated .index / .data file?)")
 
 
 def _reader(path):
     try:
         return tf.train.load_checkpoint(path)
-    except (tf.errors.OpError, ValueError) as error:
-        message = getattr(error, "message", str(error))
-        raise CheckpointError(
-            f"Cannot read checkpoint {path}: {' '.join(message.split())[:300]}") from None
+    except _READ_ERRORS as error:
+        raise _unreadable(path, error) from None
 
 
-def _model_variable_keys(model, reader):
+def read_tensor(reader, key: str, path: str):
+    """``reader.get_tensor(key)``; CheckpointError naming ``path`` if the files are damaged."""
+    try:
+        return reader.get_tensor(key)
+    except _READ_ERRORS as error:
+        raise _unreadable(path, error) from None
+
+
+def _model_variable_keys(model, reader, path):
     """({id(model variable): checkpoint key}, every variable key under the checkpoint's model).
 
     Walks the checkpoint's object graph from its ``model`` child along the model's own
@@ -112,7 +135,12 @@ def _model_variable_keys(model, reader):
     from tensorflow.core.protobuf import trackable_object_graph_pb2
 
     graph = trackable_object_graph_pb2.TrackableObjectGraph()
-    graph.ParseFromString(reader.get_tensor(_OBJECT_GRAPH_KEY))
+    try:
+        graph.ParseFromString(read_tensor(reader, _OBJECT_GRAPH_KEY, path))
+    except Exception as error:  # noqa: BLE001 -- protobuf's DecodeError
+        if isinstance(error, CheckpointError):
+            raise
+        raise _unreadable(path, error) from None
     model_node = next((child.node_id for child in graph.nodes[0].children
                        if child.local_name == "model"), None)
     if model_node is None:
@@ -175,14 +203,14 @@ def _walk(graph, model, model_node):
     return by_id, all_keys
 
 
-def _pairs(model, reader, kind):
+def _pairs(model, reader, kind, path):
     """[(original name, checkpoint key or None, variable)] for every mapped model variable."""
     names = original_variable_map(model)
     keys = set(reader.get_variable_to_shape_map())
     if kind == "original":
         return [(name, name if name in keys else None, var) for name, var in names.items()], \
             sorted(keys - set(names))
-    by_id, model_keys = _model_variable_keys(model, reader)
+    by_id, model_keys = _model_variable_keys(model, reader, path)
     pairs = [(name, by_id.get(id(var)), var) for name, var in names.items()]
     used = {key for _, key, _ in pairs if key}
     return pairs, sorted(model_keys - used)
@@ -210,7 +238,7 @@ def load_checkpoint(model, path, initialize_last_layer=True,
     reader = _reader(path)
     shapes = reader.get_variable_to_shape_map()
     kind = shapes_kind(shapes)
-    pairs, unused = _pairs(model, reader, kind)
+    pairs, unused = _pairs(model, reader, kind, path)
     skip_scopes = () if initialize_last_layer else last_layer_scopes(last_layers_contain_logits_only)
     report = LoadReport(path=path, kind=kind, unused_in_checkpoint=unused)
     to_assign = []
@@ -245,7 +273,7 @@ def load_checkpoint(model, path, initialize_last_layer=True,
             f"No variable of checkpoint {path} matches the model "
             f"(model '{model.name}'; is --model_variant right?)")
     for name, key, var in to_assign:
-        var.assign(np.asarray(reader.get_tensor(key), dtype=var.dtype))
+        var.assign(np.asarray(read_tensor(reader, key, path), dtype=var.dtype))
         report.loaded.append(name)
     _mark_weights_changed(model)
     return report
@@ -315,7 +343,7 @@ def checkpoint_step(path: str) -> Optional[int]:
         for key in ("step/.ATTRIBUTES/VARIABLE_VALUE", "global_step"):
             if key in shapes:
                 return int(reader.get_tensor(key))
-    except (tf.errors.OpError, ValueError):
+    except _READ_ERRORS:
         pass
     suffix = os.path.basename(path).rsplit("-", 1)[-1]
     return int(suffix) if suffix.isdigit() else None

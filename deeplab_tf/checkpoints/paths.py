@@ -5,7 +5,10 @@ Accepted (checked in this order):
 * a model-zoo tarball (``deeplabv3_pascal_train_aug_2018_01_04.tar.gz``, ``.tgz``, ``.tar``):
   extracted once, safely (regular files and folders only, no absolute or ``..`` names) and
   atomically (a temporary folder renamed into place) to ``<tarball without suffix>/`` beside
-  it, or to a cache folder under the system temp dir when that is not writable;
+  it (a folder already there is the user's and is used as it is); only when that folder
+  cannot be written, to this user's private cache (``user_cache_dir``: mode 0700, owned by
+  the user, else refused), in a folder named by the SHA-256 of the tarball's content and
+  checked against it each time it is reused;
 * a checkpoint prefix: ``model.ckpt-123``, ``ckpt-4``, ``model.ckpt`` (``<prefix>.index``
   exists);
 * the old layout of the original's ``local_test.sh``, which renames
@@ -16,10 +19,12 @@ Accepted (checked in this order):
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import os
 import shutil
+import stat
 import tarfile
 import tempfile
 
@@ -27,19 +32,54 @@ from deeplab_tf.errors import UserError
 
 _TAR_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 _DATA_SUFFIX = ".data-00000-of-00001"
+_STAMP = ".sha256"  # in a cached extraction: the SHA-256 of the tarball it came from
 
 
 class CheckpointError(UserError, ValueError):
     """A checkpoint that cannot be used (one-line message)."""
 
 
-def _cache_root() -> str:
-    return os.path.join(tempfile.gettempdir(), "deeplab_tf_checkpoints")
+_NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
-def _cache_dir(path: str, kind: str) -> str:
-    digest = hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:16]
-    return os.path.join(_cache_root(), f"{kind}-{digest}")
+def user_cache_dir() -> str:
+    """This user's private cache of extracted checkpoints, created (mode 0700) if needed:
+    ``$XDG_CACHE_HOME/deeplab_tf/checkpoints`` (``~/.cache/...``), or
+    ``<temp dir>/deeplab_tf_checkpoints-<uid>`` when the home folder cannot be written.
+
+    Raises:
+        CheckpointError: the folder exists but is a link, is not a folder, belongs to another
+            user or can be read or written by others (it could hold planted files).
+    """
+    home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    candidates = [os.path.join(home, "deeplab_tf", "checkpoints"),
+                  os.path.join(tempfile.gettempdir(), f"deeplab_tf_checkpoints-{os.getuid()}")]
+    for root in candidates:
+        try:
+            os.makedirs(root, mode=0o700, exist_ok=True)
+        except OSError as error:
+            if error.errno in _NOT_WRITABLE and root != candidates[-1]:
+                continue
+            raise CheckpointError(f"Cannot create the checkpoint cache {root}: "
+                                  f"{error.strerror or error}") from None
+        info = os.lstat(root)
+        if (not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid()
+                or info.st_mode & 0o077):
+            raise CheckpointError(
+                f"Checkpoint cache {root} is not private to this user (owner uid "
+                f"{info.st_uid}, mode {oct(stat.S_IMODE(info.st_mode))}, "
+                f"{'a folder' if stat.S_ISDIR(info.st_mode) else 'not a folder'}); remove it "
+                "or make it yours with mode 0700")
+        return root
+    raise AssertionError("unreachable")
+
+
+def _digest(path: str) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
 
 
 def _safe_members(archive: tarfile.TarFile, tarball: str):
@@ -56,7 +96,9 @@ def _safe_members(archive: tarfile.TarFile, tarball: str):
     return members
 
 
-def _extract(tarball: str, target: str) -> None:
+def _extract(tarball: str, target: str, stamp: str = "") -> None:
+    """Extracts into a staging folder beside ``target``, renamed onto it when complete (with
+    ``.sha256`` holding ``stamp`` when given)."""
     parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".extract-", dir=parent)
@@ -68,31 +110,56 @@ def _extract(tarball: str, target: str) -> None:
         except (tarfile.TarError, EOFError, OSError) as error:
             reason = " ".join(str(error).split())  # tarfile lists one line per method
             raise CheckpointError(f"Cannot extract {tarball}: {reason}") from None
-        os.chmod(staging, 0o755)
+        if stamp:
+            with open(os.path.join(staging, _STAMP), "w") as f:
+                f.write(stamp)
+        os.chmod(staging, 0o755 if not stamp else 0o700)
         try:
             os.rename(staging, target)
-        except OSError:
+        except OSError as error:
             if not os.path.isdir(target):  # Not a concurrent extraction that won: a failure.
-                raise
+                raise CheckpointError(f"Cannot extract {tarball} to {target}: "
+                                      f"{error.strerror or error}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _cached(tarball: str) -> str:
+    """The folder the tarball is extracted to in this user's cache, keyed and checked by its
+    content (the folder holds the tarball's entries and the ``.sha256`` stamp)."""
+    digest = _digest(tarball)
+    folder = os.path.join(user_cache_dir(), f"tar-{digest[:32]}")
+    if os.path.isdir(folder):
+        try:
+            with open(os.path.join(folder, _STAMP)) as f:
+                verified = f.read().strip() == digest
+        except OSError:
+            verified = False
+        if verified:
+            return folder
+        shutil.rmtree(folder)  # ours (the cache is private) but not this tarball's: redo
+    _extract(tarball, folder, digest)
+    return folder
+
+
 def extract_tarball(tarball: str) -> str:
-    """The folder a tarball is (or was already) extracted to; extracts it the first time."""
+    """The folder a tarball is (or was already) extracted to; extracts it the first time
+    (see the module docstring: beside it, else this user's cache)."""
     name = os.path.basename(tarball)
     stem = next(name[:-len(s)] for s in _TAR_SUFFIXES if name.endswith(s))
     beside = os.path.join(os.path.dirname(os.path.abspath(tarball)), stem)
-    cached = os.path.join(_cache_dir(tarball, "tar"), stem)
-    for target in (beside, cached):
-        if os.path.isdir(target):
-            return target
+    if os.path.isdir(beside):
+        return beside
+    if os.path.lexists(beside):
+        raise CheckpointError(f"{beside} exists and is not a folder: {tarball} is extracted "
+                              "there; move that file away")
     try:
         _extract(tarball, beside)
         return beside
-    except PermissionError:
-        _extract(tarball, cached)
-        return cached
+    except OSError as error:
+        if error.errno not in _NOT_WRITABLE:
+            raise
+    return _cached(tarball)
 
 
 def _prefixes_in(directory: str):
@@ -102,7 +169,8 @@ def _prefixes_in(directory: str):
 def _legacy_view(prefix: str) -> str:
     """A prefix readable by TensorFlow for the renamed layout (``model.ckpt`` holding the data
     file): links in a cache folder (copies where links are impossible)."""
-    folder = _cache_dir(prefix, "legacy")
+    folder = os.path.join(user_cache_dir(), "legacy-" + hashlib.sha1(
+        os.path.abspath(prefix).encode()).hexdigest()[:16])
     view = os.path.join(folder, os.path.basename(prefix))
     os.makedirs(folder, exist_ok=True)
     for source, link in ((prefix + ".index", view + ".index"), (prefix, view + _DATA_SUFFIX)):
@@ -130,14 +198,75 @@ def _prefix(path: str):
                               f"({os.path.basename(path)}.data-*) beside it")
 
 
-def _from_directory(directory: str) -> str:
+def is_complete(prefix: str) -> bool:
+    """Whether ``prefix.index`` and every data shard ``prefix.data-i-of-N`` are present."""
+    if not os.path.isfile(prefix + ".index"):
+        return False
+    shards = glob.glob(glob.escape(prefix) + ".data-*-of-*")
+    counts = {name.rsplit("-of-", 1)[1] for name in shards}
+    if len(counts) != 1 or not next(iter(counts)).isdigit():
+        return False
+    count = int(next(iter(counts)))
+    return all(os.path.isfile(f"{prefix}.data-{i:05d}-of-{count:05d}") for i in range(count))
+
+
+def _step(prefix: str) -> int:
+    suffix = prefix.rsplit("-", 1)[-1]
+    return int(suffix) if suffix.isdigit() else -1
+
+
+def complete_checkpoints(directory: str):
+    """The complete checkpoint prefixes in ``directory`` (``is_complete``), oldest step first."""
+    return sorted((p for p in _prefixes_in(directory) if is_complete(p)),
+                  key=lambda p: (_step(p), os.path.getmtime(p + ".index")))
+
+
+def newest_checkpoint(directory: str):
+    """``(prefix, note)``: the checkpoint a run directory's ``checkpoint`` state file names,
+    when it is complete (note ""); else the newest complete checkpoint present, with a note
+    saying why (the state file names a missing or incomplete checkpoint, is unreadable, or is
+    absent); ``(None, note)`` when no complete checkpoint is there (note "" if the folder
+    holds no checkpoint and no state file either)."""
     import tensorflow as tf
 
-    if os.path.isfile(os.path.join(directory, "checkpoint")):
-        latest = tf.train.latest_checkpoint(directory)
-        if latest is not None and os.path.exists(latest + ".index"):
-            return _prefix(latest)
-        # A state file naming a checkpoint elsewhere (a copied folder): look at the files.
+    state_path = os.path.join(directory, "checkpoint")
+    named, readable = None, True
+    if os.path.lexists(state_path):
+        try:
+            state = tf.train.get_checkpoint_state(directory)
+            named = state.model_checkpoint_path if state else None
+            readable = state is not None
+        except Exception:  # noqa: BLE001 -- a binary or damaged state file: said below
+            readable = False
+        if named and not os.path.isabs(named):
+            named = os.path.join(directory, named)
+        if named and os.path.dirname(os.path.abspath(named)) != os.path.abspath(directory):
+            local = os.path.join(directory, os.path.basename(named))  # a copied run folder
+            named = local if is_complete(local) else named
+        if named and is_complete(named):
+            return named, ""
+    present = complete_checkpoints(directory)
+    if os.path.lexists(state_path):
+        why = (f"{state_path} names {named}, which is missing or incomplete" if named else
+               f"{state_path} is {'unreadable' if not readable else 'empty'}")
+    elif present:
+        why = f"{directory} has no 'checkpoint' state file"
+    else:
+        return None, ""
+    if present:
+        return present[-1], (f"{why}; using the newest complete checkpoint present, "
+                             f"{present[-1]}")
+    return None, f"{why}, and {directory} holds no complete checkpoint"
+
+
+def _from_directory(directory: str) -> str:
+    from absl import logging
+
+    newest, note = newest_checkpoint(directory)
+    if newest is not None:
+        if note:
+            logging.warning("%s", note)
+        return _prefix(newest)
     found = _prefixes_in(directory)
     if not found:
         for child in sorted(os.listdir(directory)):
@@ -146,10 +275,10 @@ def _from_directory(directory: str) -> str:
     if len(found) == 1:
         return _prefix(found[0])
     if not found:
-        raise CheckpointError(f"No checkpoint found in directory {directory} (no "
-                                  "'checkpoint' state file and no *.index)")
+        raise CheckpointError(note or f"No checkpoint found in directory {directory} (no "
+                              "'checkpoint' state file and no *.index)")
     raise CheckpointError(f"Directory {directory} holds {len(found)} checkpoints "
-                              f"({', '.join(os.path.basename(p) for p in found[:4])}); name one")
+                          f"({', '.join(os.path.basename(p) for p in found[:4])}); name one")
 
 
 def resolve_checkpoint_path(path: str) -> str:

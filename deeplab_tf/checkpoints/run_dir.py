@@ -9,6 +9,10 @@ Files:
 * ``flags.txt``: the resolved flags of a training run, one per line (``deeplab-train
   --flagfile=RUN/flags.txt`` repeats it).
 
+A start that fails (bad data at the first batch, a checkpoint that cannot be resumed, an
+interrupted set-up) leaves the run directory as it was: ``failed_start_guard`` removes what
+the run created and puts back the files it rewrote, as long as no training step ran.
+
 Reading the model: the run's ``ModelConfig`` is the base and the model flags given
 explicitly (on the command line or in a flagfile) override it field by field
 (``resolve_model_config``); without a run config the flags describe the model, as in the
@@ -18,14 +22,16 @@ fields where the flags overrode the run (``depth_multiplier: run 0.5, flags 1.0`
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
-from typing import Dict, Iterable, Optional, Tuple
+import shutil
+from typing import Callable, Dict, Iterable, Optional, Tuple
 
 from deeplab_tf.config import ModelConfig
 from deeplab_tf.errors import UserError
-from deeplab_tf.fileio import atomic_write_text
+from deeplab_tf.fileio import atomic_write_bytes, atomic_write_text
 
 CONFIG_JSON = "config.json"
 FLAGS_TXT = "flags.txt"
@@ -158,3 +164,62 @@ def check_resumable(train_logdir: str, model_config: ModelConfig, has_checkpoint
             f"--train_logdir={train_logdir} holds checkpoints of another model (its "
             f"{CONFIG_JSON} differs in {', '.join(differ)}): resume with the flags of "
             f"{os.path.join(train_logdir, FLAGS_TXT)} or use a new --train_logdir")
+
+
+_KEPT_FILES = (CONFIG_JSON, FLAGS_TXT, "checkpoint")  # rewritten by a start; put back
+
+
+@contextlib.contextmanager
+def failed_start_guard(train_logdir: str, started: Callable[[], bool]):
+    """On an exception, unless ``started()`` (a training step ran), leaves ``train_logdir`` as
+    it was before the block: the entries it did not hold are removed (the folder too, if the
+    block created it) and ``config.json``, ``flags.txt`` and the ``checkpoint`` state file
+    get their old bytes back."""
+    existed = os.path.isdir(train_logdir)
+    before = set(os.listdir(train_logdir)) if existed else set()
+    saved = {}
+    for name in _KEPT_FILES:
+        path = os.path.join(train_logdir, name)
+        if existed and os.path.isfile(path):
+            with open(path, "rb") as f:
+                saved[name] = f.read()
+    try:
+        yield
+    except BaseException:
+        if not started() and os.path.isdir(train_logdir):
+            _undo(train_logdir, existed, before, saved)
+        raise
+
+
+def _made_by_this_process(name: str) -> bool:
+    """Entries a start writes: the run files, this process' TensorBoard events file(s) and
+    the non-chief workers' scratch folder; never another process' files or a checkpoint."""
+    if name in (CONFIG_JSON, FLAGS_TXT, ".workers"):
+        return True
+    return name.startswith("events.out.tfevents.") and f".{os.getpid()}." in name
+
+
+def _undo(train_logdir, existed, before, saved):
+    for name in set(os.listdir(train_logdir)) - before:
+        path = os.path.join(train_logdir, name)
+        if not _made_by_this_process(name):
+            continue
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+    if not existed:
+        with contextlib.suppress(OSError):
+            os.rmdir(train_logdir)  # only if now empty
+        return
+    for name, data in saved.items():
+        path = os.path.join(train_logdir, name)
+        try:
+            with open(path, "rb") as f:
+                unchanged = f.read() == data
+        except OSError:
+            unchanged = False
+        if not unchanged:
+            with contextlib.suppress(OSError):
+                atomic_write_bytes(path, data)

@@ -9,7 +9,8 @@ the disk become ``error: <one line>`` on stderr and exit status 1:
 * an ``OSError`` about a path (missing, unreadable, unwritable, a file where a folder was
   expected) or about the disk (full, read-only, over quota);
 * a TensorFlow error about a file: not found, permission denied, data loss (a corrupt record
-  or checkpoint), a full disk; and an input-pipeline error that names its shard and record.
+  or checkpoint), a full disk; an input-pipeline error that names its shard and record; an
+  image of the input data that its decoder refused.
 
 Anything else is a bug and keeps its traceback. Unknown or malformed flags are absl's own
 errors (exit 1).
@@ -22,18 +23,18 @@ error.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import sys
 from typing import Optional
 
 from absl import app
 
-from deeplab_tf.errors import UserError, one_line
+from deeplab_tf.errors import DISK_WORDS, UserError, error_text, one_line, write_failure
 
 # errno values that describe the disk or the file system, not the program.
 _DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
                 errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG}
-_DISK_WORDS = ("No space left on device", "Disk quota exceeded", "Read-only file system")
 
 
 def _os_error_line(error: OSError) -> Optional[str]:
@@ -55,11 +56,14 @@ def _tensorflow_error_line(error) -> Optional[str]:
     record_line = error_message(error)
     if record_line:
         return record_line
-    message = one_line(error.message)
+    message = error_text(error)
+    if isinstance(error, tf.errors.InvalidArgumentError) and "DecodeImage" in error.message:
+        # The input pipeline decoded a record that passed its checks but not the decoder.
+        return f"an image or label of the input data could not be decoded ({message})"
     if isinstance(error, (tf.errors.NotFoundError, tf.errors.PermissionDeniedError,
                           tf.errors.DataLossError)):
         return message
-    if any(words in message for words in _DISK_WORDS):
+    if any(words in message for words in DISK_WORDS):
         return message
     return None
 
@@ -72,6 +76,22 @@ def user_error_line(error: BaseException) -> Optional[str]:
     if isinstance(error, OSError):
         return _os_error_line(error)
     return _tensorflow_error_line(error)
+
+
+@contextlib.contextmanager
+def writing(what: str, destination: str):
+    """Turns a failed write in the block (a full or read-only disk, a path through a file:
+    any error ``user_error_line`` counts as the user's) into one UserError naming
+    ``destination`` (TensorFlow's own message names its temporary files); bugs pass."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as error:  # noqa: BLE001 -- sorted by user_error_line below
+        if user_error_line(error) is None:
+            raise
+        raise UserError(f"Writing {what} to {destination} failed ({write_failure(error)}); "
+                        "nothing was published there") from None
 
 
 def run_app(main, binary: str):

@@ -18,9 +18,10 @@ import tempfile
 
 from absl import logging
 
-from deeplab_tf.cli._common import run_app
+from deeplab_tf.cli._common import run_app, writing
 from deeplab_tf.cli.flags import convert, model, train
 from deeplab_tf.errors import UserError
+from deeplab_tf.fileio import check_writable
 
 _TF1_CHECKPOINT = convert.TF1_CHECKPOINT
 _OUTPUT = convert.OUTPUT
@@ -52,8 +53,9 @@ def convert(tf1_checkpoint, output, model_config, initialize_last_layer=True,
     staging = tempfile.mkdtemp(prefix=os.path.basename(os.path.abspath(output)) + ".tmp-",
                                dir=parent)
     try:
-        save_model_checkpoint(model, staging, step=0)
-        run_dir.write_converted(staging, model_config, os.path.abspath(report.path))
+        with writing("the converted checkpoint", output):
+            save_model_checkpoint(model, staging, step=0)
+            run_dir.write_converted(staging, model_config, os.path.abspath(report.path))
         if os.path.isdir(output):
             os.rmdir(output)  # empty, checked above
         os.replace(staging, output)
@@ -70,6 +72,7 @@ def main(argv):
         raise UserError("--tf1_checkpoint is required")
     if not _OUTPUT.value:
         raise UserError("--output is required")
+    check_writable(_OUTPUT.value, f"--output={_OUTPUT.value}")
     from deeplab_tf.checkpoints.paths import resolve_checkpoint_path
 
     tf1_checkpoint = resolve_checkpoint_path(_TF1_CHECKPOINT.value)

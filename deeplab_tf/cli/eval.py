@@ -33,6 +33,7 @@ from deeplab_tf.cli.flags import data
 from deeplab_tf.cli.flags import eval as eval_flags
 from deeplab_tf.cli.flags import inference
 from deeplab_tf.errors import UserError
+from deeplab_tf.fileio import check_writable
 
 RESULTS_JSON = "results.json"
 CONFUSION_MATRIX_CSV = "confusion_matrix.csv"
@@ -71,6 +72,7 @@ def main(argv):
     if not logdir:
         raise UserError("--eval_logdir is required")
     eval_config = inference.eval_config(**eval_flags.eval_fields())
+    check_writable(logdir, f"--eval_logdir={logdir}")
     directory = _eval_common.checkpoint_dir()
     info = data.dataset_info()
     data_config = data.data_config(eval_split=split)
@@ -95,7 +97,8 @@ def main(argv):
               f"{', flipped' if eval_config.add_flipped_images else ''}", flush=True)
         dataset = pipeline.eval_dataset(
             data_config, split, mean_pixel=predictor.pad_value,
-            ignore_label=info.ignore_label, output_stride=model_config.output_stride)
+            ignore_label=info.ignore_label, output_stride=model_config.output_stride,
+            pixels=predictor.spec.pixels)
         result = evaluator.evaluate(
             predict, dataset, num_classes=info.num_classes, ignore_label=info.ignore_label,
             trimap_widths=eval_config.trimap_widths)

@@ -49,7 +49,7 @@ import os
 
 from absl import logging
 
-from deeplab_tf.cli._common import run_app
+from deeplab_tf.cli._common import run_app, writing
 from deeplab_tf.cli.flags import data, export, inference, model, parse_size, quantize
 from deeplab_tf.config import ExportConfig
 from deeplab_tf.errors import UserError
@@ -193,8 +193,10 @@ def main(argv):
           flush=True)
     metadata = {"checkpoint": os.path.abspath(report.path), "checkpoint_kind": kind}
     try:
-        result = format_exporter.export(model_, config, export_config, export_dir,
-                                        metadata=metadata, overwrite=_OVERWRITE.value)
+        with writing(f"the {export_config.format} export",
+                     export_dir or export_config.export_path):
+            result = format_exporter.export(model_, config, export_config, export_dir,
+                                            metadata=metadata, overwrite=_OVERWRITE.value)
     except ImportError as error:
         raise UserError(f"--format={export_config.format} is not available here "
                         f"({error})") from None

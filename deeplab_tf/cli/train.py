@@ -40,6 +40,7 @@ from deeplab_tf.cli.flags import data, legacy, model
 from deeplab_tf.cli.flags import train as train_flags
 from deeplab_tf.config import DataConfig
 from deeplab_tf.errors import UserError
+from deeplab_tf.fileio import check_writable
 
 
 def configs_from_flags(dataset_info):
@@ -126,18 +127,41 @@ def main(argv):
     clone_strategy = clone_strategy_from_flags()
 
     from deeplab_tf.checkpoints.loading import latest_checkpoint
-    from deeplab_tf.data import pipeline
-    from deeplab_tf.modeling.backbones import mean_pixel
 
     info = data.dataset_info()
     model_config, data_config, train_config = configs_from_flags(info)
     data_description = _data_description(data_config)
-    os.makedirs(train_logdir, exist_ok=True)
-    run_dir.check_resumable(train_logdir, model_config,
-                            has_checkpoint=latest_checkpoint(train_logdir) is not None)
+    check_writable(train_logdir, f"--train_logdir={train_logdir}")
+    if os.path.isdir(train_logdir):
+        run_dir.check_resumable(train_logdir, model_config,
+                                has_checkpoint=latest_checkpoint(train_logdir) is not None)
+    trainer = None
+    # A start that fails (bad data at the first batch, a checkpoint that cannot be resumed)
+    # leaves train_logdir as it was.
+    with run_dir.failed_start_guard(train_logdir, lambda: bool(trainer and trainer.steps_run)):
+        os.makedirs(train_logdir, exist_ok=True)
+        trainer = _trainer(train_logdir, info, model_config, data_config, train_config,
+                           clone_strategy, data_description)
+        if trainer.chief:
+            run_dir.write_training_run(
+                train_logdir, {"model": model_config, "data": data_config,
+                               "train": train_config}, resolved_flags())
+        logging.info("Training %s on %s with %d replica(s); logdir %s.",
+                     model_config.model_variant, data_description, trainer.num_replicas,
+                     train_logdir)
+        result = trainer.run()
+    state = "stopped by SIGTERM at" if result.preempted else "reached"
+    print(f"Training {state} step {result.step}/{train_config.training_number_of_steps}; "
+          f"checkpoint: {result.checkpoint}", flush=True)
 
+
+def _trainer(train_logdir, info, model_config, data_config, train_config, clone_strategy,
+             data_description):
+    """The Trainer of the run (the strategy, the model, the input pipeline's function)."""
     import tensorflow as tf
 
+    from deeplab_tf.data import pipeline
+    from deeplab_tf.modeling.backbones import mean_pixel
     from deeplab_tf.train.loop import Trainer
     from deeplab_tf.train.parameter_server import ParameterServerTrainer
     from deeplab_tf.train.strategy import create_strategy
@@ -159,16 +183,7 @@ def main(argv):
     if train_config.mixed_precision == "auto":
         print(f"--mixed_precision=auto: {trainer.config.mixed_precision} "
               f"({trainer.mixed_precision_reason})", flush=True)
-    if trainer.chief:
-        run_dir.write_training_run(
-            train_logdir, {"model": model_config, "data": data_config, "train": train_config},
-            resolved_flags())
-    logging.info("Training %s on %s with %d replica(s); logdir %s.", model_config.model_variant,
-                 data_description, trainer.num_replicas, train_logdir)
-    result = trainer.run()
-    state = "stopped by SIGTERM at" if result.preempted else "reached"
-    print(f"Training {state} step {result.step}/{train_config.training_number_of_steps}; "
-          f"checkpoint: {result.checkpoint}", flush=True)
+    return trainer
 
 
 def run():

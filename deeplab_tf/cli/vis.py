@@ -25,6 +25,7 @@ from deeplab_tf.cli._common import run_app
 from deeplab_tf.cli.flags import (converters, data, given_on_command_line,
                                   inference, vis)
 from deeplab_tf.errors import UserError
+from deeplab_tf.fileio import check_writable
 
 
 def _palette(info):
@@ -57,6 +58,7 @@ def main(argv):
     eval_config = inference.eval_config(
         max_number_of_evaluations=vis.MAX_NUMBER_OF_ITERATIONS.value,
         eval_crop_size=vis.crop_size())
+    check_writable(vis_logdir, f"--vis_logdir={vis_logdir}")
     directory = _eval_common.checkpoint_dir()
     image_dir = _image_dir()
     if image_dir:
@@ -80,14 +82,16 @@ def main(argv):
                                          eval_config.eval_interval_secs):
         predict = predictor.load(path)
         if image_dir:
-            samples = visualize.folder_images(image_dir)
+            samples = visualize.folder_images(image_dir, pixels=predictor.spec.pixels,
+                                              max_pixels=data.MAX_IMAGE_PIXELS.value)
         else:
             from deeplab_tf.data import pipeline
 
             samples = pipeline.eval_dataset(
                 data_config, split, mean_pixel=predictor.pad_value,
                 ignore_label=info.ignore_label,
-                output_stride=predictor.model_config.output_stride)
+                output_stride=predictor.model_config.output_stride,
+                pixels=predictor.spec.pixels, require_label=False)
         count = visualize.visualize_samples(
             predict, samples, vis_logdir, palette, ignore_label=info.ignore_label,
             save_raw=save_raw, train_id_to_label_id=id_map)

@@ -6,9 +6,21 @@ import dataclasses
 import json
 from deeplab_tf.errors import ConfigError
 
-# The largest image (height x width) read by default: --max_image_pixels' default for the
-# input pipeline, the converters and the serving signatures (DataConfig, ExportConfig).
-DEFAULT_MAX_IMAGE_PIXELS = 64_000_000
+# --max_image_pixels' default for the input pipeline, deeplab-eval/-vis and the serving
+# signatures (DataConfig, ExportConfig): the pixels one image really costs (padded size times
+# the scale/flip passes: InferenceSpec.pixels; in training, resized at the largest scale and
+# padded to the crop). Chosen from the measured peak memory of a serving request at the
+# limit (benchmarks/serving_memory.py, docs/reliability.md).
+DEFAULT_MAX_IMAGE_PIXELS = 10_000_000
+# The converters' default limit on one decoded image (height x width): they hold one image.
+DEFAULT_MAX_DECODED_PIXELS = 64_000_000
+
+
+def check_pixel_limit(value) -> None:
+    """ConfigError unless ``max_image_pixels`` is an integer >= 0 (0: no limit)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError("max_image_pixels must be an integer >= 0 (0: no limit). "
+                          f"Received: max_image_pixels={value!r}")
 
 
 def _as_int_tuple(value, name):

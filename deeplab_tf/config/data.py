@@ -6,7 +6,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Tuple
 
-from deeplab_tf.config.base import DEFAULT_MAX_IMAGE_PIXELS, ConfigMixin, _as_int_tuple
+from deeplab_tf.config.base import (DEFAULT_MAX_IMAGE_PIXELS, ConfigMixin, _as_int_tuple,
+                                     check_pixel_limit)
 from deeplab_tf.errors import ConfigError
 
 
@@ -38,9 +39,11 @@ class DataConfig(ConfigMixin):
         skip_corrupt_records: bool. Skip (and count) corrupt or truncated TFRecord records
             instead of stopping with an error naming the shard and record; records over
             ``max_image_pixels`` are skipped likewise (one stderr line each).
-        max_image_pixels: int. Largest image (height x width, read from the encoded header
-            before decoding) the input pipeline accepts; a larger record stops the input
-            with an error naming the shard, the record and the size. 0: no limit.
+        max_image_pixels: int. Largest cost of one record, read from the encoded headers
+            before decoding: in training, the image resized at the largest random scale and
+            padded to the crop; in evaluation, what the caller's ``pixels`` (the inference's
+            padding and passes) says. A costlier record stops the input with an error naming
+            the shard, the record and the size. 0: no limit.
     """
 
     dataset: str = "pascal_voc_seg"
@@ -104,7 +107,4 @@ class DataConfig(ConfigMixin):
             raise ConfigError(f"num_readers must be >= 1. Received: num_readers={self.num_readers}")
         if self.seed is not None and not isinstance(self.seed, int):
             raise ConfigError(f"seed must be an integer or None. Received: seed={self.seed!r}")
-        if isinstance(self.max_image_pixels, bool) or not isinstance(self.max_image_pixels, int) \
-                or self.max_image_pixels < 0:
-            raise ConfigError("max_image_pixels must be an integer >= 0 (0: no limit). "
-                             f"Received: max_image_pixels={self.max_image_pixels!r}")
+        check_pixel_limit(self.max_image_pixels)

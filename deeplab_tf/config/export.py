@@ -6,7 +6,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Tuple
 
-from deeplab_tf.config.base import DEFAULT_MAX_IMAGE_PIXELS, ConfigMixin, _as_size
+from deeplab_tf.config.base import (DEFAULT_MAX_IMAGE_PIXELS, ConfigMixin, _as_size,
+                                     check_pixel_limit)
 from deeplab_tf.config.eval import INFERENCE_PRECISIONS
 from deeplab_tf.errors import ConfigError
 
@@ -64,8 +65,9 @@ class ExportConfig(ConfigMixin):
         min_resize_value: int or None. Resize to range inside the exported graph.
         max_resize_value: int or None. Resize to range: largest allowed larger side.
         resize_factor: int or None. Resize to range: sides become a multiple of it plus one.
-        max_image_pixels: int. Serving signatures reject images with more pixels than this
-            (InvalidArgument), before decoding them fully.
+        max_image_pixels: int. Serving signatures reject a request that would allocate more
+            pixels than this (padded size times scale/flip passes, summed over the batch;
+            InvalidArgument), read from the headers before decoding. 0: no limit.
         inference_precision: str. SavedModel: the precision its graph computes in:
             ``"float32"`` (the default: the machine that will serve is not known here),
             ``"bfloat16"``, or ``"auto"`` (bfloat16 where the exporting machine computes it
@@ -127,6 +129,7 @@ class ExportConfig(ConfigMixin):
                 not isinstance(self.export_version, int) or self.export_version < 1):
             raise ConfigError(
                 f"export_version must be a positive integer. Received: export_version={self.export_version!r}")
+        check_pixel_limit(self.max_image_pixels)
         if self.inference_precision == "bfloat16" and self.format != "saved_model":
             raise ConfigError(
                 "inference_precision=bfloat16 applies to SavedModel exports only (the other "

@@ -1,7 +1,8 @@
 """Reading images and label masks: one place for formats, modes and size limits.
 
 Used by the converters (files on disk), the tf.data pipeline and the serving signatures
-(encoded bytes in records and requests: ``decode_image_tensor``, ``header_pixels``).
+(encoded bytes in records and requests: ``decode_image_tensor``; their sizes are read
+before decoding by ``deeplab_tf.data.image_headers``).
 
 Images (``read_image``):
 - the format is recognised from the content, never from the extension (a ``.png`` holding a
@@ -16,7 +17,7 @@ Images (``read_image``):
   pixel order, as TensorFlow's decoders and the original do. An image whose EXIF tag says it
   is displayed rotated by 90 degrees and whose label only fits the rotated view is refused
   (``check_orientation``), so an image is never paired with a label rotated against it;
-- an image over ``max_pixels`` (default 64 Mpx) is refused from its header, before decoding.
+- an image over ``max_pixels`` (the converters' default: 64 Mpx) is refused from its header, before decoding.
 
 Label masks (``read_index_label``, ``read_color_label``): palette and greyscale PNGs are read
 as indices (the palette index is the class); colour masks as RGB for a palette file; a mask
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 import threading
 import warnings
 from typing import Optional, Tuple
@@ -35,7 +37,7 @@ import numpy as np
 from PIL import Image
 
 from deeplab_tf.config.base import \
-    DEFAULT_MAX_IMAGE_PIXELS  # --max_image_pixels' default
+    DEFAULT_MAX_DECODED_PIXELS as DEFAULT_MAX_IMAGE_PIXELS  # the converters' default
 from deeplab_tf.data.errors import DataError
 from deeplab_tf.errors import one_line
 
@@ -89,8 +91,13 @@ def _png_bit_depth(data: bytes) -> Optional[int]:
     return None
 
 
-def _open(data: bytes, path: str, what: str, max_pixels: int) -> Image.Image:
-    """Opens from the content (header only) and enforces the pixel limit before decoding."""
+def open_image(data: bytes, path: str, what: str = "image",
+               max_pixels: int = 0) -> Image.Image:
+    """Opens from the content (header only) and enforces the pixel limit before decoding.
+
+    Raises:
+        ImageError: undecodable header, no pixels, or over ``max_pixels`` (0: no limit).
+    """
     try:
         with _PIL_LIMIT_LOCK, warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -100,7 +107,8 @@ def _open(data: bytes, path: str, what: str, max_pixels: int) -> Image.Image:
             finally:
                 Image.MAX_IMAGE_PIXELS = previous
     except Exception as e:  # noqa: BLE001 -- PIL raises many types for bad files.
-        raise ImageError(f"{path}: undecodable {what} ({one_line(e)})") from None
+        reason = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", one_line(e))
+        raise ImageError(f"{path}: undecodable {what} ({reason})") from None
     width, height = image.size
     if max_pixels and width * height > max_pixels:
         raise ImageError(
@@ -153,7 +161,7 @@ def read_image(path: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Encoded
             message names the file and what was found.
     """
     data = _read_bytes(path, "image")
-    image = _open(data, path, "image", max_pixels)
+    image = open_image(data, path, "image", max_pixels)
     with image:
         depth = _png_bit_depth(data)
         if depth == 16 or image.mode in _SIXTEEN_BIT_MODES:
@@ -193,7 +201,7 @@ def check_orientation(image: EncodedImage, image_path: str, label_shape, label_p
 
 def _open_label(path: str, max_pixels: int) -> Image.Image:
     data = _read_bytes(path, "label image")
-    image = _open(data, path, "label image", max_pixels)
+    image = open_image(data, path, "label image", max_pixels)
     if image.mode in _SIXTEEN_BIT_MODES:
         image.close()
         raise ImageError(f"{path}: label mask has 16-bit or floating-point values (mode "
@@ -256,62 +264,3 @@ def decode_label_tensor(encoded):
 
     label = tf.io.decode_image(encoded, channels=1, expand_animations=False)
     return tf.cast(label, tf.uint8)
-
-
-def _header_bytes(encoded, start: int, count: int):
-    import tensorflow as tf
-
-    return tf.cast(tf.io.decode_raw(tf.strings.substr(encoded, start, count), tf.uint8),
-                   tf.int64)
-
-
-def _big_endian(encoded, start: int):
-    b = _header_bytes(encoded, start, 4)
-    return ((b[0] * 256 + b[1]) * 256 + b[2]) * 256 + b[3]
-
-
-def _little_endian(encoded, start: int, count: int):
-    import tensorflow as tf
-
-    b = _header_bytes(encoded, start, count)
-    value = tf.constant(0, tf.int64)
-    for index in reversed(range(count)):
-        value = value * 256 + b[index]
-    return value
-
-
-def header_pixels(encoded):
-    """Pixels (int64 scalar) an encoded image declares in its header, without decoding it;
-    -1 when the format is not recognised (the decoder then rejects it).
-
-    The one in-graph header reader: the serving signatures and the tf.data pipeline check
-    ``max_image_pixels`` with it before decoding (JPEG, PNG, GIF, BMP).
-    """
-    import tensorflow as tf
-
-    length = tf.strings.length(encoded)
-    two = tf.strings.substr(encoded, 0, tf.minimum(2, length))
-    four = tf.strings.substr(encoded, 0, tf.minimum(4, length))
-    unknown = tf.constant(-1, tf.int64)
-
-    def jpeg():
-        shape = tf.cast(tf.image.extract_jpeg_shape(encoded), tf.int64)
-        return shape[0] * shape[1]
-
-    def png():
-        return _big_endian(encoded, 16) * _big_endian(encoded, 20)
-
-    def gif():
-        return _little_endian(encoded, 6, 2) * _little_endian(encoded, 8, 2)
-
-    def bmp():
-        width = _little_endian(encoded, 18, 4)
-        height = _little_endian(encoded, 22, 4)
-        height = tf.where(height >= 2 ** 31, 2 ** 32 - height, height)  # top-down: negative
-        return width * height
-
-    return tf.case([(tf.logical_and(tf.equal(two, b"\xff\xd8"), length >= 4), jpeg),
-                    (tf.logical_and(tf.equal(four, b"\x89PNG"), length >= 24), png),
-                    (tf.logical_and(tf.equal(four, b"GIF8"), length >= 10), gif),
-                    (tf.logical_and(tf.equal(two, b"BM"), length >= 26), bmp)],
-                   default=lambda: unknown, exclusive=False)

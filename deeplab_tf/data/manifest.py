@@ -34,6 +34,7 @@ import os
 
 from deeplab_tf import fileio
 from deeplab_tf.data.errors import DataError
+from deeplab_tf.errors import one_line
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
@@ -70,8 +71,8 @@ def read_manifest(dataset_dir: str) -> dict:
     try:
         with open(path, encoding="utf-8") as f:
             manifest = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise DataError(f"Unreadable dataset manifest {path}: {e}") from None
+    except (OSError, ValueError) as e:  # ValueError: bad JSON, or not UTF-8 text
+        raise DataError(f"Unreadable dataset manifest {path}: {one_line(e)}") from None
     validate(manifest, path)
     return manifest
 

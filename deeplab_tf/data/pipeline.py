@@ -8,9 +8,11 @@ prefetches. Distributed training calls it through
 
 ``eval_dataset`` yields one image at a time, in file order, padded for the output stride.
 
-Both check each record's image size from its header before decoding it
-(``DataConfig.max_image_pixels``, ``--max_image_pixels``) and name the shard and record of a
-corrupt or over-limit one (``records.error_message`` extracts that line from the error).
+Both check each record before decoding it (``record_checks``: the schema, the image and
+label formats and sizes read from their headers, and what the record will allocate against
+``DataConfig.max_image_pixels``, ``--max_image_pixels``) and name the shard and record of a
+corrupt, forged or over-limit one (``records.error_message`` extracts that line from the
+error).
 
 Determinism: every element gets its own stateless seed ``(seed, element index)`` for its
 augmentation, so with ``DataConfig.seed`` set (and element order kept, which a seed implies)
@@ -26,13 +28,12 @@ Example:
 from __future__ import annotations
 
 import random
-import sys
-from typing import Optional
+from typing import Callable, Optional
 
 import tensorflow as tf
 
 from deeplab_tf.config import DataConfig
-from deeplab_tf.data import image_io, preprocess
+from deeplab_tf.data import preprocess, record_checks
 from deeplab_tf.data import records as records_lib
 from deeplab_tf.data import registry, schema
 from deeplab_tf.data.errors import DataError
@@ -54,45 +55,6 @@ def _decode_record(ignore_label: int):
     return decode
 
 
-def _pixel_limit(max_pixels: int, skip: bool):
-    """A ``filter`` predicate on ``(serialized, shard, index)``: False (skip, one stderr line
-    per record, said the first time only: training reads every record once an epoch) or an
-    InvalidArgumentError (stop) for a record whose image has more than ``max_pixels``
-    pixels, read from its header (``image_io.header_pixels``; the record's image/height x
-    image/width when the format is not recognised) before anything is decoded."""
-    if skip:  # The records already said, for as long as the dataset lives.
-        said = tf.lookup.experimental.MutableHashTable(tf.string, tf.int64, default_value=0)
-
-    def say_once(text):
-        seen = said.lookup(text)
-        with tf.control_dependencies([seen]):
-            mark = said.insert(text, tf.constant(1, tf.int64))
-        with tf.control_dependencies([mark]):
-            return tf.cond(seen > 0, tf.no_op, lambda: tf.print(
-                tf.strings.join([text, ": skipped"]), output_stream=sys.stderr))
-
-    def within(serialized, shard, index):
-        fields = schema.parse_example(serialized)
-        height, width = fields[schema.IMAGE_HEIGHT], fields[schema.IMAGE_WIDTH]
-        pixels = image_io.header_pixels(fields[schema.IMAGE_ENCODED])
-        pixels = tf.where(pixels >= 0, pixels, height * width)
-        ok = pixels <= max_pixels
-        text = tf.strings.join([
-            shard, ": record ", tf.strings.as_string(index), " (",
-            fields[schema.IMAGE_FILENAME], "): image of ", tf.strings.as_string(pixels),
-            " pixels (image/height x image/width ", tf.strings.as_string(height), "x",
-            tf.strings.as_string(width), "), over the limit --max_image_pixels=",
-            str(max_pixels)])
-        if skip:
-            report = tf.cond(ok, tf.no_op, lambda: say_once(text))
-        else:
-            report = tf.debugging.Assert(ok, [text], summarize=1)
-        with tf.control_dependencies([report]):
-            return tf.identity(ok)
-
-    return within
-
-
 def _tfds_decode(name: str, decode_fn):
     def decode(record):
         image, label, filename = decode_fn(record)
@@ -104,8 +66,10 @@ def _tfds_decode(name: str, decode_fn):
 
 
 def _records(data_config: DataConfig, split: str, *, ignore_label: int, training: bool,
-             deterministic: bool, input_context=None):
-    """(dataset of undecoded records, decode_fn) for a split, sharded per input pipeline."""
+             deterministic: bool, input_context=None, cost_fn=None, require_label=True,
+             cost_description=None):
+    """(dataset of undecoded records, decode_fn) for a split, sharded per input pipeline,
+    every record checked before it is decoded (``record_checks``)."""
     if data_config.dataset.startswith(registry.TFDS_PREFIX):
         from deeplab_tf.data import tfds_source
 
@@ -119,23 +83,29 @@ def _records(data_config: DataConfig, split: str, *, ignore_label: int, training
     if not data_config.dataset_dir:
         raise DataError(f"dataset_dir is empty: where are the TFRecord shards of split {split!r}?")
     files = schema.list_shards(data_config.dataset_dir, split)
+    scans = [records_lib.scan_shard(f) for f in files]  # headers only: cheap
+    record_checks.check_first_records(files, scans, require_label)
     num_pipelines = input_context.num_input_pipelines if input_context else 1
     pipeline_id = input_context.input_pipeline_id if input_context else 0
     decode = _decode_record(ignore_label)
     skip = data_config.skip_corrupt_records
     if not training:
-        records = records_lib.read_shards(files, skip)
+        records = records_lib.read_shards(files, skip, scans=scans)
     elif num_pipelines > 1 and len(files) < num_pipelines:
         # Too few files to give each pipeline its own: every pipeline reads all files in a
         # fixed order and keeps every num_pipelines-th record.
-        records = records_lib.read_shards(files, skip).shard(num_pipelines, pipeline_id)
+        records = records_lib.read_shards(files, skip, scans=scans).shard(num_pipelines,
+                                                                          pipeline_id)
     else:
-        files = files[pipeline_id::num_pipelines]
+        files, scans = files[pipeline_id::num_pipelines], scans[pipeline_id::num_pipelines]
         records = records_lib.read_shards(
             files, skip, cycle_length=min(data_config.num_readers, len(files)),
-            deterministic=deterministic, shuffle=True, shuffle_seed=data_config.seed)
-    if data_config.max_image_pixels:
-        records = records.filter(_pixel_limit(data_config.max_image_pixels, skip))
+            deterministic=deterministic, shuffle=True, shuffle_seed=data_config.seed,
+            scans=scans)
+    records = record_checks.checked(
+        records, cost_fn=cost_fn, max_pixels=data_config.max_image_pixels, skip=skip,
+        require_label=require_label, description=cost_description,
+        deterministic=deterministic)
     return records, decode
 
 
@@ -160,14 +130,14 @@ def train_dataset(data_config: DataConfig, *, batch_size: int, mean_pixel,
         labels int32 [B, crop_h, crop_w, 1])``; with ``with_source`` a third element
         ``{"shard": string [B], "record": int64 [B] (index in the shard; -1 for TFDS),
         "filename": string [B]}``. A corrupt or truncated shard stops the input with
-        ``<shard>: record N is corrupt (truncated?)`` (``records.error_message`` extracts the
+        ``<shard>: record N is corrupt (<why>)`` (``records.error_message`` extracts the
         line from the error), or is skipped and counted with
         ``data_config.skip_corrupt_records`` (one stderr line per shard with the count skipped).
-        A record whose image has more than ``data_config.max_image_pixels`` pixels (from
-        its header, before decoding) stops the input likewise with ``<shard>: record N
-        (<name>): image of P pixels (image/height x image/width HxW), over the limit
-        --max_image_pixels=L``, or is skipped with one stderr line (``...: skipped``, the first
-        epoch only).
+        A record that fails a ``record_checks`` check stops the input likewise with
+        ``<shard>: record N (<name>): ...``; one that would allocate more than
+        ``data_config.max_image_pixels`` pixels (``record_checks.training_pixels``: resized,
+        at the largest scale, padded to the crop) or whose format is not read is skipped
+        instead with ``skip_corrupt_records`` (one stderr line, the first epoch only).
     """
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
@@ -184,7 +154,10 @@ def train_dataset(data_config: DataConfig, *, batch_size: int, mean_pixel,
 
     records, decode = _records(data_config, data_config.train_split, ignore_label=ignore_label,
                                training=True, deterministic=deterministic,
-                               input_context=input_context)
+                               input_context=input_context,
+                               cost_fn=record_checks.training_pixels(data_config),
+                               cost_description="resized, at the largest scale, padded to "
+                                                "the crop")
     records = records.shuffle(SHUFFLE_BUFFER_SIZE, seed=data_config.seed,
                               reshuffle_each_iteration=True).repeat()
 
@@ -220,13 +193,21 @@ def train_dataset(data_config: DataConfig, *, batch_size: int, mean_pixel,
 
 
 def eval_dataset(data_config: DataConfig, split: str, *, mean_pixel,
-                 ignore_label: Optional[int] = None,
-                 output_stride: Optional[int] = None) -> tf.data.Dataset:
+                 ignore_label: Optional[int] = None, output_stride: Optional[int] = None,
+                 pixels: Optional[Callable] = None,
+                 require_label: bool = True) -> tf.data.Dataset:
     """Every example of ``split`` once, in order, batch size 1.
 
     The image keeps its size (after the optional resize to range of ``data_config``), padded
     at the bottom/right to the next ``k * output_stride + 1`` when ``output_stride`` is given:
     the image with ``mean_pixel``, the label with the ignore label.
+
+    Args:
+        pixels: callable(height, width) -> float64 tensor, or None. What predicting a record
+            will allocate (``InferenceSpec.pixels``), checked against
+            ``data_config.max_image_pixels`` before decoding; None: the padded size above.
+        require_label: bool. A record without a label stops the input (deeplab-eval); False
+            (deeplab-vis) gives it a label of the ignore label.
 
     Returns:
         tf.data.Dataset of dicts: ``image`` float32 [1, H', W', 3] in [0, 255], ``label``
@@ -236,8 +217,17 @@ def eval_dataset(data_config: DataConfig, split: str, *, mean_pixel,
     """
     info = registry.get_dataset_info(data_config.dataset, data_config.dataset_dir or None)
     ignore_label = info.ignore_label if ignore_label is None else int(ignore_label)
+    if pixels is None:
+        def pixels(height, width):
+            return tf.maximum(tf.cast(height, tf.float64) * tf.cast(width, tf.float64),
+                              preprocess.padded_pixels(
+                                  height, width, output_stride=output_stride or 1,
+                                  min_resize_value=data_config.min_resize_value,
+                                  max_resize_value=data_config.max_resize_value,
+                                  resize_factor=data_config.resize_factor))
     records, decode = _records(data_config, split, ignore_label=ignore_label, training=False,
-                               deterministic=True)
+                               deterministic=True, cost_fn=pixels, require_label=require_label,
+                               cost_description="as inference pads, scales and flips it")
 
     def preprocess_one(*record):
         image, label, source = decode(record[0] if len(record) == 1 else record)

@@ -59,7 +59,8 @@ def _resize_nearest(label: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
 
 
 def resize_to_range_size(height, width, min_size: Optional[int] = None,
-                         max_size: Optional[int] = None, factor: Optional[int] = None) -> tf.Tensor:
+                         max_size: Optional[int] = None, factor: Optional[int] = None,
+                         dtype=tf.float32) -> tf.Tensor:
     """The output size (int32 [2]) of the original's ``resize_to_range`` (its final version,
     tensorflow/models a45ce37; see below for the 2018 one).
 
@@ -73,23 +74,27 @@ def resize_to_range_size(height, width, min_size: Optional[int] = None,
     The original's 2018 version, with which the 2018 model-zoo numbers were computed, rounded
     up instead, and lowered ``max_size`` by ``factor`` more when it already was
     ``k * factor + 1`` (max 513 with factor 16 gave 497, here 513).
+
+    ``dtype=tf.float64`` computes in float64 with an int64 result, for sizes read from an
+    untrusted header (resource limits), where int32 could overflow.
     """
-    height = tf.cast(height, tf.float32)
-    width = tf.cast(width, tf.float32)
+    int_dtype = tf.int64 if dtype == tf.float64 else tf.int32
+    height = tf.cast(height, dtype)
+    width = tf.cast(width, dtype)
     if max_size is not None:
         max_size = float(max_size)
         if factor is not None:
             max_size = max_size - (max_size - 1) % factor
     if min_size is not None:
         scale = float(min_size) / tf.minimum(height, width)
-        new_size = tf.cast(tf.math.floor(tf.stack([height * scale, width * scale])), tf.int32)
+        new_size = tf.cast(tf.math.floor(tf.stack([height * scale, width * scale])), int_dtype)
     else:
-        new_size = tf.cast(tf.stack([height, width]), tf.int32)
+        new_size = tf.cast(tf.stack([height, width]), int_dtype)
     if max_size is not None:
         scale = max_size / tf.maximum(height, width)
-        small_size = tf.cast(tf.math.floor(tf.stack([height * scale, width * scale])), tf.int32)
+        small_size = tf.cast(tf.math.floor(tf.stack([height * scale, width * scale])), int_dtype)
         new_size = tf.where(
-            tf.cast(tf.reduce_max(new_size), tf.float32) > max_size, small_size, new_size)
+            tf.cast(tf.reduce_max(new_size), dtype) > max_size, small_size, new_size)
     if factor is not None:
         new_size += (factor - (new_size - 1) % factor) % factor
     return new_size
@@ -231,6 +236,22 @@ def preprocess_for_train(image: tf.Tensor, label: tf.Tensor, *, crop_size: Tuple
 def padded_size(size, output_stride: int):
     """The smallest ``k * output_stride + 1`` >= size (int or int tensor)."""
     return (size - 1 + output_stride - 1) // output_stride * output_stride + 1
+
+
+def padded_pixels(height, width, *, output_stride: int = 1, crop_size=None,
+                  min_resize_value: Optional[int] = None, max_resize_value: Optional[int] = None,
+                  resize_factor: Optional[int] = None) -> tf.Tensor:
+    """float64: the area inference pads an ``height`` x ``width`` image to (after the resize
+    to range, the next ``k * output_stride + 1`` and at least ``crop_size``), in float64 so
+    that sizes read from an untrusted header cannot overflow (resource limits)."""
+    height, width = tf.cast(height, tf.float64), tf.cast(width, tf.float64)
+    if min_resize_value or max_resize_value:
+        size = tf.cast(resize_to_range_size(height, width, min_resize_value, max_resize_value,
+                                            resize_factor, dtype=tf.float64), tf.float64)
+        height, width = size[0], size[1]
+    min_h, min_w = crop_size or (1, 1)
+    return (tf.maximum(padded_size(height, output_stride), float(min_h)) *
+            tf.maximum(padded_size(width, output_stride), float(min_w)))
 
 
 def preprocess_for_eval(image: tf.Tensor, label: tf.Tensor, *, mean_pixel: MeanPixel,

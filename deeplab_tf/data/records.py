@@ -2,22 +2,28 @@
 do with a corrupt or truncated shard.
 
 ``read_shards(files)`` yields ``(serialized, shard path, record index)``. A shard that cannot be
-read to its end (a truncated copy, a flipped bit caught by the record CRC) either stops the
-input with ``<shard path>: record N is corrupt (truncated?)`` (an InvalidArgumentError whose
-message holds that line; ``error_message`` extracts it) or, with ``skip_corrupt=True``, drops
-the unreadable rest of that shard and logs one line on stderr with the count,
-``<shard>: record N is corrupt (truncated?): skipped the rest of this shard (K record(s))``.
-It never ends in a bare DataLossError.
+read to its end either stops the input with ``<shard path>: record N is corrupt (<why>)`` (an
+InvalidArgumentError whose message holds that line; ``error_message`` extracts it) or, with
+``skip_corrupt=True``, drops the unreadable rest of that shard and logs one line on stderr with
+the count, ``<shard>: record N is corrupt (<why>): skipped the rest of this shard (K
+record(s))``. It never ends in a bare DataLossError, and never in a crash: why is one of
 
-How: when the input is built, the complete records of every shard are counted from their
-length headers (a walk over 12-byte headers, no data read); each shard is then read with
-errors ignored (TensorFlow's reader ends that shard at a bad record), its records numbered,
-and at its end the number read is compared with that count -- all in the graph, no Python
-callback in the input pipeline.
+* ``length L beyond the end of the file`` (a truncated copy, or a forged length),
+* ``length L is over the 2 GiB a record can hold`` (no tf.train.Example is that large),
+* ``length checksum mismatch`` / ``truncated record header`` / ``checksum mismatch`` (a flipped
+  bit in a header, the file cut inside a header, a body whose CRC fails).
+
+How: when the input is built, every shard's record headers are walked in Python (12 bytes
+each, the length's CRC checked, no body read): the records that fit in the file are counted
+and the first bad header is described (``scan_shard``). TensorFlow's reader then reads only
+those records (``take``), so a forged length is never allocated; a body whose CRC fails ends
+the shard early (errors ignored); at the shard's end the number read is compared with the
+count -- all in the graph, no Python callback in the input pipeline.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import struct
 import sys
@@ -25,29 +31,98 @@ from typing import Optional, Tuple
 
 import tensorflow as tf
 
-_MESSAGE = "is corrupt (truncated?)"
+from deeplab_tf.data.errors import DataError
+from deeplab_tf.errors import error_text
+
+_MESSAGE = "is corrupt"
+MAX_RECORD_BYTES = 2 ** 31 - 1  # protobuf's limit: no tf.train.Example is longer
+_FIRST_RECORD_BYTES = 1 << 28  # the first record is kept (schema checks) up to this size
 
 
-def count_complete_records(path: str) -> Tuple[int, bool]:
-    """(number of records whose length header and body fit in the file, file ends cleanly).
+def _crc32c_table():
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+        table.append(crc)
+    return table
 
-    Reads only the 12-byte headers (seeking over the bodies); CRCs are not checked here.
+
+_CRC32C = _crc32c_table()
+
+
+def masked_crc32c(data: bytes) -> int:
+    """TFRecord's masked CRC-32C of ``data`` (used on the 8 length bytes of each header)."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = _CRC32C[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    crc ^= 0xFFFFFFFF
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardScan:
+    """What the headers of a shard say (``scan_shard``).
+
+    Attributes:
+        complete: int. Records whose header is sound and whose body fits in the file.
+        problem: str. Why record ``complete`` cannot be read ("" if the file ends there).
+        first_record: bytes or None. The first record's body (None if there is none or it is
+            larger than 256 MiB), for schema checks.
     """
-    complete, clean = 0, True
+
+    complete: int
+    problem: str
+    first_record: Optional[bytes] = None
+
+
+def scan_shard(path: str) -> ShardScan:
+    """Walks a shard's record headers (see the module docstring); reads no body but the
+    first.
+
+    Raises:
+        DataError: the shard cannot be read (a folder, unreadable), naming it.
+    """
+    try:
+        return _scan(path)
+    except (OSError, tf.errors.OpError) as error:
+        reason = error_text(error).replace(f"{path}; ", "")  # TensorFlow names the path
+        raise DataError(f"{path}: cannot read this shard ({reason})") from None
+
+
+def _scan(path: str) -> ShardScan:
+    complete, first = 0, None
     with tf.io.gfile.GFile(path, "rb") as f:
         size = f.size()
         offset = 0
         while offset < size:
             if size - offset < 12:
-                return complete, False
+                return ShardScan(complete, f"truncated record header ({size - offset} bytes "
+                                           "after the last record)", first)
             f.seek(offset)
-            (length,) = struct.unpack("<Q", f.read(8))
+            header = f.read(12)
+            (length,) = struct.unpack("<Q", header[:8])
+            if masked_crc32c(header[:8]) != struct.unpack("<I", header[8:])[0]:
+                return ShardScan(complete, "length checksum mismatch", first)
             end = offset + 12 + length + 4
             if end > size:
-                return complete, False
+                return ShardScan(complete, f"length {length} beyond the end of the file",
+                                 first)
+            if length > MAX_RECORD_BYTES:
+                return ShardScan(complete, f"length {length} is over the 2 GiB a record can "
+                                           "hold", first)
+            if complete == 0 and length <= _FIRST_RECORD_BYTES:
+                first = f.read(length)
             complete += 1
             offset = end
-    return complete, clean
+    return ShardScan(complete, "", first)
+
+
+def count_complete_records(path: str) -> Tuple[int, bool]:
+    """(records whose header is sound and body fits in the file, the file ends cleanly)."""
+    scan = scan_shard(path)
+    return scan.complete, not scan.problem
 
 
 def read_shard(path, skip_corrupt=False, expected=None) -> tf.data.Dataset:
@@ -57,14 +132,17 @@ def read_shard(path, skip_corrupt=False, expected=None) -> tf.data.Dataset:
         path: str or scalar string tensor. The shard.
         skip_corrupt: bool. Skip the unreadable rest of a corrupt shard (logged with its
             count) instead of stopping.
-        expected: (complete records, ends cleanly) of the shard as ``count_complete_records``
-            gives them, as tensors or values; None: computed now (``path`` must be a str).
+        expected: (complete records, problem) of the shard as ``scan_shard`` gives them, as
+            tensors or values; None: computed now (``path`` must be a str).
     """
     if expected is None:
-        expected = count_complete_records(path)
-    complete, clean = (tf.cast(expected[0], tf.int64), tf.cast(expected[1], tf.bool))
+        scan = scan_shard(path)
+        expected = (scan.complete, scan.problem)
+    complete = tf.cast(expected[0], tf.int64)
+    problem = tf.convert_to_tensor(expected[1], tf.string)
     path = tf.convert_to_tensor(path, tf.string)
-    records = tf.data.TFRecordDataset(path).enumerate().ignore_errors()
+    # Only the records whose headers were checked: a forged length is never read.
+    records = tf.data.TFRecordDataset(path).take(complete).enumerate().ignore_errors()
     end = tf.data.Dataset.from_tensors((tf.constant(-1, tf.int64), tf.constant(b"")))
 
     def number(count, element):
@@ -73,9 +151,12 @@ def read_shard(path, skip_corrupt=False, expected=None) -> tf.data.Dataset:
 
     def check(index, record, count):
         def at_end():
-            ok = tf.logical_and(clean, count >= complete)
-            lost = tf.maximum(complete - count, 0) + tf.cast(tf.logical_not(clean), tf.int64)
-            where = tf.strings.join([path, ": record ", tf.strings.as_string(count), " " + _MESSAGE])
+            short = count < complete
+            ok = tf.logical_and(tf.logical_not(short), tf.equal(problem, ""))
+            lost = tf.maximum(complete - count, 0) + tf.cast(problem != "", tf.int64)
+            why = tf.where(short, tf.constant("checksum mismatch"), problem)
+            where = tf.strings.join([path, ": record ", tf.strings.as_string(count),
+                                     " " + _MESSAGE + " (", why, ")"])
             if skip_corrupt:
                 report = tf.cond(ok, tf.no_op, lambda: tf.print(
                     tf.strings.join([where, ": skipped the rest of this shard (",
@@ -95,7 +176,7 @@ def read_shard(path, skip_corrupt=False, expected=None) -> tf.data.Dataset:
 
 def read_shards(files, skip_corrupt: bool = False, cycle_length: int = 1,
                 deterministic: bool = True, shuffle_seed: Optional[int] = None,
-                shuffle: bool = False) -> tf.data.Dataset:
+                shuffle: bool = False, scans=None) -> tf.data.Dataset:
     """``(serialized, shard path, record index)`` of several shards.
 
     Args:
@@ -105,14 +186,15 @@ def read_shards(files, skip_corrupt: bool = False, cycle_length: int = 1,
         cycle_length: int. Shards read in parallel (interleaved); 1 reads them in order.
         deterministic: bool. Keep the interleave order fixed.
         shuffle_seed, shuffle: shuffle the file order (each iteration) first.
+        scans: list of ShardScan or None. The files' ``scan_shard`` (None: scanned now).
     """
     files = list(files)
-    counts = [count_complete_records(f) for f in files]  # Headers only: cheap.
+    scans = scans or [scan_shard(f) for f in files]  # Headers only: cheap.
     names = tf.data.Dataset.from_tensor_slices(
-        (files, [c for c, _ in counts], [clean for _, clean in counts]))
+        (files, [s.complete for s in scans], [s.problem for s in scans]))
     if shuffle:
         names = names.shuffle(len(files), seed=shuffle_seed, reshuffle_each_iteration=True)
-    read = lambda f, c, ok: read_shard(f, skip_corrupt, (c, ok))  # noqa: E731
+    read = lambda f, c, problem: read_shard(f, skip_corrupt, (c, problem))  # noqa: E731
     if cycle_length <= 1:
         return names.flat_map(read)
     return names.interleave(read, cycle_length=cycle_length,
@@ -125,8 +207,8 @@ _RECORD_LINE = re.compile(r"assertion failed: \[(.*?: record \d+ .*?)\](?:\s*\n|
 
 def error_message(error: BaseException) -> Optional[str]:
     """The one line naming the shard and record of an input error, or None: ``<shard>:
-    record N is corrupt (truncated?)``, or the pipeline's pixel-limit line (``<shard>:
-    record N (<name>): image of P pixels (...), over the limit --max_image_pixels=L``)."""
+    record N is corrupt (<why>)``, or one of the pipeline's record checks (``<shard>:
+    record N (<name>): ...``, ``data.record_checks``)."""
     text = getattr(error, "message", None) or str(error)
     match = _RECORD_LINE.search(text)
     return match.group(1).strip() if match else None

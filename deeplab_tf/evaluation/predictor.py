@@ -77,7 +77,8 @@ class Predictor:
         self.eval_config = eval_config
         self.requested_quantization = requested_quantization
         self.pad_value = mean_pixel(resolved.config.model_variant)
-        # --inference_precision resolved once (``auto``: from the hardware), said by the CLI.
+        # --inference_precision resolved once (``auto``: from the hardware), said by the CLI;
+        # its ``pixels`` is what ``max_image_pixels`` limits.
         self.spec = inference.InferenceSpec.from_configs(resolved.config, eval_config)
         self._said = None
 

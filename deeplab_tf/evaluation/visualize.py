@@ -23,6 +23,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
+from deeplab_tf.data import image_io
 from deeplab_tf.data.errors import DataError
 from deeplab_tf.data.palettes import colorize
 from deeplab_tf.fileio import atomic_path
@@ -123,20 +124,43 @@ def save_raw_prediction(vis_logdir: str, filename: str, index: int, prediction: 
     return path
 
 
-def folder_images(image_dir: str):
+def folder_images(image_dir: str, pixels=None, max_pixels: int = 0):
     """Yields the images of a folder (sorted by name) as ``eval_dataset``-like samples:
     "image" float32 [1, H, W, 3], "height", "width" int32 [1], "filename" (str) [1].
 
+    Args:
+        image_dir: str. The folder.
+        pixels: callable(height, width) -> pixels predicting the image allocates
+            (``InferenceSpec.pixels``), or None: height x width.
+        max_pixels: int. An image costing more is refused from its header, before it is
+            decoded; 0: no limit.
+
     Raises:
-        ValueError: the folder holds no image file.
+        DataError: the folder holds no image file; an image is unreadable or over the limit
+            (naming the file).
     """
     names = sorted(n for n in os.listdir(image_dir)
                    if os.path.splitext(n)[1].lower() in _IMAGE_EXTENSIONS)
     if not names:
         raise DataError(f"No image files ({', '.join(_IMAGE_EXTENSIONS)}) in {image_dir}")
     for name in names:
-        with Image.open(os.path.join(image_dir, name)) as image:
-            array = np.asarray(image.convert("RGB"), dtype=np.float32)
+        path = os.path.join(image_dir, name)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as error:
+            raise DataError(f"{path}: cannot read image ({error.strerror or error})") from None
+        with image_io.open_image(data, path) as image:
+            width, height = image.size
+            cost = float(pixels(height, width)) if pixels else float(height * width)
+            if max_pixels and cost > max_pixels:
+                raise DataError(f"{path}: image {height}x{width} needs {int(cost)} pixels (as "
+                                "inference pads, scales and flips it), over the limit "
+                                f"--max_image_pixels={max_pixels}")
+            try:
+                array = np.asarray(image.convert("RGB"), dtype=np.float32)
+            except Exception as error:  # noqa: BLE001 -- PIL raises many types for bad files
+                raise DataError(f"{path}: undecodable image ({error})") from None
         yield {"image": array[np.newaxis], "height": np.array([array.shape[0]], np.int32),
                "width": np.array([array.shape[1]], np.int32), "filename": np.array([name])}
 

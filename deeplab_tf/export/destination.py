@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 
+from deeplab_tf import fileio
 from deeplab_tf.export.errors import ExportError
 
 
@@ -25,26 +25,13 @@ class ExportResult:
 
 
 def check_writable(directory: str, error=ExportError) -> None:
-    """Checks, creating nothing, that ``directory`` can be created (if needed) and written.
-
-    The nearest existing folder on the way is tried with a temporary file (removed at once),
-    so a read-only or full file system fails here, before any work.
+    """Checks, creating nothing, that ``directory`` can be created (if needed) and written
+    (``fileio.check_writable``).
 
     Raises:
         ``error`` (ExportError or a subclass): naming the directory and the reason.
     """
-    path = os.path.abspath(directory)
-    while not os.path.exists(path):
-        path = os.path.dirname(path)
-    if not os.path.isdir(path):
-        raise error(f"Export directory {directory} is not writable: {path} is a file, not a "
-                    "directory")
-    try:
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as failure:
-        raise error(f"Export directory {directory} is not writable: "
-                    f"{failure.strerror or failure}") from None
+    fileio.check_writable(directory, f"Export directory {directory}", error)
 
 
 def check_new_file(path: str, overwrite: bool) -> None:

@@ -65,6 +65,8 @@ class InferenceSpec:
             upsampled logits (true), or at logits resolution, resized nearest-neighbour
             (``ModelConfig.prediction_with_upsampled_logits``; multi-scale, flipped and
             sliding-window predictions always upsample, as the original's).
+        image_pyramid: tuple of float. The model's own pyramid scales
+            (``ModelConfig.image_pyramid``): counted in ``passes``, nothing else.
     """
 
     output_stride: int
@@ -81,6 +83,7 @@ class InferenceSpec:
     precision: str = "float32"
     precision_reason: str = dataclasses.field(default="", compare=False)
     prediction_with_upsampled_logits: bool = True
+    image_pyramid: Tuple[float, ...] = ()
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
@@ -95,6 +98,7 @@ class InferenceSpec:
         if not scales or any(not s > 0 for s in scales):
             raise ConfigError(f"scales must be positive numbers. Received: scales={list(scales)}")
         set_("scales", scales)
+        set_("image_pyramid", tuple(float(s) for s in self.image_pyramid or ()))
         set_("crop_size", _optional_pair(self.crop_size, "crop_size"))
         set_("sliding_window_size", _optional_pair(self.sliding_window_size,
                                                    "sliding_window_size"))
@@ -109,6 +113,34 @@ class InferenceSpec:
     def resizes(self) -> bool:
         """True when images are resized to range before inference."""
         return bool(self.min_resize_value or self.max_resize_value)
+
+    @property
+    def passes(self) -> float:
+        """Model passes per image, each counted at ``max(1, scale**2)`` times the padded size
+        (its input and its upsampled outputs): the sum over ``scales``, doubled with flips,
+        times the same sum over the model's ``image_pyramid``."""
+        def total(scales):
+            return sum(max(1.0, s * s) for s in scales) if scales else 1.0
+
+        return (total(self.scales) * (2 if self.add_flipped_images else 1)
+                * total(self.image_pyramid))
+
+    def pixels(self, height, width):
+        """float64 tensor: what predicting an ``height`` x ``width`` image allocates, in pixels:
+        the padded size (after the resize to range: ``k * output_stride + 1`` and at least
+        ``crop_size``) times ``passes``, and at least the image itself. The measure that
+        ``max_image_pixels`` limits (serving, eval, vis); computed in float64, so sizes read
+        from a forged header cannot overflow it."""
+        import tensorflow as tf
+
+        from deeplab_tf.data.preprocess import padded_pixels
+
+        padded = padded_pixels(height, width, output_stride=self.output_stride,
+                               crop_size=self.crop_size, min_resize_value=self.min_resize_value,
+                               max_resize_value=self.max_resize_value,
+                               resize_factor=self.resize_factor)
+        return tf.maximum(tf.cast(height, tf.float64) * tf.cast(width, tf.float64),
+                          padded * self.passes)
 
     @property
     def single_pass(self) -> bool:
@@ -132,6 +164,7 @@ class InferenceSpec:
                    resize_factor=eval_config.resize_factor,
                    fold_batch_norm=eval_config.fold_batch_norm,
                    prediction_with_upsampled_logits=model_config.prediction_with_upsampled_logits,
+                   image_pyramid=model_config.image_pyramid,
                    **_precision(eval_config.inference_precision))
 
     @classmethod
@@ -157,6 +190,7 @@ class InferenceSpec:
                    resize_factor=export_config.resize_factor,
                    fold_batch_norm=export_config.fold_batch_norm,
                    prediction_with_upsampled_logits=model_config.prediction_with_upsampled_logits,
+                   image_pyramid=model_config.image_pyramid,
                    **precision)
 
 

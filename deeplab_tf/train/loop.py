@@ -149,6 +149,7 @@ class Trainer:
                 f"anyway). Received: jit_compile=True with {self.num_replicas} replicas")
         self._trace_step_functions()
         self._sigterm = SigtermFlag()
+        self.steps_run = 0  # training steps this process ran (0: the start has not finished)
 
     def _trace_step_functions(self):
         """(Re)creates the step's tf.functions: they trace on their next call (after
@@ -323,6 +324,7 @@ class Trainer:
                     self._trace_step_functions()
                 values, batch = self._next_step(iterator, requests, step, start)
                 step += 1
+                self.steps_run += 1
                 self._check(step, values, batch)
                 result.step, result.loss = step, values["cross_entropy"] + values["regularization"]
                 if step > start + 1:  # the first step includes tracing: not timed

@@ -40,11 +40,14 @@ SKIP_CORRUPT_RECORDS = flags.DEFINE_boolean(
 
 MAX_IMAGE_PIXELS = flags.DEFINE_integer(
     "max_image_pixels", default(_D, "max_image_pixels"),
-    "Largest image (height x width) accepted, read from the image's header before decoding: "
-    "the training/eval input pipeline stops on a larger record naming its shard and record "
-    "(or skips it with --skip_corrupt_records); serving signatures reject larger images "
-    "(InvalidArgument); the dataset converters stop (or skip with --skip_invalid). 0: no "
-    "limit in the pipeline and the converters.")
+    "Largest cost of one image, in pixels, read from its header before decoding: what "
+    "predicting it allocates (padded to the crop and to k * output_stride + 1, times the "
+    "scale/flip passes; in training, resized at the largest random scale and padded to the "
+    "crop). The training/eval/vis input stops on a costlier record naming its shard and "
+    "record (or skips it with --skip_corrupt_records); serving signatures reject such a "
+    "request (InvalidArgument). Raising it costs about 0.2-0.35 GiB of memory per extra "
+    "million pixels (docs/reliability.md). The dataset converters read it as the largest "
+    "decoded image (height x width; their default 64000000). 0: no limit.")
 
 
 def is_tfds() -> bool:

@@ -16,6 +16,9 @@ from typing import Iterable, List, Set
 
 from absl import flags
 
+from deeplab_tf.errors import UserError
+from deeplab_tf.fileio import read_text
+
 FLAGS = flags.FLAGS
 _EXPLICIT: Set[str] = set()
 _PACKAGE = "deeplab_tf.cli.flags."
@@ -112,6 +115,39 @@ def _shown(value) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def _flagfiles(args: Iterable[str]) -> List[str]:
+    """The --flagfile paths named in ``args`` (``--flagfile=x`` or ``--flagfile x``)."""
+    args, paths = list(args), []
+    for index, arg in enumerate(args):
+        name, _, value = arg.lstrip("-").partition("=")
+        if arg.startswith("-") and name == "flagfile":
+            if value or "=" in arg:
+                paths.append(value)
+            elif index + 1 < len(args):
+                paths.append(args[index + 1])
+    return paths
+
+
+def undecodable_flagfile(args: Iterable[str], seen=None) -> str:
+    """The line saying which --flagfile (given in ``args``, or nested in one) is not UTF-8
+    text, for absl's UnicodeDecodeError (which names no file); "" if none is found."""
+    seen = set() if seen is None else seen
+    for path in _flagfiles(args):
+        if path in seen:
+            continue
+        seen.add(path)
+        try:
+            text = read_text(path, "one --flag=value per line")
+        except UserError as error:
+            return f"--flagfile={error}"
+        except OSError:
+            continue
+        found = undecodable_flagfile(text.split(), seen)
+        if found:
+            return found
+    return ""
+
+
 def flags_parser(binary: str):
     """An ``absl.app.run`` flags_parser for ``binary`` (see the module docstring)."""
 
@@ -121,6 +157,11 @@ def flags_parser(binary: str):
         except flags.Error as error:
             print(f"FATAL Flags parsing error: {error}", file=sys.stderr)
             print("Pass --helpfull to see help on flags.", file=sys.stderr)
+            sys.exit(1)
+        except UnicodeDecodeError as error:  # absl reads flagfiles as text, naming none
+            line = undecodable_flagfile(argv[1:]) or (
+                f"a --flagfile is not UTF-8 text ({error.reason} at offset {error.start})")
+            print(f"error: {line}", file=sys.stderr)
             sys.exit(1)
         explicit = command_line_names(argv[1:])
         _EXPLICIT.clear()

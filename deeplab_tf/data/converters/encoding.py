@@ -78,6 +78,12 @@ def encode_source(source: Source, num_classes: int, ignore_label: int,
         ConversionError: naming the file and the problem.
     """
     try:
+        source.name.encode("utf-8")
+    except UnicodeEncodeError:  # a file name of undecodable bytes (os.listdir's surrogates)
+        shown = os.fsencode(source.image_path).decode("utf-8", "backslashreplace")
+        raise ConversionError(f"{shown}: file name is not valid UTF-8 (the example's name is "
+                              "stored as UTF-8 text); rename the file", skippable=True) from None
+    try:
         image = image_io.read_image(source.image_path, max_image_pixels)
     except image_io.ImageError as e:
         raise ConversionError(str(e), skippable=True) from None

@@ -31,6 +31,7 @@ from deeplab_tf.data.converters.conversion import convert_dataset
 from deeplab_tf.data.converters.encoding import Source
 from deeplab_tf.data.converters.errors import ConversionError
 from deeplab_tf.data.converters.labels import ColorLabels, read_index_png
+from deeplab_tf.fileio import read_text
 
 DEFAULT_NUM_SHARDS = 4
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -41,27 +42,27 @@ def read_palette_file(path: str) -> tuple:
     if not os.path.isfile(path):
         raise ConversionError(f"{path}: palette file not found")
     pairs, next_class, seen = [], 0, set()
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            fields = [x for x in re.split(r"[\s,]+", line.split("#")[0].strip()) if x]
-            if not fields:
-                continue
-            try:
-                values = [int(x) for x in fields]
-            except ValueError:
-                values = []
-            if len(values) not in (3, 4) or not all(0 <= v <= 255 for v in values):
-                raise ConversionError(
-                    f"{path}:{number}: expected 'R G B' or 'R G B VALUE' in 0..255, got {line.strip()!r}")
-            color = tuple(values[:3])
-            if color in seen:
-                raise ConversionError(f"{path}:{number}: colour {color} listed twice")
-            seen.add(color)
-            if len(values) == 3:
-                pairs.append((color, next_class))
-                next_class += 1
-            else:
-                pairs.append((color, values[3]))
+    text = read_text(path, "one colour per line: R G B [value]", ConversionError)
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = [x for x in re.split(r"[\s,]+", line.split("#")[0].strip()) if x]
+        if not fields:
+            continue
+        try:
+            values = [int(x) for x in fields]
+        except ValueError:
+            values = []
+        if len(values) not in (3, 4) or not all(0 <= v <= 255 for v in values):
+            raise ConversionError(
+                f"{path}:{number}: expected 'R G B' or 'R G B VALUE' in 0..255, got {line.strip()!r}")
+        color = tuple(values[:3])
+        if color in seen:
+            raise ConversionError(f"{path}:{number}: colour {color} listed twice")
+        seen.add(color)
+        if len(values) == 3:
+            pairs.append((color, next_class))
+            next_class += 1
+        else:
+            pairs.append((color, values[3]))
     if not pairs:
         raise ConversionError(f"{path}: palette file lists no colours")
     return tuple(pairs)
@@ -88,12 +89,11 @@ def _read_stems(path: str) -> List[str]:
     if not os.path.isfile(path):
         raise ConversionError(f"{path}: split list not found")
     stems = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            name = line.strip()
-            if name:
-                stem, extension = os.path.splitext(os.path.basename(name))
-                stems.append(stem if extension.lower() in IMAGE_EXTENSIONS else os.path.basename(name))
+    for line in read_text(path, "one image name per line", ConversionError).splitlines():
+        name = line.strip()
+        if name:
+            stem, extension = os.path.splitext(os.path.basename(name))
+            stems.append(stem if extension.lower() in IMAGE_EXTENSIONS else os.path.basename(name))
     return stems
 
 

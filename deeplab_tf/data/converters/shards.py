@@ -118,6 +118,6 @@ def reusable_stats(job: ShardJob) -> Optional[dict]:
     try:
         with open(job.marker_path, encoding="utf-8") as f:
             stats = json.load(f)
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):  # ValueError: bad JSON, or not UTF-8 text
         return None
     return stats if stats.get("fingerprint") == job.fingerprint else None

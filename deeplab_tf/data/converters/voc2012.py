@@ -27,6 +27,7 @@ from deeplab_tf.data.converters.encoding import Source
 from deeplab_tf.data.converters.errors import ConversionError
 from deeplab_tf.data.converters.labels import read_index_png
 from deeplab_tf.errors import one_line
+from deeplab_tf.fileio import read_text
 
 DATASET_NAME = "pascal_voc_seg"
 DEFAULT_NUM_SHARDS = 4
@@ -75,8 +76,8 @@ def read_list(path: str) -> List[str]:
     """Image ids of a split list file (one per line)."""
     if not os.path.isfile(path):
         raise ConversionError(f"{path}: split list not found")
-    with open(path, encoding="utf-8") as f:
-        return [line.strip().split()[0] for line in f if line.strip()]
+    text = read_text(path, "one image id per line", ConversionError)
+    return [line.strip().split()[0] for line in text.splitlines() if line.strip()]
 
 
 def _require_dir(path: str) -> str:
