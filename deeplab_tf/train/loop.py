@@ -95,8 +95,7 @@ class Trainer:
         data_description: str. Names the data in errors (e.g. its file pattern).
 
     Raises:
-        ValueError: batch size not divisible by the replicas, label_weights of the wrong
-            length.
+        ValueError: batch size not divisible by the replicas, bad label_weights length.
     """
 
     def __init__(self, model_config: ModelConfig, train_config: TrainConfig, *,
@@ -149,7 +148,7 @@ class Trainer:
                 f"anyway). Received: jit_compile=True with {self.num_replicas} replicas")
         self._trace_step_functions()
         self._sigterm = SigtermFlag()
-        self.steps_run = 0  # training steps this process ran (0: the start has not finished)
+        self.steps_run = 0  # steps this process ran (0: the start has not finished)
 
     def _trace_step_functions(self):
         """(Re)creates the step's tf.functions: they trace on their next call (after
@@ -311,8 +310,7 @@ class Trainer:
         last_save = time.monotonic()
         logging.info("Training steps %d..%d, global batch %d over %d replica(s).", start + 1,
                      total_steps, config.train_batch_size, self.num_replicas)
-        step = start
-        timer = StepTimer(config.train_batch_size, total_steps)
+        step, timer = start, StepTimer(config.train_batch_size, total_steps)
         with self._sigterm.installed():
             while step < total_steps:
                 step_started = time.perf_counter()
