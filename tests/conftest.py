@@ -38,6 +38,9 @@ SLOW_IN_DEFAULT = (
     # Two more bad converter flags; the one-line error and nothing left: the Shape mismatch case.
     "test_checkpoints.py::test_convert_cli_bad_input_leaves_nothing[bad_flags0",
     "test_checkpoints.py::test_convert_cli_bad_input_leaves_nothing[bad_flags1",
+    # An interrupted fit resumed by BackupAndRestore; the callback itself (with checkpoint,
+    # TensorBoard and early stopping): test_callbacks_checkpoint_early_stopping_tensorboard_backup.
+    "test_keras_workflow.py::test_backup_and_restore_resumes_an_interrupted_fit",
 )
 
 
