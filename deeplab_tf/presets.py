@@ -5,7 +5,9 @@ stride), the dataset's class names and palette, the evaluation setting (scales, 
 published mIoU and Multiply-Adds, with the tarball's file name and URL.
 ``from_preset(name, checkpoint=PATH)`` builds the model and loads a zoo tarball (or its
 extracted folder) that the user fetched: nothing is downloaded. Every entry of the original's
-model zoo is a preset.
+model zoo is a preset: its 18 segmentation models and its 6 ImageNet-pretrained backbones
+(``imagenet_backbone``: the backbone loaded into the original's training network for it,
+the heads to be trained).
 
 The zoo's MobileNetV3 "Multiply-Adds" (15.95B, 4.63B) count about two operations per
 multiply-add (a FLOP count): this library's count of the same networks is 7.58B / 1.96B
@@ -54,10 +56,15 @@ class Preset:
         eval_output_stride: int. Output stride of the published result.
         eval_scales: tuple of float. Scales of the published result.
         add_flipped_images: bool. Left-right flip in the published result.
-        published_miou: float. Published mIoU (percent).
+        published_miou: float or None. Published mIoU (percent); None for an ImageNet
+            checkpoint.
         eval_split: str. Split the mIoU was measured on ("val" or "test").
         published_madds: float or None. The zoo's "Multiply-Adds" of that setting, in
             billions (None where the zoo gives none).
+        imagenet_backbone: bool. One of the zoo's ImageNet-pretrained checkpoints: only the
+            backbone's variables are in it, loaded into ``model_config``'s network (the
+            original's training setting for that backbone, ``dataset``'s classes); the heads
+            keep their initialisation, to be trained (its ``--tf_initial_checkpoint`` use).
     """
 
     name: str
@@ -67,9 +74,10 @@ class Preset:
     eval_output_stride: int
     eval_scales: Tuple[float, ...]
     add_flipped_images: bool
-    published_miou: float
+    published_miou: Optional[float]
     eval_split: str = "val"
     published_madds: Optional[float] = None
+    imagenet_backbone: bool = False
 
     @property
     def url(self) -> str:
@@ -121,6 +129,27 @@ def _edgetpu(depth_multiplier=1.0, aspp_convs_filters=256):
 def _xception71_dpc(output_stride):
     return ModelConfig(model_variant="xception_71", num_classes=19, output_stride=output_stride,
                        dense_prediction_cell=CITYSCAPES_CELL, decoder_output_stride=(4,))
+
+
+def _imagenet(variant):
+    """The original's PASCAL VOC training setting for an ImageNet backbone (OS16, ASPP 6/12/18,
+    decoder at stride 4; multi-grid (1, 2, 4) for the ResNets, as its recipes)."""
+    multi_grid = (1, 2, 4) if variant.startswith("resnet") else None
+    return ModelConfig(model_variant=variant, num_classes=21, output_stride=16,
+                       atrous_rates=(6, 12, 18), decoder_output_stride=(4,),
+                       multi_grid=multi_grid)
+
+
+# The zoo's "Checkpoints pretrained on ImageNet": (name, tarball, model_variant).
+_IMAGENET = (
+    ("xception_41_imagenet", "xception_41_2018_05_09.tar.gz", "xception_41"),
+    ("xception_65_imagenet", "deeplabv3_xception_2018_01_04.tar.gz", "xception_65"),
+    ("xception_65_imagenet_coco", "xception_65_coco_pretrained_2018_10_02.tar.gz",
+     "xception_65"),
+    ("xception_71_imagenet", "xception_71_2018_05_09.tar.gz", "xception_71"),
+    ("resnet_v1_50_beta_imagenet", "resnet_v1_50_2018_05_04.tar.gz", "resnet_v1_50_beta"),
+    ("resnet_v1_101_beta_imagenet", "resnet_v1_101_2018_05_04.tar.gz", "resnet_v1_101_beta"),
+)
 
 
 def _presets():
@@ -183,7 +212,8 @@ def _presets():
         Preset("xception65_ade20k_train", "ade20k",
                "deeplabv3_xception_ade20k_train_2018_05_29.tar.gz",
                _xception(151, 8), 8, _MULTI_SCALE_VOC, True, 45.65),
-    ]
+    ] + [Preset(name, "pascal_voc_seg", tarball, _imagenet(variant), 16, (1.0,), False, None,
+                eval_split="-", imagenet_backbone=True) for name, tarball, variant in _IMAGENET]
     return {preset.name: preset for preset in entries}
 
 
@@ -204,9 +234,12 @@ def table() -> str:
     for p in PRESETS.values():
         scales = ",".join(f"{s:g}" for s in p.eval_scales)
         madds = "-" if p.published_madds is None else f"{p.published_madds:g}B"
-        lines.append(f"{p.name:40s} {p.dataset:15s} {p.eval_output_stride:3d} {scales:22s} "
+        miou = "-" if p.published_miou is None else f"{p.published_miou:.2f}"
+        dataset = "imagenet" if p.imagenet_backbone else p.dataset
+        split = "backbone only" if p.imagenet_backbone else p.eval_split
+        lines.append(f"{p.name:40s} {dataset:15s} {p.eval_output_stride:3d} {scales:22s} "
                      f"{'yes' if p.add_flipped_images else 'no':5s} "
-                     f"{p.published_miou:6.2f} {madds:>9s}  {p.tarball} ({p.eval_split})")
+                     f"{miou:>6s} {madds:>9s}  {p.tarball} ({split})")
     return "\n".join(lines)
 
 
@@ -230,7 +263,8 @@ def from_preset(model_class, name: str, checkpoint: Optional[str] = None, **over
             ``atrous_rates``).
 
     Returns:
-        DeepLab with the checkpoint's weights.
+        DeepLab with the checkpoint's weights (an ImageNet preset: the backbone's; the heads
+        as initialised).
     """
     from deeplab_tf.checkpoints.loading import load_checkpoint
     from deeplab_tf.checkpoints.paths import (CheckpointError,

@@ -1,6 +1,7 @@
 """Presets of the original model zoo: table, errors, and from_preset on an original-format
 zoo tarball built here (TF1 checkpoint with the original variable names)."""
 
+import dataclasses
 import glob
 import os
 import tarfile
@@ -88,3 +89,47 @@ def test_from_preset_loads_a_zoo_tarball_and_its_folder(tmp_path):
     labels = model.predict_labels(images)
     assert labels.shape == (1, 37, 45)
     np.testing.assert_array_equal(again.predict_labels(images), labels)
+
+
+def test_the_whole_zoo_is_listed_with_its_imagenet_backbones(capsys):
+    """model_zoo.md's 24 entries: 18 segmentation models and 6 ImageNet checkpoints (their
+    backbone in the original's VOC training network; no mIoU)."""
+    imagenet = {name: p for name, p in presets.PRESETS.items() if p.imagenet_backbone}
+    assert len(presets.PRESETS) == 24 and sorted(imagenet) == sorted([
+        "xception_41_imagenet", "xception_65_imagenet", "xception_65_imagenet_coco",
+        "xception_71_imagenet", "resnet_v1_50_beta_imagenet", "resnet_v1_101_beta_imagenet"])
+    assert all(p.published_miou is not None for p in presets.PRESETS.values()
+               if not p.imagenet_backbone)
+    resnet = imagenet["resnet_v1_101_beta_imagenet"]
+    assert (resnet.tarball, resnet.model_config.model_variant, resnet.model_config.multi_grid) \
+        == ("resnet_v1_101_2018_05_04.tar.gz", "resnet_v1_101_beta", (1, 2, 4))
+    assert resnet.published_miou is None and resnet.url.endswith(resnet.tarball)
+    presets.list()
+    row = next(line for line in capsys.readouterr().out.splitlines()
+               if line.startswith("xception_65_imagenet_coco "))
+    assert "imagenet" in row and "(backbone only)" in row
+
+
+@pytest.mark.slow
+def test_imagenet_preset_loads_the_backbone_and_leaves_the_heads(tmp_path):
+    """An ImageNet checkpoint holds the backbone (and an ImageNet classifier the network does
+    not have): the backbone loads by name, every head keeps its initialisation."""
+    name = "resnet_v1_50_beta_imagenet"
+    config = presets.get(name).model_config
+    values = helpers.random_original_values(build_model(config), seed=5)
+    backbone = {key: value for key, value in values.items() if key.startswith("resnet_v1_50/")}
+    assert 0 < len(backbone) < len(values)
+    backbone["resnet_v1_50/logits/weights"] = np.zeros((1, 1, 2048, 1000), np.float32)
+    folder = tmp_path / "resnet_v1_50"
+    folder.mkdir()
+    helpers.write_tf1_checkpoint(str(folder / "model.ckpt"), backbone)
+    model = DeepLab.from_preset(name, checkpoint=str(folder), num_classes=3)
+    assert model.config.num_classes == 3
+    fresh = original_variable_map(build_model(dataclasses.replace(config, num_classes=3)))
+    for key, variable in original_variable_map(model).items():
+        if key in backbone:
+            np.testing.assert_array_equal(variable.numpy(), backbone[key], err_msg=key)
+        else:  # a head: as initialised (batch norm's initial statistics equal everywhere)
+            assert variable.shape == fresh[key].shape, key
+            if "BatchNorm/moving" in key or key.endswith(("gamma", "beta", "biases")):
+                np.testing.assert_array_equal(variable.numpy(), fresh[key].numpy(), err_msg=key)
