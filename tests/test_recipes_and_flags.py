@@ -139,7 +139,8 @@ def test_legacy_flags_notice_or_error(parse, monkeypatch):
     # No flag of the original is refused today; an "error" entry stops the binary.
     refused = legacy.Legacy(legacy.KEEP_ASPECT_RATIO, "error", "not built here",
                             legacy.MODEL_BINARIES)
-    monkeypatch.setattr(legacy, "LEGACY", legacy.LEGACY[:-1] + (refused,))
+    monkeypatch.setattr(legacy, "LEGACY", tuple(
+        refused if entry.holder.name == "keep_aspect_ratio" else entry for entry in legacy.LEGACY))
     monkeypatch.setitem(legacy.BY_NAME, "keep_aspect_ratio", refused)
     for binary, arg in [("deeplab-train", "--keep_aspect_ratio=false")]:
         with pytest.raises(SystemExit) as exit_info:

@@ -129,7 +129,8 @@ def _check_calibration(export_config, checkpoint_arg: str):
     quantization-aware checkpoint needs none)."""
     if export_config.format != "tflite" or export_config.tflite_mode not in ("int8", "edgetpu"):
         return
-    if export_config.calibration_dataset_dir or quantize.requested_quantization() or _holds_ranges(checkpoint_arg):
+    if (export_config.calibration_dataset_dir or quantize.requested_quantization()
+            or _holds_ranges(checkpoint_arg)):
         return
     raise UserError(f"--tflite_mode={export_config.tflite_mode} of a float checkpoint needs "
                     "--calibration_dataset_dir (TFRecord shards of representative images); a "
